@@ -1,0 +1,167 @@
+"""Deployment directories: the on-disk layout every tool (CLI, monitor, tests) shares.
+
+    <home>/<name>/manifest.json
+    <home>/<name>/keys/<node-id>/{ed25519.key,x25519.key}   (files 0600, dirs 0700)
+    <home>/<name>/keys/clients/<client>.key
+    <home>/<name>/data/<node-id>/
+    <home>/<name>/logs/<node-id>.log
+    <home>/<name>/state.json    provider, per node: pid, command, implementation, status
+
+home = the `home` argument, else $HERACLIUS_HOME, else ./deployments. API for other tools:
+
+    dep = load_deployment("default")          # raises UsageError if unknown
+    dep.manifest, dep.nodes, dep.node("c0-n1").admin_url, dep.log_path("c0-n1")
+    list_deployments()                        # names under home
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import UsageError
+
+DEFAULT_NAME = "default"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CLIENT_IDS = {"a": "client-a", "b": "client-b"}
+
+
+def home_dir(home: str | Path | None = None) -> Path:
+    return Path(home or os.environ.get("HERACLIUS_HOME") or "deployments").resolve()
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise UsageError(f"deployment name {name!r} is not valid",
+                         fix="use 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    return name
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node as the manifest and state.json describe it."""
+
+    id: str
+    cluster: str
+    role: str
+    index: int
+    implementation: str
+    region: str
+    host: str
+    ports: dict
+    pid: int | None
+    status: str
+    command: list[str]
+
+    @property
+    def admin(self) -> tuple[str, int]:
+        return self.host, self.ports["admin"]
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.host}:{self.ports['admin']}"
+
+
+class Deployment:
+    """A deployment directory with its manifest and state. Mutate state via `set_node_state`."""
+
+    def __init__(self, name: str, root: Path):
+        self.name = name
+        self.root = root
+        self.manifest: dict = json.loads(self.manifest_path.read_text())
+        self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    # paths
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def keys_dir(self, node_id: str) -> Path:
+        return self.root / "keys" / node_id
+
+    def client_key(self, client: str) -> Path:
+        return self.root / "keys" / "clients" / f"{client}.key"
+
+    def data_dir(self, node_id: str) -> Path:
+        return self.root / "data" / node_id
+
+    def log_path(self, node_id: str) -> Path:
+        return self.root / "logs" / f"{node_id}.log"
+
+    # contents
+    @property
+    def provider(self) -> str:
+        return self.state.get("provider", "local")
+
+    @property
+    def testbed(self) -> bool:
+        return bool(self.manifest.get("testbed", False))
+
+    @property
+    def clusters(self) -> list[dict]:
+        return self.manifest["clusters"]
+
+    @property
+    def nodes(self) -> list[NodeInfo]:
+        out = []
+        for c in self.manifest["clusters"]:
+            for i, n in enumerate(c["nodes"]):
+                st = self.state.get("nodes", {}).get(n["id"], {})
+                out.append(NodeInfo(n["id"], c["id"], c["role"], i, n["implementation"], n["region"],
+                                    n["host"], n["ports"], st.get("pid"),
+                                    st.get("status", "unknown"), st.get("command", [])))
+        return out
+
+    def node(self, node_id: str) -> NodeInfo:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        known = ", ".join(n.id for n in self.nodes)
+        raise UsageError(f"no node {node_id!r} in deployment {self.name!r}", fix=f"use one of: {known}")
+
+    def cluster_nodes(self, cluster_id: str) -> list[NodeInfo]:
+        nodes = [n for n in self.nodes if n.cluster == cluster_id]
+        if not nodes:
+            raise UsageError(f"no cluster {cluster_id!r} in deployment {self.name!r}")
+        return nodes
+
+    def set_node_state(self, node_id: str, **fields) -> None:
+        self.state.setdefault("nodes", {}).setdefault(node_id, {}).update(fields)
+        self.save_state()
+
+    def save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        tmp.replace(self.state_path)
+
+    def reload(self) -> Deployment:
+        return Deployment(self.name, self.root)
+
+
+def deployment_root(name: str = DEFAULT_NAME, home: str | Path | None = None) -> Path:
+    return home_dir(home) / check_name(name)
+
+
+def load_deployment(name: str = DEFAULT_NAME, home: str | Path | None = None) -> Deployment:
+    root = deployment_root(name, home)
+    if not (root / "manifest.json").exists():
+        existing = list_deployments(home)
+        hint = f" (existing: {', '.join(existing)})" if existing else ""
+        raise UsageError(f"unknown deployment {name!r} in {home_dir(home)}{hint}",
+                         fix=f"create it with `heraclius-ops deploy --name {name}`, or pass --name/--home "
+                             "(or set HERACLIUS_HOME) to pick another")
+    return Deployment(name, root)
+
+
+def list_deployments(home: str | Path | None = None) -> list[str]:
+    h = home_dir(home)
+    if not h.is_dir():
+        return []
+    return sorted(p.name for p in h.iterdir() if (p / "manifest.json").exists())
