@@ -1,0 +1,148 @@
+"""Protocol-level checks shared by nodes and clients: signed messages (SPEC 6), quorum certificates
+(SPEC 9), compact decisions (SPEC 10) and client requests (SPEC 11 input validity)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from google.protobuf.message import Message
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.codec import encode
+from impl_a.crypto import SigningKey, ed25519_verify, sha256, signing_bytes
+from impl_a.errors import RemoteViolation
+from impl_a.manifest import Manifest
+from impl_a.merkle import leaf_hash, verify_inclusion
+
+GET, PUT = pb.OP_KIND_GET, pb.OP_KIND_PUT
+
+
+def client_destination(client_key: bytes) -> str:
+    return "client:" + client_key.hex()
+
+
+def body_without(msg: Message, field: str) -> bytes:
+    copy = type(msg)()
+    copy.CopyFrom(msg)
+    copy.ClearField(field)
+    return encode(copy)
+
+
+def sign_message(key: SigningKey, domain: str, network_id: str, msg: Message, field: str = "signature") -> None:
+    setattr(msg, field, key.sign(signing_bytes(domain, network_id, body_without(msg, field))))
+
+
+def message_signature_ok(public: bytes, domain: str, network_id: str, msg: Message,
+                         field: str = "signature") -> bool:
+    return ed25519_verify(public, signing_bytes(domain, network_id, body_without(msg, field)), getattr(msg, field))
+
+
+def header_hash(header: pb.DecisionHeader) -> bytes:
+    return sha256(encode(header))
+
+
+def decision_signing_bytes(network_id: str, header: pb.DecisionHeader) -> bytes:
+    return signing_bytes("decision", network_id, encode(header))
+
+
+class QcCache:
+    """Remembers (header bytes, qc bytes) pairs already verified, so each QC is checked once."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._ok: OrderedDict[bytes, None] = OrderedDict()
+
+    def check(self, manifest: Manifest, header: pb.DecisionHeader, qc: pb.QuorumCert) -> None:
+        key = sha256(encode(header) + b"|" + encode(qc))
+        if key in self._ok:
+            self._ok.move_to_end(key)
+            return
+        check_qc(manifest, header, qc)
+        self._ok[key] = None
+        if len(self._ok) > self.size:
+            self._ok.popitem(last=False)
+
+
+def check_qc(manifest: Manifest, header: pb.DecisionHeader, qc: pb.QuorumCert) -> None:
+    """SPEC 9; raises RemoteViolation(wrong_cluster | bad_qc)."""
+    cluster = manifest.clusters.get(header.cluster_id)
+    if cluster is None:
+        raise RemoteViolation("wrong_cluster", f"unknown cluster {header.cluster_id!r}")
+    sigs = list(qc.signatures)
+    ids = [s.node_id.encode() for s in sigs]
+    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        raise RemoteViolation("bad_qc", "signatures not strictly sorted by node id")
+    members = {n.id: n for n in cluster.nodes}
+    if not cluster.q <= len(sigs) <= cluster.n:
+        raise RemoteViolation("bad_qc", f"{len(sigs)} signatures, need {cluster.q}..{cluster.n}")
+    msg = decision_signing_bytes(manifest.network_id, header)
+    for s in sigs:
+        node = members.get(s.node_id)
+        if node is None:
+            raise RemoteViolation("bad_qc", f"{s.node_id!r} is not a member of {cluster.id}")
+        if not ed25519_verify(node.ed25519_public, msg, s.signature):
+            raise RemoteViolation("bad_qc", f"bad signature of {s.node_id}")
+
+
+def expected_entry_kind(manifest: Manifest, destination: str) -> str:
+    if destination.startswith("client:"):
+        return "responses"
+    cluster = manifest.clusters.get(destination)
+    if cluster is None:
+        return ""
+    return "calls" if cluster.role == "shard" else "results"
+
+
+def check_compact(manifest: Manifest, cd: pb.CompactDecision, source: str, destination: str,
+                  next_seq: int | None = None, qc_cache: QcCache | None = None) -> None:
+    """SPEC 10 points 1-6 (6 only when next_seq is given); raises RemoteViolation."""
+    h = cd.header
+    if h.cluster_id != source or source not in manifest.clusters:
+        raise RemoteViolation("wrong_cluster", f"header cluster {h.cluster_id!r}, expected {source!r}")
+    if len(h.parent_hash) != 32 or len(h.inputs_hash) != 32 or len(h.outputs_root) != 32:
+        raise RemoteViolation("malformed", "header hash length")
+    (qc_cache.check if qc_cache else lambda m, a, b: check_qc(m, a, b))(manifest, h, cd.qc)
+    if cd.leaf_count < 1 or cd.leaf_index >= cd.leaf_count:
+        raise RemoteViolation("bad_proof", "leaf index out of range")
+    if not verify_inclusion(cd.leaf_index, cd.leaf_count, leaf_hash(encode(cd.leaf)), list(cd.proof),
+                            h.outputs_root):
+        raise RemoteViolation("bad_proof", "inclusion proof does not verify")
+    leaf = cd.leaf
+    if leaf.source_cluster != source or leaf.height != h.height or leaf.destination != destination:
+        raise RemoteViolation("wrong_destination", f"leaf for {leaf.destination!r} from {leaf.source_cluster!r}")
+    kind = expected_entry_kind(manifest, destination)
+    counts = {"calls": len(leaf.calls), "results": len(leaf.results), "responses": len(leaf.responses)}
+    if not kind or counts[kind] == 0 or sum(counts.values()) != counts[kind]:
+        raise RemoteViolation("malformed", "leaf entries do not match the destination")
+    if next_seq is not None and leaf.seq != next_seq:
+        raise RemoteViolation("replay" if leaf.seq < next_seq else "out_of_order",
+                              f"seq {leaf.seq}, expected {next_seq}")
+
+
+def check_operation(manifest: Manifest, op: pb.Operation) -> None:
+    lim = manifest.limits
+    if op.kind not in (GET, PUT):
+        raise RemoteViolation("malformed", "operation kind")
+    if not 1 <= len(op.key) <= lim["max_key_bytes"]:
+        raise RemoteViolation("malformed", "key length")
+    if op.kind == GET and op.value:
+        raise RemoteViolation("malformed", "GET with a value")
+    if len(op.value) > lim["max_value_bytes"]:
+        raise RemoteViolation("oversized", "value too large")
+
+
+def check_client_request(manifest: Manifest, req: pb.ClientRequest, cluster_id: str) -> None:
+    """SPEC 11 client input validity (canonical form is checked by the decoder)."""
+    if req.cluster_id != cluster_id:
+        raise RemoteViolation("wrong_cluster", f"request for {req.cluster_id!r}")
+    if len(req.client_key) != 32 or len(req.signature) != 64:
+        raise RemoteViolation("malformed", "client key or signature length")
+    if req.client_key not in manifest.clients:
+        raise RemoteViolation("unauthorised_client", req.client_key.hex())
+    if req.request_id < 1:
+        raise RemoteViolation("malformed", "request id 0")
+    if not req.HasField("op"):
+        raise RemoteViolation("malformed", "no operation")
+    check_operation(manifest, req.op)
+    if not message_signature_ok(req.client_key, "client-request", manifest.network_id, req):
+        raise RemoteViolation("bad_signature", "client request signature")
