@@ -1,0 +1,233 @@
+"""Local provider: every node is a real process on this machine, each region on its own loopback
+range (127.0.<region+1>.<k+1>), ports from a free-port search, data and logs in the deployment dir."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from infra import process
+from infra.admin import is_healthy
+from infra.deployment import CLIENT_IDS, Deployment, deployment_root, home_dir, load_deployment
+from infra.errors import RemoteError, UsageError
+from infra.keys import generate_client_key, generate_node_keys, make_private_dir
+from infra.manifest import build_manifest, write_manifest
+from infra.planner import Plan
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+Progress = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def region_host(region_index: int, k: int) -> str:
+    if region_index > 253 or k > 253:
+        raise UsageError("too many regions or nodes per region for the 127.0.<region>.<node> scheme")
+    return f"127.0.{region_index + 1}.{k + 1}"
+
+
+def allocate_ports(hosts: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Three free ports per node on its own host. All probe sockets stay open until every port is
+    chosen, so no two nodes get the same port."""
+    held: list[socket.socket] = []
+    out: dict[str, dict[str, int]] = {}
+    try:
+        for node_id, host in hosts.items():
+            ports = {}
+            for kind in ("peer", "client", "admin"):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(s)
+                try:
+                    s.bind((host, 0))
+                except OSError as e:
+                    raise UsageError(f"cannot bind {host} for node {node_id}: {e.strerror}",
+                                     fix="the local provider needs the 127.0.0.0/8 loopback range (Linux)") from None
+                ports[kind] = s.getsockname()[1]
+            out[node_id] = ports
+    finally:
+        for s in held:
+            s.close()
+    return out
+
+
+def port_in_use(host: str, port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like a listening node; ignores TIME_WAIT
+    try:
+        s.bind((host, port))
+        return False
+    except OSError as e:
+        return e.errno == errno.EADDRINUSE
+    finally:
+        s.close()
+
+
+def check_ports_free(dep: Deployment, node_id: str) -> None:
+    n = dep.node(node_id)
+    for kind, port in n.ports.items():
+        if port_in_use(n.host, port):
+            raise UsageError(
+                f"port {n.host}:{port} ({kind} port of {node_id}) is already in use by another process",
+                fix=f"find it with `ss -ltnp 'sport = :{port}'` and stop it, or `heraclius-ops destroy "
+                    f"--name {dep.name}` and deploy again to get fresh ports")
+
+
+def node_command(dep: Deployment, node_id: str, module: str) -> list[str]:
+    return [sys.executable, "-m", module, "--manifest", str(dep.manifest_path), "--node-id", node_id,
+            "--keys", str(dep.keys_dir(node_id)), "--data", str(dep.data_dir(node_id)),
+            "--log", str(dep.log_path(node_id))]
+
+
+def node_marker(dep: Deployment, node_id: str) -> str:
+    """A string only this node's command line contains (its data dir, then the next argument's space)."""
+    return f"{dep.data_dir(node_id)} "
+
+
+def node_pid_alive(dep: Deployment, node_id: str) -> bool:
+    return process.is_alive(dep.node(node_id).pid, node_marker(dep, node_id))
+
+
+def start_node(dep: Deployment, node_id: str) -> int:
+    """Start one node with the command line recorded in state.json (same data dir as before)."""
+    n = dep.node(node_id)
+    if node_pid_alive(dep, node_id):
+        raise UsageError(f"node {node_id} is already running (pid {n.pid})",
+                         fix=f"stop it first: heraclius-ops fault stop {node_id}")
+    check_ports_free(dep, node_id)
+    make_private_dir(dep.data_dir(node_id))
+    pid = process.spawn(n.command, dep.log_path(node_id), cwd=REPO_ROOT)
+    dep.set_node_state(node_id, pid=pid, status="running", started=time.time())
+    return pid
+
+
+def stop_node(dep: Deployment, node_id: str, grace: float = 5.0) -> str:
+    """SIGTERM, SIGKILL after `grace` s. Returns 'stopped', 'killed' or 'not-running'."""
+    n = dep.node(node_id)
+    result = process.stop(n.pid, node_marker(dep, node_id), grace)
+    dep.set_node_state(node_id, status="stopped")
+    return result
+
+
+def stop_nodes(dep: Deployment, node_ids: list[str], grace: float = 5.0) -> dict[str, str]:
+    """Stop several nodes at once: SIGTERM to all, one shared grace period, then SIGKILL."""
+    running = {i: dep.node(i).pid for i in node_ids if node_pid_alive(dep, i)}
+    for pid in running.values():
+        process.send(pid, signal.SIGCONT)
+        process.send(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    result = {i: "not-running" for i in node_ids}
+    for node_id, pid in running.items():
+        marker = node_marker(dep, node_id)
+        if process.wait_exit(pid, max(0.0, deadline - time.monotonic()), marker):
+            result[node_id] = "stopped"
+        else:
+            result[node_id] = process.stop(pid, marker, grace=0.0)
+    for node_id in node_ids:
+        dep.set_node_state(node_id, status="stopped")
+    return result
+
+
+def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float = 30.0, progress: Progress = _quiet) -> None:
+    """Poll /health until every node answers 'ok'. On a dead node or the deadline, raise RemoteError
+    with that node's log tail."""
+    waiting = list(node_ids)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for node_id in list(waiting):
+            n = dep.node(node_id)
+            if is_healthy(*n.admin, timeout=0.5):
+                waiting.remove(node_id)
+                progress(f"{node_id} healthy")
+            elif not node_pid_alive(dep, node_id):
+                dep.set_node_state(node_id, status="exited")
+                raise RemoteError(f"node {node_id} ({n.implementation}) exited before becoming healthy",
+                                  detail=f"last lines of {dep.log_path(node_id)}:\n" + process.tail(dep.log_path(node_id)),
+                                  fix=f"read the log (heraclius-ops logs {node_id} --name {dep.name}), then "
+                                      f"`heraclius-ops destroy --name {dep.name}` and deploy again")
+        if waiting and time.monotonic() > deadline:
+            node_id = waiting[0]
+            raise RemoteError(f"node {node_id} did not answer /health within {timeout:.0f} s "
+                              f"({len(waiting)} node(s) not healthy: {', '.join(waiting)})",
+                              detail=f"last lines of {dep.log_path(node_id)}:\n" + process.tail(dep.log_path(node_id)),
+                              fix=f"read the log (heraclius-ops logs {node_id} --name {dep.name}); "
+                                  f"`heraclius-ops destroy --name {dep.name}` stops the rest")
+        if waiting:
+            time.sleep(0.2)
+
+
+def create(plan: Plan, name: str, home=None, testbed: bool = False,
+           node_modules: dict[str, str] | None = None, progress: Progress = _quiet) -> Deployment:
+    """Write keys, manifest and state for `plan` (no process started yet)."""
+    root = deployment_root(name, home)
+    if root.exists():
+        raise UsageError(f"deployment {name!r} already exists in {home_dir(home)}",
+                         fix=f"use it as is, remove it with `heraclius-ops destroy --name {name}`, or pick another --name")
+    make_private_dir(root / "keys")
+    for sub in ("data", "logs"):
+        make_private_dir(root / sub)
+    try:
+        per_region: dict[str, int] = {}
+        hosts = {}
+        for n in plan.nodes:
+            k = per_region.get(n.region, 0)
+            per_region[n.region] = k + 1
+            hosts[n.id] = region_host(plan.regions.index(n.region), k)
+        ports = allocate_ports(hosts)
+        fields = {}
+        for n in plan.nodes:
+            ed, xs = generate_node_keys(root / "keys" / n.id)
+            fields[n.id] = {"host": hosts[n.id], "ports": ports[n.id], "ed25519_public": ed, "x25519_public": xs}
+        progress(f"generated keys for {len(plan.nodes)} nodes")
+        clients = [{"id": cid, "ed25519_public": generate_client_key(root / "keys" / "clients" / f"{cid}.key")}
+                   for cid in CLIENT_IDS.values()]
+        network_id = f"heraclius-{name}"
+        write_manifest(root / "manifest.json", build_manifest(plan, network_id, fields, clients, testbed))
+        progress("wrote manifest.json")
+        dep = Deployment(name, root)
+        modules = node_modules or {}
+        dep.state = {"provider": "local", "created": time.time(), "nodes": {}}
+        for n in plan.nodes:
+            module = modules.get(n.implementation, f"{n.implementation}.node")
+            dep.state["nodes"][n.id] = {"pid": None, "status": "created", "implementation": n.implementation,
+                                        "command": node_command(dep, n.id, module)}
+        dep.save_state()
+        return dep
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def start_all(dep: Deployment, timeout: float = 30.0, progress: Progress = _quiet) -> Deployment:
+    """Start every node and wait until all are healthy; on failure stop what was started."""
+    ids = [n.id for n in dep.nodes]
+    try:
+        for node_id in ids:
+            start_node(dep, node_id)
+            progress(f"started {node_id}")
+        wait_healthy(dep, ids, timeout, progress)
+    except BaseException:
+        stop_nodes(dep, ids, grace=2.0)
+        raise
+    return dep.reload()
+
+
+def destroy(name: str, home=None, progress: Progress = _quiet) -> bool:
+    """Stop every node and remove the deployment directory. Returns False if there was nothing."""
+    root = deployment_root(name, home)
+    if not root.exists():
+        return False
+    if (root / "manifest.json").exists():
+        dep = load_deployment(name, home)
+        for node_id, result in stop_nodes(dep, [n.id for n in dep.nodes]).items():
+            if result != "not-running":
+                progress(f"{node_id} {result}")
+    shutil.rmtree(root)
+    return True
