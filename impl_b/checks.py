@@ -1,0 +1,151 @@
+"""Signatures on messages (SPEC 6), quorum certificates (SPEC 9), compact decisions (SPEC 10)
+and client-request validity (SPEC 11), as pure checks returning a SPEC 15 reason or None."""
+
+from . import codec, merkle
+from .codec import encode
+from .crypto import sha256, signing_bytes, verify
+from .manifest import Manifest
+from .schema import OP_GET, OP_PUT
+
+SIG_FIELD = {"ClientRequest": "signature", "Proposal": "signature", "Prepare": "signature",
+             "ViewChange": "signature", "ViewData": "signature", "NewView": "signature"}
+DOMAIN = {"ClientRequest": "client-request", "Proposal": "proposal", "Prepare": "prepare",
+          "ViewChange": "view-change", "ViewData": "view-data", "NewView": "new-view"}
+EXPECTED_ENTRIES = {"shard": "calls", "coordinator": "results", "client": "responses"}
+
+
+def body_bytes(msg) -> bytes:
+    """Canonical encoding of `msg` with its signature field absent."""
+    f = SIG_FIELD[msg._name]
+    sig = getattr(msg, f)
+    setattr(msg, f, b"")
+    try:
+        return encode(msg)
+    finally:
+        setattr(msg, f, sig)
+
+
+def sign_message(signer, network_id: str, msg) -> None:
+    setattr(msg, SIG_FIELD[msg._name], signer.sign(signing_bytes(DOMAIN[msg._name], network_id, body_bytes(msg))))
+
+
+def message_sig_ok(public: bytes, network_id: str, msg) -> bool:
+    sig = getattr(msg, SIG_FIELD[msg._name])
+    return verify(public, signing_bytes(DOMAIN[msg._name], network_id, body_bytes(msg)), sig)
+
+
+def decision_bytes(network_id: str, header) -> bytes:
+    return signing_bytes("decision", network_id, encode(header))
+
+
+def header_hash(header) -> bytes:
+    return sha256(encode(header))
+
+
+class Checker:
+    """Manifest-bound checks with a cache of QCs already verified (each verified once)."""
+
+    def __init__(self, manifest: Manifest):
+        self.m = manifest
+        self._qc_ok: dict[bytes, bool] = {}
+
+    def qc_reason(self, header, qc) -> str | None:
+        """None when `qc` is a valid QC for `header` (SPEC 9), else the rejection reason."""
+        if header is None or qc is None:
+            return "bad_qc"
+        cluster = self.m.clusters.get(header.cluster_id)
+        if cluster is None:
+            return "wrong_cluster"
+        hb = encode(header)
+        key = sha256(hb + encode(qc))
+        cached = self._qc_ok.get(key)
+        if cached is not None:
+            return None if cached else "bad_qc"
+        ok = self._qc_check(cluster, hb, qc)
+        if len(self._qc_ok) > 100000:
+            self._qc_ok.clear()
+        self._qc_ok[key] = ok
+        return None if ok else "bad_qc"
+
+    def _qc_check(self, cluster, header_bytes: bytes, qc) -> bool:
+        sigs = qc.signatures
+        if not cluster.q <= len(sigs) <= cluster.n:
+            return False
+        prev = b""
+        for s in sigs:
+            nid = s.node_id.encode()
+            if nid <= prev:
+                return False
+            prev = nid
+            if s.node_id not in cluster.members:
+                return False
+        msg = signing_bytes("decision", self.m.network_id, header_bytes)
+        return all(verify(self.m.nodes[s.node_id].ed25519, msg, s.signature) for s in sigs)
+
+    def compact_reason(self, cd, source: str, dest: str, dest_kind: str, next_seq: int | None) -> str | None:
+        """SPEC 10 checks 1-6 for a compact decision from `source` to `dest`.
+
+        `dest_kind` is 'shard', 'coordinator' or 'client'; `next_seq` None skips check 6."""
+        h = cd.header
+        if h is None or cd.leaf is None:
+            return "malformed"
+        if h.cluster_id != source or source not in self.m.clusters:
+            return "wrong_cluster"
+        if len(h.parent_hash) != 32 or len(h.inputs_hash) != 32 or len(h.outputs_root) != 32:
+            return "malformed"
+        r = self.qc_reason(h, cd.qc)
+        if r:
+            return r
+        if cd.leaf_count < 1 or cd.leaf_index >= cd.leaf_count:
+            return "bad_proof"
+        if not merkle.verify_inclusion(merkle.leaf_hash(encode(cd.leaf)), cd.leaf_index, cd.leaf_count,
+                                       cd.proof, h.outputs_root):
+            return "bad_proof"
+        leaf = cd.leaf
+        if leaf.source_cluster != source or leaf.height != h.height or leaf.destination != dest:
+            return "wrong_destination"
+        want = EXPECTED_ENTRIES[dest_kind]
+        for kind in ("calls", "results", "responses"):
+            if (kind == want) != bool(getattr(leaf, kind)):
+                return "malformed"
+        if next_seq is not None:
+            if leaf.seq < next_seq:
+                return "replay"
+            if leaf.seq > next_seq:
+                return "out_of_order"
+        return None
+
+    def request_reason(self, req, cluster_id: str) -> str | None:
+        """SPEC 11 client input validity (besides canonical form), or the rejection reason."""
+        lim = self.m.limits
+        if len(req.client_key) != 32 or len(req.signature) != 64 or req.op is None:
+            return "malformed"
+        if req.cluster_id != cluster_id:
+            return "wrong_cluster"
+        if req.client_key not in self.m.clients:
+            return "unauthorised_client"
+        op = req.op
+        if req.request_id < 1 or op.kind not in (OP_GET, OP_PUT) or not 1 <= len(op.key) <= lim["max_key_bytes"]:
+            return "malformed"
+        if op.kind == OP_GET and op.value:
+            return "malformed"
+        if len(op.value) > lim["max_value_bytes"]:
+            return "oversized"
+        if not message_sig_ok(req.client_key, self.m.network_id, req):
+            return "bad_signature"
+        return None
+
+
+def client_destination(client_key: bytes) -> str:
+    return "client:" + client_key.hex()
+
+
+def build_compact(decision, dest: str, qc=None):
+    """Compact decision of `decision` for destination `dest` (None if it has no such leaf)."""
+    leaves = [encode(o) for o in decision.outputs]
+    for i, o in enumerate(decision.outputs):
+        if o.destination == dest:
+            _root, paths = merkle.proofs(leaves)
+            return codec.CompactDecision(header=decision.header, leaf=o, leaf_index=i, leaf_count=len(leaves),
+                                         proof=paths[i], qc=qc if qc is not None else decision.qc)
+    return None

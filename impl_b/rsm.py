@@ -1,0 +1,184 @@
+"""The replicated state machine of SPEC 11: state, batch validation and deterministic execution.
+
+Execution runs on an overlay of the state, so a proposal can be checked without changing anything;
+`Execution.apply()` commits the overlay once the decision is made.
+"""
+
+from . import codec, merkle
+from .checks import Checker, client_destination
+from .codec import encode
+from .crypto import sha256
+from .schema import OP_GET
+
+WINDOW = 65536
+
+
+class InvalidBatch(Exception):
+    """A batch input is invalid (remote violation when it comes from a proposal)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class State:
+    """SPEC 11 state of one cluster."""
+
+    def __init__(self, cluster_id: str, role: str):
+        self.cluster_id = cluster_id
+        self.role = role
+        self.next_in: dict[str, int] = {}
+        self.next_out: dict[str, int] = {}
+        self.dedup: dict[bytes, tuple[int, frozenset]] = {}
+        self.pending: set[tuple[bytes, int]] = set()
+        self.kv: dict[bytes, bytes] = {}
+
+    def in_seq(self, source: str) -> int:
+        return self.next_in.get(source, 1)
+
+
+class Execution:
+    """Result of executing one batch on an overlay of a State."""
+
+    def __init__(self, state: State):
+        self.st = state
+        self.next_in: dict[str, int] = {}
+        self.next_out: dict[str, int] = {}
+        self.dedup: dict[bytes, tuple[int, set]] = {}
+        self.pending_add: set = set()
+        self.pending_del: set = set()
+        self.kv: dict[bytes, bytes] = {}
+        self.outputs: list = []
+        self.header = None
+
+    def in_seq(self, s: str) -> int:
+        return self.next_in.get(s, self.st.in_seq(s))
+
+    def _has(self, key: bytes) -> bool:
+        return key in self.kv or key in self.st.kv
+
+    def _get(self, key: bytes):
+        if key in self.kv:
+            return self.kv[key]
+        return self.st.kv.get(key)
+
+    def _pending(self, k) -> bool:
+        return k in self.pending_add or (k in self.st.pending and k not in self.pending_del)
+
+    def apply(self) -> None:
+        st = self.st
+        st.next_in.update(self.next_in)
+        st.next_out.update(self.next_out)
+        for ck, (mx, ids) in self.dedup.items():
+            st.dedup[ck] = (mx, frozenset(ids))
+        st.pending -= self.pending_del
+        st.pending |= self.pending_add
+        st.kv.update(self.kv)
+
+
+def execute(state: State, manifest, batch, height: int, parent_hash: bytes,
+            checker: Checker | None = None) -> Execution:
+    """Execute `batch` at `height`; with a checker, validate every input first (SPEC 11).
+
+    Raises InvalidBatch when an input is invalid."""
+    ex = Execution(state)
+    out: dict[str, list] = {}
+    seen_ids: set = set()
+    role = state.role
+    for inp in batch.inputs:
+        if inp.client is not None:
+            r = inp.client
+            if role != "coordinator":
+                raise InvalidBatch("invalid_proposal", "client input in a shard batch")
+            if checker is not None:
+                reason = checker.request_reason(r, state.cluster_id)
+                if reason:
+                    raise InvalidBatch(reason, "client input")
+            k = (r.client_key, r.request_id)
+            if k in seen_ids:
+                raise InvalidBatch("duplicate", "two inputs with the same request id")
+            seen_ids.add(k)
+            _exec_client(ex, manifest, r, out)
+        else:
+            cd = inp.remote
+            if cd.header is None or cd.leaf is None:
+                raise InvalidBatch("malformed", "remote input without header or leaf")
+            src = cd.header.cluster_id
+            if checker is not None:
+                sc = manifest.clusters.get(src)
+                if sc is None or sc.role == role:
+                    raise InvalidBatch("wrong_cluster", "remote input from a cluster of the same role")
+                reason = checker.compact_reason(cd, src, state.cluster_id, role, ex.in_seq(src))
+                if reason:
+                    raise InvalidBatch(reason, f"remote input from {src}")
+            ex.next_in[src] = cd.leaf.seq + 1
+            if role == "shard":
+                _exec_calls(ex, cd.leaf.calls, src, height, out)
+            else:
+                _exec_results(ex, cd.leaf.results, src, out)
+    leaves = []
+    for dest in sorted(out, key=lambda d: d.encode()):
+        seq = ex.next_out.get(dest, state.next_out.get(dest, 1))
+        ex.next_out[dest] = seq + 1
+        leaf = codec.OutputLeaf(source_cluster=state.cluster_id, height=height, destination=dest, seq=seq)
+        setattr(leaf, _ENTRY_FIELD[role if not dest.startswith("client:") else "client"], out[dest])
+        leaves.append(leaf)
+    ex.outputs = leaves
+    ex.header = codec.DecisionHeader(
+        cluster_id=state.cluster_id, height=height, parent_hash=parent_hash,
+        inputs_hash=sha256(encode(batch)), outputs_root=merkle.root([encode(x) for x in leaves]))
+    return ex
+
+
+# Entry kind of a leaf by the role of the cluster that emits it ("client" for client leaves).
+_ENTRY_FIELD = {"coordinator": "calls", "shard": "results", "client": "responses"}
+
+
+def _exec_client(ex: Execution, manifest, r, out) -> None:
+    ck = r.client_key
+    if ck not in ex.dedup:
+        base = ex.st.dedup.get(ck)
+        ex.dedup[ck] = (base[0], set(base[1])) if base else (0, set())
+    max_id, ids = ex.dedup[ck]
+    floor = max_id - WINDOW if max_id > WINDOW else 0
+    if r.request_id <= floor or r.request_id in ids:
+        return
+    ids.add(r.request_id)
+    max_id = max(max_id, r.request_id)
+    floor = max_id - WINDOW if max_id > WINDOW else 0
+    if floor:
+        for old in [i for i in ids if i <= floor]:
+            ids.discard(old)
+    ex.dedup[ck] = (max_id, ids)
+    ex.pending_add.add((ck, r.request_id))
+    ex.pending_del.discard((ck, r.request_id))
+    out.setdefault(manifest.shard_of(r.op.key), []).append(
+        codec.ShardCall(client_key=ck, request_id=r.request_id, op=r.op))
+
+
+def _exec_calls(ex: Execution, calls, src: str, height: int, out) -> None:
+    res = out.setdefault(src, [])
+    for c in calls:
+        op = c.op if c.op is not None else codec.Operation()
+        found = ex._has(op.key)
+        if op.kind == OP_GET:
+            val = ex._get(op.key) if found else b""
+        else:
+            ex.kv[op.key] = op.value
+            val = b""
+        res.append(codec.ShardResult(client_key=c.client_key, request_id=c.request_id, kind=op.kind,
+                                     found=found, value=val, shard_height=height))
+    if not res:
+        del out[src]
+
+
+def _exec_results(ex: Execution, results, src: str, out) -> None:
+    for r in results:
+        k = (r.client_key, r.request_id)
+        if not ex._pending(k):
+            continue
+        ex.pending_del.add(k)
+        ex.pending_add.discard(k)
+        out.setdefault(client_destination(r.client_key), []).append(codec.ClientResponse(
+            request_id=r.request_id, kind=r.kind, found=r.found, value=r.value, shard_id=src,
+            shard_height=r.shard_height))
