@@ -1,0 +1,76 @@
+"""Drive a client library through its SPEC 4.1 command line (`python -m impl_x.client ...`) with
+the deployment's client key: kv get/put and the workload, parsed into data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.deployment import CLIENT_IDS, Deployment
+from infra.errors import RemoteError, UsageError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ClientResult:
+    client: str
+    command: list[str]
+    returncode: int
+    doc: dict
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and "error" not in self.doc
+
+
+def client_command(dep: Deployment, client: str, args: list[str]) -> list[str]:
+    if client not in CLIENT_IDS:
+        raise UsageError(f"unknown client {client!r}", fix="use --client a (impl_a's library) or --client b (impl_b's)")
+    module = dep.state.get("client_modules", {}).get(client, f"impl_{client}.client")
+    key = dep.client_key(CLIENT_IDS[client])
+    return [sys.executable, "-m", module, "--manifest", str(dep.manifest_path), "--key", str(key), *args]
+
+
+def run_client(dep: Deployment, client: str, args: list[str], timeout_s: float = 30.0) -> ClientResult:
+    """Run one client command; its last stdout line must be a JSON object (SPEC 4.1)."""
+    cmd = client_command(dep, client, args)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT)
+    except subprocess.TimeoutExpired:
+        raise RemoteError(f"client {client} did not finish within {timeout_s:.0f} s: {' '.join(args)}") from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    try:
+        doc = json.loads(lines[-1])
+        if not isinstance(doc, dict):
+            raise ValueError("not an object")
+    except (IndexError, ValueError):
+        raise RemoteError(f"client {client} printed no JSON result (exit {proc.returncode})",
+                          detail=(proc.stderr or proc.stdout)[-2000:]) from None
+    return ClientResult(client, cmd, proc.returncode, doc, proc.stderr)
+
+
+def kv_get(dep: Deployment, key: str, client: str = "a", timeout_ms: int = 10000) -> ClientResult:
+    return run_client(dep, client, ["--timeout-ms", str(timeout_ms), "get", key], timeout_ms / 1000 + 15)
+
+
+def kv_put(dep: Deployment, key: str, value: str, client: str = "a", timeout_ms: int = 10000) -> ClientResult:
+    return run_client(dep, client, ["--timeout-ms", str(timeout_ms), "put", key, value], timeout_ms / 1000 + 15)
+
+
+def workload(dep: Deployment, client: str = "a", ops: int = 200, concurrency: int = 4, keys: int = 16,
+             put_ratio: float = 0.5, seed: int = 1, duration_s: float | None = None, key_prefix: str | None = None,
+             history: Path | None = None, timeout_s: float = 120.0) -> ClientResult:
+    args = ["workload", "--ops", str(ops), "--concurrency", str(concurrency), "--keys", str(keys),
+            "--put-ratio", str(put_ratio), "--seed", str(seed)]
+    if duration_s is not None:
+        args += ["--duration-s", str(duration_s)]
+    if key_prefix:
+        args += ["--key-prefix", key_prefix]
+    if history is not None:
+        args += ["--history", str(history)]
+    return run_client(dep, client, args, timeout_s)

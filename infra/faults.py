@@ -1,0 +1,135 @@
+"""Fault injection on a local deployment: crash, stop, pause/resume, start/restart, partition/heal
+(reports unavailability, see `partition_support`) and testbed Byzantine rules (SPEC 16).
+
+Every function returns a small dict describing what was done; the monitor calls these too."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+
+from infra import local, process
+from infra.deployment import Deployment
+from infra.errors import UsageError
+from infra.manifest import validate_manifest, write_manifest
+
+BYZANTINE_ACTIONS = ["drop", "delay", "duplicate", "mutate", "bad_signature", "equivocate", "tamper_compact",
+                     "withhold_queue", "wrong_result", "false_client_response", "silent"]
+
+
+def _require_local(dep: Deployment) -> None:
+    if dep.provider != "local":
+        raise UsageError(f"fault injection is only implemented for the local provider (this is {dep.provider})")
+
+
+def _running_pid(dep: Deployment, node_id: str) -> int:
+    _require_local(dep)
+    n = dep.node(node_id)
+    if not local.node_pid_alive(dep, node_id):
+        raise UsageError(f"node {node_id} is not running (state: {n.status})",
+                         fix=f"start it with `heraclius-ops fault start {node_id}`")
+    assert n.pid is not None
+    return n.pid
+
+
+def crash(dep: Deployment, node_id: str) -> dict:
+    """kill -9: no chance to flush or close anything."""
+    pid = _running_pid(dep, node_id)
+    process.send(pid, signal.SIGKILL)
+    process.wait_exit(pid, 5.0, local.node_marker(dep, node_id))
+    dep.set_node_state(node_id, status="crashed")
+    return {"node": node_id, "action": "crash", "pid": pid}
+
+
+def stop(dep: Deployment, node_id: str) -> dict:
+    """SIGTERM, SIGKILL after 5 s."""
+    _running_pid(dep, node_id)
+    return {"node": node_id, "action": "stop", "result": local.stop_node(dep, node_id)}
+
+
+def pause(dep: Deployment, node_id: str) -> dict:
+    """SIGSTOP: the process keeps its sockets but answers nothing (a very slow node)."""
+    pid = _running_pid(dep, node_id)
+    process.send(pid, signal.SIGSTOP)
+    dep.set_node_state(node_id, status="paused")
+    return {"node": node_id, "action": "pause", "pid": pid}
+
+
+def resume(dep: Deployment, node_id: str) -> dict:
+    pid = _running_pid(dep, node_id)
+    process.send(pid, signal.SIGCONT)
+    dep.set_node_state(node_id, status="running")
+    return {"node": node_id, "action": "resume", "pid": pid}
+
+
+def start(dep: Deployment, node_id: str, timeout: float = 30.0) -> dict:
+    """Start a stopped or crashed node with its old data dir and wait for /health."""
+    _require_local(dep)
+    pid = local.start_node(dep, node_id)
+    local.wait_healthy(dep, [node_id], timeout)
+    return {"node": node_id, "action": "start", "pid": pid}
+
+
+def restart(dep: Deployment, node_id: str, timeout: float = 30.0) -> dict:
+    """Clean stop (if running), then start with the same data dir; waits for /health."""
+    _require_local(dep)
+    if local.node_pid_alive(dep, node_id):
+        local.stop_node(dep, node_id)
+    result = start(dep, node_id, timeout)
+    return {**result, "action": "restart"}
+
+
+def partition_support() -> tuple[bool, str]:
+    """Whether region partitions can be emulated here, and why not."""
+    return False, (
+        "region partitions and delays are not emulated by the local provider yet: it needs root plus "
+        "iptables/nft DROP rules between the regions' loopback ranges (127.0.<region>.0/24), and nodes "
+        "do not bind their outbound connections to their region address, so a source-region rule "
+        "cannot be written (see wire_spec/errata/infra.md). Crash, stop, pause and Byzantine faults work.")
+
+
+def partition(dep: Deployment, regions: list[str]) -> dict:
+    _, why = partition_support()
+    raise UsageError(f"cannot partition {', '.join(regions)}: {why}",
+                     fix="emulate a lost region with `heraclius-ops fault crash` or `fault pause` on its nodes")
+
+
+def heal(dep: Deployment) -> dict:
+    _, why = partition_support()
+    raise UsageError(f"nothing to heal: {why}")
+
+
+def byzantine(dep: Deployment, node_id: str, rules: list[dict], timeout: float = 30.0) -> dict:
+    """Set the node's SPEC 16 `faults` rules in the (shared) manifest and restart that node.
+    An empty list clears its rules. Only for deployments made with --testbed."""
+    if not dep.testbed:
+        raise UsageError(f"deployment {dep.name!r} is not a testbed (manifest testbed is false)",
+                         fix="deploy with `heraclius-ops deploy --testbed` to use Byzantine faults")
+    dep.node(node_id)
+    manifest = dep.manifest
+    for c in manifest["clusters"]:
+        for n in c["nodes"]:
+            if n["id"] == node_id:
+                if rules:
+                    n["faults"] = rules
+                else:
+                    n.pop("faults", None)
+    validate_manifest(manifest)
+    backup = dep.manifest_path.with_suffix(".bak")
+    shutil.copyfile(dep.manifest_path, backup)
+    write_manifest(dep.manifest_path, manifest)
+    result = restart(dep.reload(), node_id, timeout)
+    return {**result, "action": "byzantine", "rules": rules}
+
+
+def byzantine_rule(action: str, messages: list[str] | None = None, targets: list[str] | None = None,
+                   probability: float | None = None, delay_ms: int | None = None, seed: int | None = None) -> dict:
+    """One SPEC 16 rule with only the given fields (absent fields take the spec defaults)."""
+    if action not in BYZANTINE_ACTIONS:
+        raise UsageError(f"unknown Byzantine action {action!r}", fix=f"use one of: {', '.join(BYZANTINE_ACTIONS)}")
+    rule: dict = {"action": action}
+    for k, v in (("messages", messages), ("targets", targets), ("probability", probability),
+                 ("delay_ms", delay_ms), ("seed", seed)):
+        if v:
+            rule[k] = v
+    return rule
