@@ -1,0 +1,47 @@
+"""Regenerates every generated area of wire_spec/vectors/ (never external/, formats/ or generator/)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: python wire_spec/vectors/generator/generate.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    __package__ = "wire_spec.vectors.generator"  # noqa: A001
+
+from importlib import import_module  # noqa: E402
+
+VECTORS_DIR = Path(__file__).resolve().parents[1]
+
+# (area, module generating it); an area folder is deleted and rewritten as a whole.
+AREAS = [
+    ("codec", "codec_cases"),
+]
+
+
+def generate(out: Path) -> int:
+    writer_mod = import_module(f"{__package__}.writer")
+    w = writer_mod.CaseWriter(out)
+    for area, module in AREAS:
+        target = out / area
+        if target.exists():
+            shutil.rmtree(target)
+        import_module(f"{__package__}.{module}").generate(w)
+    import_module(f"{__package__}.codec_doc").write_docs(out / "formats")
+    return w.count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=VECTORS_DIR, help="output root (default: wire_spec/vectors)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    count = generate(args.out)
+    print(f"wrote {count} cases under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
