@@ -154,3 +154,15 @@ def loss_reports(plan: Plan) -> list[LossReport]:
             ]
             reports.append(LossReport(kind, name, impacts))
     return reports
+
+
+def plan_from_manifest(m: dict) -> Plan:
+    """The placement a manifest describes, for loss reports on an existing deployment."""
+    clusters = []
+    for c in m["clusters"]:
+        cp = ClusterPlan(c["id"], c["role"])
+        for i, n in enumerate(c["nodes"]):
+            cp.nodes.append(NodePlan(n["id"], c["id"], c["role"], i, n["implementation"], n["region"]))
+        clusters.append(cp)
+    regions = list(m.get("regions") or dict.fromkeys(n.region for c in clusters for n in c.nodes))
+    return Plan(regions, clusters)
