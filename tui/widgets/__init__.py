@@ -1,0 +1,1 @@
+"""The monitor's widgets and screens, one per module."""
