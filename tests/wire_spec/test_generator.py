@@ -19,7 +19,7 @@ def test_regenerates_byte_identical(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "wire_spec.vectors.generator", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr
-    for area, _ in AREAS:
+    for area, *_ in AREAS:
         fresh, committed = _tree(tmp_path, area), _tree(VECTORS, area)
         assert fresh, area
         assert sorted(fresh) == sorted(committed), area
@@ -31,7 +31,7 @@ def test_regenerates_byte_identical(tmp_path):
 
 def test_every_case_has_meta_and_every_handler_a_format_doc():
     handlers = 0
-    for area, _ in AREAS:
+    for area, *_ in AREAS:
         for handler in sorted(p for p in (VECTORS / area).iterdir() if p.is_dir()):
             handlers += 1
             assert (VECTORS / "formats" / f"{area}_{handler.name}.md").is_file(), handler

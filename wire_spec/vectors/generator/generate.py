@@ -15,21 +15,27 @@ from importlib import import_module  # noqa: E402
 
 VECTORS_DIR = Path(__file__).resolve().parents[1]
 
-# (area, module generating it); an area folder is deleted and rewritten as a whole.
+# (area, module, function); an area folder is deleted and rewritten as a whole.
 AREAS = [
-    ("codec", "codec_cases"),
+    ("codec", "codec_cases", "generate"),
+    ("signing", "signing_cases", "generate"),
+    ("crypto", "signing_cases", "generate_crypto"),
 ]
+# Modules that also write generated format documents into formats/.
+DOC_MODULES = ["codec_doc", "signing_cases"]
 
 
 def generate(out: Path) -> int:
     writer_mod = import_module(f"{__package__}.writer")
     w = writer_mod.CaseWriter(out)
-    for area, module in AREAS:
+    for area, module, function in AREAS:
         target = out / area
         if target.exists():
             shutil.rmtree(target)
-        import_module(f"{__package__}.{module}").generate(w)
-    import_module(f"{__package__}.codec_doc").write_docs(out / "formats")
+        getattr(import_module(f"{__package__}.{module}"), function)(w)
+    (out / "formats").mkdir(exist_ok=True)
+    for module in DOC_MODULES:
+        import_module(f"{__package__}.{module}").write_docs(out / "formats")
     return w.count
 
 
