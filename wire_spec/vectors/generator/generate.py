@@ -20,6 +20,7 @@ AREAS = [
     ("codec", "codec_cases", "generate"),
     ("signing", "signing_cases", "generate"),
     ("crypto", "signing_cases", "generate_crypto"),
+    ("merkle", "merkle_cases", "generate"),
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]
