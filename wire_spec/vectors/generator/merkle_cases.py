@@ -45,8 +45,8 @@ def generate(w: CaseWriter) -> None:
     bad = [
         ("wrong_index", "proof of leaf 4 of 7 given index 5", lh, 5, 7, pf, root),
         ("wrong_index_sibling", "proof of leaf 4 of 7 given index 6", lh, 6, 7, pf, root),
-        ("wrong_count", "proof of leaf 4 of 7 given count 8", lh, 4, 8, pf, root),
-        ("wrong_count_smaller", "proof of leaf 4 of 7 given count 6", lh, 4, 6, pf, root),
+        ("wrong_count", "proof of leaf 4 of 7 given count 6", lh, 4, 6, pf, root),
+        ("wrong_count_larger", "proof of leaf 4 of 7 given count 9 (path too short for 9)", lh, 4, 9, pf, root),
         ("index_equals_count", "leaf_index = leaf_count", lh, 7, 7, pf, root),
         ("count_zero", "leaf_count = 0", lh, 0, 0, [], root),
         ("short_path", "last path entry removed", lh, 4, 7, pf[:-1], root),
