@@ -1,0 +1,605 @@
+"""Consensus core of SPEC 12 as a pure state machine.
+
+Events go in (`on_peer`, `on_request`, `on_remote`, `on_tick`, each with the current time in ms);
+a list of actions comes out, to be executed in order by the I/O layer:
+
+- `Persist(record)`: make `record` durable before executing the next action;
+- `Send(node_id, PeerMessage)`: send to one member (broadcasts are expanded here);
+- `Decided(decision, execution)`: a decision was applied (answer clients, serve queues);
+- `Reject(reason, peer, detail)` and `Evidence(node, kind, detail, messages)`: accounting.
+
+View change lives in `viewchange.py` (a mixin of Replica); catch-up is in this module.
+"""
+
+from collections import OrderedDict
+
+from . import codec
+from .actions import Decided, Evidence, Persist, Reject, Send
+from .checks import Checker, header_hash, message_sig_ok, sign_message
+from .codec import encode
+from .crypto import signing_bytes, verify
+from .rsm import InvalidBatch, State, execute
+from .viewchange import ViewChangeMixin
+
+ZERO = b"\x00" * 32
+FUTURE_HEIGHTS = 4
+
+
+class Replica(ViewChangeMixin):
+    """One member's consensus state for its cluster."""
+
+    def __init__(self, manifest, node_id: str, signer, checker: Checker | None = None, now: int = 0):
+        self.m = manifest
+        self.me = node_id
+        self.signer = signer
+        self.checker = checker or Checker(manifest)
+        me = manifest.nodes[node_id]
+        self.cluster = manifest.clusters[me.cluster]
+        self.cid = me.cluster
+        self.t = manifest.timeouts
+        self.lim = manifest.limits
+        self.state = State(self.cid, self.cluster.role)
+        self.view = 0
+        self.view_active = True  # False between entering a view and its NewView
+        self.in_vc = False
+        self.height = 0
+        self.head_hash = ZERO
+        self.headers: dict[int, object] = {}  # recent decided headers (for sync answers to be checked)
+        self._reset_height()
+        self.requests: OrderedDict = OrderedDict()  # (client_key, id) -> [req, added, last_forward]
+        self.remote: dict[str, dict[int, tuple]] = {}  # source -> seq -> (cd, added)
+        self.forward_buf: list = []
+        self.future: OrderedDict = OrderedDict()
+        self.batch_due: int | None = None
+        self.last_leader_contact = now
+        self.last_hb_sent = now
+        self.last_scan = now
+        self.sync_to = 0
+        self.sync_peers: list[str] = []
+        self.sync_next = 0
+        self.seen_props: dict[tuple, object] = {}
+        self.seen_prep: dict[tuple, object] = {}
+        self.seen_commit: dict[tuple, object] = {}
+        self.decisions_count = 0
+        self.view_changes = 0
+        self._init_vc(now)
+        self.acts: list = []
+
+    # ------------------------------------------------------------------ helpers
+
+    def _reset_height(self) -> None:
+        self.accepted = None  # Proposal accepted in the current view for height+1
+        self.votes: dict[int, bytes] = {}  # view -> digest I prepared for height+1
+        self.prepares: dict[tuple, dict] = {}  # (view, digest) -> node -> Prepare
+        self.commits: dict[bytes, dict] = {}  # digest -> node -> Commit
+        self.known: dict[bytes, tuple] = {}  # digest -> (proposal, execution)
+        self.prepared_cert = None
+        self.my_commit: tuple | None = None  # (digest, decision signature)
+
+    def leader_of(self, view: int) -> str:
+        return self.cluster.leader(view)
+
+    @property
+    def leader(self) -> str:
+        return self.leader_of(self.view)
+
+    def is_leader(self) -> bool:
+        return self.leader == self.me
+
+    def _emit(self, a) -> None:
+        self.acts.append(a)
+
+    def _broadcast(self, pm) -> None:
+        for n in self.cluster.members:
+            if n != self.me:
+                self._emit(Send(n, pm))
+
+    def _reject(self, reason: str, peer: str, detail: str) -> None:
+        self._emit(Reject(reason, peer, detail))
+
+    def _take(self) -> list:
+        acts, self.acts = self.acts, []
+        return acts
+
+    def member(self, node: str) -> bool:
+        return node in self.cluster.members
+
+    # ------------------------------------------------------------------ restart
+
+    def restore(self, view: int, view_active: bool, decisions: list, inflight: dict) -> None:
+        """Rebuild from the durable log: decisions 1..h (trusted), the view and height+1 votes."""
+        for d in decisions:
+            ex = execute(self.state, self.m, d.batch, d.header.height, self.head_hash)
+            ex.apply()
+            self._advance(d.header)
+        self.view = view
+        self.view_active = view == 0 or view_active
+        self.in_vc = not self.view_active
+        self.vc_sent = view
+        if not self.view_active:
+            self.vc_deadline = 0
+        if inflight.get("height") == self.height + 1:
+            self.votes = dict(inflight.get("votes", {}))
+            self.prepared_cert = inflight.get("prepared")
+            self.my_commit = inflight.get("commit")
+            acc = inflight.get("accepted")
+            if acc is not None and acc.view == self.view:
+                self.accepted = acc
+                try:
+                    ex = execute(self.state, self.m, acc.batch, acc.height, self.head_hash)
+                    self.known[header_hash(acc.header)] = (acc, ex)
+                except InvalidBatch:
+                    self.accepted = None
+
+    def _advance(self, header) -> None:
+        self.height = header.height
+        self.head_hash = header_hash(header)
+        self.headers[self.height] = header
+        self.headers.pop(self.height - 64, None)
+
+    # ------------------------------------------------------------------ client side
+
+    def on_request(self, req, now: int) -> list:
+        """A client request from the client port (the node layer validated it)."""
+        self._add_request(req, now, None)
+        self._flush_forward()
+        return self._take()
+
+    def pool_full(self) -> bool:
+        return len(self.requests) >= self.lim["max_pending_requests"]
+
+    def _add_request(self, req, now: int, forwarded_by: str | None) -> None:
+        if forwarded_by is not None:
+            reason = self.checker.request_reason(req, self.cid)
+            if reason:
+                self._reject(reason, forwarded_by, "forwarded request")
+                return
+        key = (req.client_key, req.request_id)
+        if key in self.requests or self._request_done(req):
+            return
+        if self.pool_full():
+            self._reject("overloaded", forwarded_by or "client", "request pool full")
+            return
+        self.requests[key] = [req, now, now]
+        if self.is_leader():
+            self._want_batch(now)
+        elif forwarded_by is None and self.view_active:
+            self.forward_buf.append(req)
+
+    def _request_done(self, req) -> bool:
+        d = self.state.dedup.get(req.client_key)
+        if d is None:
+            return False
+        max_id, ids = d
+        floor = max_id - 65536 if max_id > 65536 else 0
+        return req.request_id <= floor or req.request_id in ids
+
+    def _flush_forward(self) -> None:
+        if self.forward_buf and not self.is_leader():
+            self._emit(Send(self.leader, codec.PeerMessage(forward=codec.Forward(requests=self.forward_buf))))
+        self.forward_buf = []
+
+    def on_remote(self, cd, now: int) -> list:
+        """A verified compact decision from another cluster (node layer checked QC and proof)."""
+        src = cd.header.cluster_id
+        if cd.leaf.seq >= self.state.in_seq(src):
+            self.remote.setdefault(src, {}).setdefault(cd.leaf.seq, (cd, now))
+            if self.is_leader():
+                self._want_batch(now)
+        return self._take()
+
+    def next_remote_seq(self, src: str) -> int:
+        """The next seq to pull from `src`: past both the state and the pool."""
+        seq = self.state.in_seq(src)
+        pool = self.remote.get(src, {})
+        while seq in pool:
+            seq += 1
+        return seq
+
+    # ------------------------------------------------------------------ proposing
+
+    def _want_batch(self, now: int) -> None:
+        if self.batch_due is None:
+            self.batch_due = now + self.t["batch_wait"]
+        if now >= self.batch_due:
+            self._maybe_propose(now)
+
+    def _can_propose(self) -> bool:
+        return (self.is_leader() and self.view_active and not self.in_vc and self.accepted is None
+                and self.sync_to <= self.height)
+
+    def _maybe_propose(self, now: int) -> None:
+        if not self._can_propose():
+            return
+        sel = self.selected
+        batch = sel.batch if sel is not None and sel.height == self.height + 1 else self._collect_batch()
+        self.selected = None
+        if not batch.inputs:
+            self.batch_due = None
+            return
+        try:
+            ex = execute(self.state, self.m, batch, self.height + 1, self.head_hash)
+        except InvalidBatch as e:  # only a bug in our own pools gets here
+            self._reject(e.reason, self.me, "own batch invalid")
+            return
+        self.batch_due = None
+        p = codec.Proposal(cluster_id=self.cid, view=self.view, height=self.height + 1, leader_id=self.me,
+                           header=ex.header, batch=batch)
+        sign_message(self.signer, self.m.network_id, p)
+        self.last_hb_sent = now
+        self._accept(p, ex, now)
+        self._emit_proposal(p)
+
+    def _emit_proposal(self, p) -> None:
+        """Broadcast a proposal (the fault layer may wrap this for equivocation tests)."""
+        self._broadcast(codec.PeerMessage(proposal=p))
+
+    def _collect_batch(self):
+        inputs = []
+        size = 0
+        max_n, max_b = self.lim["max_batch_inputs"], self.lim["max_batch_bytes"] - 16
+        for src in sorted(self.remote):
+            pool = self.remote[src]
+            seq = self.state.in_seq(src)
+            while seq in pool and len(inputs) < max_n:
+                inp = codec.Input(remote=pool[seq][0])
+                sz = len(encode(inp)) + 8
+                if size + sz > max_b:
+                    break
+                inputs.append(inp)
+                size += sz
+                seq += 1
+        seen = set()
+        stale = []
+        for key, ent in self.requests.items():
+            if len(inputs) >= max_n:
+                break
+            req = ent[0]
+            if self._request_done(req):
+                stale.append(key)
+                continue
+            if key in seen:
+                continue
+            inp = codec.Input(client=req)
+            sz = len(encode(inp)) + 8
+            if size + sz > max_b:
+                break
+            seen.add(key)
+            inputs.append(inp)
+            size += sz
+        for key in stale:
+            del self.requests[key]
+        return codec.Batch(inputs=inputs)
+
+    # ------------------------------------------------------------------ peer messages
+
+    def on_peer(self, sender: str, pm, now: int) -> list:
+        kind = pm.which()
+        body = getattr(pm, kind)
+        handler = getattr(self, "_on_" + kind, None)
+        if handler is None:
+            return self._take()
+        cid = getattr(body, "cluster_id", self.cid)
+        if kind in ("forward",):
+            cid = self.cid
+        if cid != self.cid or not self.member(sender):
+            self._reject("wrong_cluster" if self.member(sender) else "unknown_node", sender, kind)
+            return self._take()
+        handler(sender, body, now, pm)
+        return self._take()
+
+    def _buffer(self, sender: str, pm, key: tuple) -> None:
+        self.future[(sender,) + key] = pm
+        while len(self.future) > 8 * self.cluster.n * FUTURE_HEIGHTS:
+            self.future.popitem(last=False)
+
+    def _replay_future(self, now: int) -> None:
+        if not self.future:
+            return
+        items = list(self.future.items())
+        self.future.clear()
+        for key, pm in items:
+            kind = pm.which()
+            getattr(self, "_on_" + kind)(key[0], getattr(pm, kind), now, pm)
+
+    def _height_check(self, sender: str, kind: str, height: int, pm, key: tuple) -> bool:
+        """True when `height` is the one in flight; buffers or counts other heights."""
+        if height <= self.height:
+            self._reject("stale", sender, f"{kind} for decided height {height}")
+            return False
+        if height > self.height + 1:
+            if height <= self.height + FUTURE_HEIGHTS:
+                self._buffer(sender, pm, key)
+            self._need_sync(height - 1, sender)
+            return False
+        return True
+
+    def _on_forward(self, sender, fwd, now, pm) -> None:
+        for req in fwd.requests:
+            self._add_request(req, now, sender)
+
+    def _on_heartbeat(self, sender, hb, now, pm) -> None:
+        if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
+            self.last_leader_contact = now
+        if hb.height > self.height:
+            self._need_sync(hb.height, sender)
+
+    def _on_proposal(self, sender, p, now, pm) -> None:
+        if p.view > self.view or (p.view == self.view and not self.view_active):
+            self._buffer(sender, pm, ("proposal", p.view, p.height))
+            return
+        if p.view < self.view or self.in_vc:
+            self._reject("stale", sender, "proposal of an old view")
+            return
+        if p.leader_id != self.leader or sender != p.leader_id:
+            self._reject("not_leader", sender, "proposal from a non-leader")
+            return
+        if not message_sig_ok(self.m.nodes[sender].ed25519, self.m.network_id, p):
+            self._reject("bad_signature", sender, "proposal")
+            return
+        self.last_leader_contact = now
+        if not self._height_check(sender, "proposal", p.height, pm, ("proposal", p.view, p.height)):
+            return
+        key = (p.view, p.height)
+        prev = self.seen_props.get(key)
+        if prev is not None and encode(prev) != encode(p):
+            self._emit(Evidence(sender, "equivocation", f"two proposals for view {p.view} height {p.height}",
+                                [encode(prev).hex(), encode(p).hex()]))
+            self._suspect(now, "equivocating leader")
+            return
+        self.seen_props[key] = p
+        if self.accepted is not None:
+            return
+        why = self._proposal_problem(p)
+        if isinstance(why, str):
+            self._reject("invalid_proposal", sender, why)
+            self._emit(Evidence(sender, "invalid_proposal", why, [encode(p).hex()]))
+            self._suspect(now, "invalid proposal")
+            return
+        self._accept(p, why, now)
+
+    def _proposal_problem(self, p):
+        """The Execution of a valid proposal, or a string saying what is wrong with it."""
+        if p.header is None or p.batch is None or not p.batch.inputs:
+            return "empty batch or missing header"
+        if len(p.batch.inputs) > self.lim["max_batch_inputs"] or len(encode(p.batch)) > self.lim["max_batch_bytes"]:
+            return "batch over limits"
+        sel = self.selected
+        if sel is not None and sel.height == p.height and (
+                encode(sel.header) != encode(p.header) or encode(sel.batch) != encode(p.batch)):
+            return "does not match the proposal selected by the NewView"
+        d = header_hash(p.header)
+        if self.votes.get(p.view, d) != d:
+            return "conflicts with my earlier vote"
+        try:
+            ex = execute(self.state, self.m, p.batch, p.height, self.head_hash, self.checker)
+        except InvalidBatch as e:
+            return f"invalid input ({e.reason})"
+        if encode(ex.header) != encode(p.header):
+            return "header differs from re-execution"
+        return ex
+
+    def _accept(self, p, ex, now: int) -> None:
+        d = header_hash(p.header)
+        self.accepted = p
+        self.selected = None
+        self.known[d] = (p, ex)
+        self.votes[p.view] = d
+        prep = codec.Prepare(cluster_id=self.cid, view=p.view, height=p.height, digest=d, node_id=self.me)
+        sign_message(self.signer, self.m.network_id, prep)
+        self._emit(Persist({"inflight": self._inflight()}))
+        self._broadcast(codec.PeerMessage(prepare=prep))
+        self.prepares.setdefault((p.view, d), {})[self.me] = prep
+        self._check_prepared(now)
+        self._check_decided(d, now)
+
+    def _inflight(self) -> dict:
+        return {"height": self.height + 1, "votes": dict(self.votes), "accepted": self.accepted,
+                "prepared": self.prepared_cert, "commit": self.my_commit}
+
+    def _on_prepare(self, sender, pr, now, pm) -> None:
+        if pr.node_id != sender:
+            self._reject("malformed", sender, "prepare relayed for another node")
+            return
+        if pr.view > self.view:
+            self._buffer(sender, pm, ("prepare", pr.view, pr.height))
+            return
+        if not self._height_check(sender, "prepare", pr.height, pm, ("prepare", pr.view, pr.height)):
+            return
+        if not message_sig_ok(self.m.nodes[sender].ed25519, self.m.network_id, pr):
+            self._reject("bad_signature", sender, "prepare")
+            return
+        key = (sender, pr.view, pr.height)
+        prev = self.seen_prep.get(key)
+        if prev is not None and prev.digest != pr.digest:
+            self._emit(Evidence(sender, "equivocation", f"two prepares for view {pr.view} height {pr.height}",
+                                [encode(prev).hex(), encode(pr).hex()]))
+            return
+        self.seen_prep[key] = pr
+        self.prepares.setdefault((pr.view, pr.digest), {})[sender] = pr
+        self._check_prepared(now)
+
+    def _check_prepared(self, now: int) -> None:
+        p = self.accepted
+        if p is None or self.my_commit is not None and self.my_commit[2] == p.view:
+            return
+        d = header_hash(p.header)
+        preps = self.prepares.get((p.view, d), {})
+        if len(preps) < self.cluster.q:
+            return
+        chosen = sorted(preps.values(), key=lambda x: x.node_id.encode())[: self.cluster.q]
+        self.prepared_cert = codec.PreparedCert(proposal=p, prepares=chosen)
+        sig = self.signer.sign(signing_bytes("decision", self.m.network_id, encode(p.header)))
+        self.my_commit = (d, sig, p.view)
+        self._emit(Persist({"inflight": self._inflight()}))
+        c = codec.Commit(cluster_id=self.cid, view=p.view, height=p.height, digest=d, node_id=self.me,
+                         decision_signature=sig)
+        self._broadcast(codec.PeerMessage(commit=c))
+        self.commits.setdefault(d, {})[self.me] = c
+        self._check_decided(d, now)
+
+    def _on_commit(self, sender, c, now, pm) -> None:
+        if c.node_id != sender:
+            self._reject("malformed", sender, "commit relayed for another node")
+            return
+        if not self._height_check(sender, "commit", c.height, pm, ("commit", c.view, c.height)):
+            return
+        key = (sender, c.height)
+        prev = self.seen_commit.get(key)
+        if prev is not None and prev.digest != c.digest:
+            self._emit(Evidence(sender, "equivocation", f"two decision signatures for height {c.height}",
+                                [encode(prev).hex(), encode(c).hex()]))
+            return
+        self.seen_commit[key] = c
+        self.commits.setdefault(c.digest, {})[sender] = c
+        self._check_decided(c.digest, now)
+
+    def _check_decided(self, d: bytes, now: int) -> None:
+        cs = self.commits.get(d, {})
+        if len(cs) < self.cluster.q:
+            return
+        if d not in self.known:
+            self._need_sync(self.height + 1, next(iter(cs)))
+            return
+        p, ex = self.known[d]
+        msg = signing_bytes("decision", self.m.network_id, encode(p.header))
+        good = []
+        for node, c in list(cs.items()):
+            if node == self.me or verify(self.m.nodes[node].ed25519, msg, c.decision_signature):
+                good.append(c)
+            else:
+                del cs[node]
+                self._reject("bad_signature", node, "commit decision signature")
+        if len(good) < self.cluster.q:
+            return
+        good.sort(key=lambda x: x.node_id.encode())
+        qc = codec.QuorumCert(signatures=[codec.NodeSignature(node_id=c.node_id, signature=c.decision_signature)
+                                          for c in good[: self.cluster.q]])
+        dec = codec.Decision(header=p.header, batch=p.batch, outputs=ex.outputs, qc=qc)
+        self._apply_decision(dec, ex, now)
+
+    def _apply_decision(self, dec, ex, now: int) -> None:
+        self._emit(Persist({"decision": dec}))
+        ex.apply()
+        self._advance(dec.header)
+        self.decisions_count += 1
+        for inp in dec.batch.inputs:
+            if inp.client is not None:
+                self.requests.pop((inp.client.client_key, inp.client.request_id), None)
+        for src, pool in self.remote.items():
+            nxt = self.state.in_seq(src)
+            for s in [s for s in pool if s < nxt]:
+                del pool[s]
+        self._reset_height()
+        self.selected = None if self.selected is None or self.selected.height <= self.height else self.selected
+        for tbl in (self.seen_props, self.seen_prep, self.seen_commit):
+            for k in [k for k in tbl if k[-1] <= self.height]:
+                del tbl[k]
+        self._emit(Decided(dec, ex))
+        self._after_progress(now)
+
+    def _after_progress(self, now: int) -> None:
+        self._replay_future(now)
+        self._vc_after_progress(now)
+        if self.is_leader() and (self.requests or any(self.remote.values())):
+            self.batch_due = None
+            self._want_batch(now)
+
+    # ------------------------------------------------------------------ catch-up
+
+    def _need_sync(self, height: int, peer: str) -> None:
+        if height <= self.height:
+            return
+        self.sync_to = max(self.sync_to, height)
+        if peer != self.me and self.member(peer):
+            if peer in self.sync_peers:
+                self.sync_peers.remove(peer)
+            self.sync_peers.insert(0, peer)
+
+    def _sync_tick(self, now: int) -> None:
+        if self.sync_to <= self.height or now < self.sync_next:
+            if self.sync_to <= self.height:
+                self.sync_to = self.height
+            return
+        peers = self.sync_peers or [n for n in self.cluster.members if n != self.me]
+        peer = peers[0]
+        self.sync_peers = peers[1:] + [peer]
+        self.sync_next = now + self.t["sync_retry"]
+        self._emit(Send(peer, codec.PeerMessage(sync_request=codec.SyncRequest(
+            cluster_id=self.cid, from_height=self.height + 1, max_count=256))))
+
+    def _on_sync_response(self, sender, resp, now, pm) -> None:
+        progressed = False
+        for dec in resp.decisions:
+            h = dec.header
+            if h is None or h.height <= self.height:
+                continue
+            if h.height != self.height + 1 or h.cluster_id != self.cid or h.parent_hash != self.head_hash:
+                self._reject("out_of_order", sender, "sync decision does not chain")
+                break
+            reason = self.checker.qc_reason(h, dec.qc)
+            if reason or dec.batch is None:
+                self._reject(reason or "malformed", sender, "sync decision QC")
+                break
+            try:
+                ex = execute(self.state, self.m, dec.batch, h.height, self.head_hash, self.checker)
+            except InvalidBatch as e:
+                self._reject("invalid_proposal", sender, f"sync decision input invalid ({e.reason})")
+                break
+            if encode(ex.header) != encode(h) or [encode(o) for o in ex.outputs] != [encode(o) for o in dec.outputs]:
+                self._reject("invalid_proposal", sender, "sync decision re-execution differs")
+                break
+            self._apply_decision(codec.Decision(header=h, batch=dec.batch, outputs=ex.outputs, qc=dec.qc), ex, now)
+            progressed = True
+        if progressed:
+            self.sync_next = now  # ask again at once if still behind
+
+    # ------------------------------------------------------------------ timers
+
+    def on_tick(self, now: int) -> list:
+        if self.is_leader() and self.view_active and not self.in_vc:
+            if self.batch_due is not None and now >= self.batch_due:
+                self._maybe_propose(now)
+            if now - self.last_hb_sent >= self.t["heartbeat_interval"]:
+                self.last_hb_sent = now
+                self._broadcast(codec.PeerMessage(heartbeat=codec.Heartbeat(
+                    cluster_id=self.cid, view=self.view, height=self.height, leader_id=self.me)))
+        elif (not self.in_vc and not self.is_leader()
+              and now - self.last_leader_contact > self.t["heartbeat_timeout"]):
+            self._suspect(now, "leader silent")
+        if now - self.last_scan >= 50:
+            self.last_scan = now
+            self._scan_pools(now)
+        self._sync_tick(now)
+        self._vc_tick(now)
+        return self._take()
+
+    def _scan_pools(self, now: int) -> None:
+        if self.in_vc:
+            return
+        fwd = []
+        censored = False
+        for ent in self.requests.values():
+            if now - ent[1] > self.t["censorship"]:
+                censored = True
+            if not self.is_leader() and now - ent[2] > self.t["request_forward"]:
+                ent[2] = now
+                fwd.append(ent[0])
+        for pool in self.remote.values():
+            for _cd, added in pool.values():
+                if now - added > self.t["censorship"]:
+                    censored = True
+        if fwd and self.view_active:
+            self.forward_buf.extend(fwd)
+            self._flush_forward()
+        if censored and not self.is_leader():
+            self._suspect(now, "censorship timeout")
+
+    def restart_timers(self, now: int) -> None:
+        """Reset every pool timer (after a view change, the new leader gets a full period)."""
+        for ent in self.requests.values():
+            ent[1] = ent[2] = now
+        for _src, pool in self.remote.items():
+            for s, (cd, _t) in list(pool.items()):
+                pool[s] = (cd, now)
+        self.last_leader_contact = now
