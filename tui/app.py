@@ -166,7 +166,8 @@ class MonitorApp(App[None]):
             return
         region = next((n.region for n in snap.deployment.nodes if n.id == node), "")
         target = f"region {region} (node {node})" if action == "partition" else f"node {node}"
-        question = f"{FAULT_KEYS[action].capitalize()} {target}?"
+        verb = FAULT_KEYS[action]
+        question = f"{verb[0].upper()}{verb[1:]} {target}?"
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -32,5 +32,7 @@ class EventsPane(RichLog):
         self.border_title = "events"
 
     def add(self, events: Iterable[Event]) -> None:
+        width = self.scrollable_content_region.width
         for event in events:
-            self.write(event_text(event))
+            # wrap to the pane's width (RichLog would otherwise wrap at the console's default 80)
+            self.write(event_text(event), width=width if width > 20 else None)
