@@ -1,0 +1,556 @@
+"""Consensus core (SPEC 12) as a pure state machine.
+
+Events in: peer messages, client requests, verified remote inputs, timer ticks (with `now` in ms).
+Actions out (Replica.actions, drained by the driver, executed in order):
+  ("persist", decisions, meta)      make durable before anything later in the list is done
+  ("send", node_id, PeerMessage)    send on our outbound link
+  ("reply", node_id, PeerMessage)   send back on the link the request came in on
+  ("decided", Decision)             a height was decided and applied
+  ("reject", reason, peer, detail)  count (and rate-limit log) a rejected input
+  ("evidence", node, kind, detail, [bytes])
+  ("event", name, fields)           something worth a log line (view change, ...)
+The only reads from outside are of the node's own decision log (to serve catch-up).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.catchup import CatchUpMixin
+from impl_a.codec import decode, encode
+from impl_a.crypto import SigningKey, ed25519_verify
+from impl_a.errors import RemoteViolation
+from impl_a.manifest import Manifest
+from impl_a.rsm import ZERO32, Execution, State, build_header
+from impl_a.verify import QcCache, check_client_request, decision_signing_bytes, header_hash, sign_message
+from impl_a.viewchange import ViewChangeMixin
+
+AHEAD = 4
+
+
+class Replica(ViewChangeMixin, CatchUpMixin):
+    """One cluster member's consensus and replicated state."""
+
+    def __init__(self, manifest: Manifest, node_id: str, key: SigningKey, store, now: int,
+                 faults: dict | None = None):
+        self.m = manifest
+        self.me = node_id
+        self.node = manifest.nodes[node_id]
+        self.cluster = manifest.clusters[self.node.cluster]
+        self.members = {n.id: n for n in self.cluster.nodes}
+        self.key = key
+        self.store = store
+        self.now = now
+        self.faults = faults or {}
+        self.t = manifest.timeouts
+        self.lim = manifest.limits
+        self.actions: list = []
+        self.qc_cache = QcCache()
+        self.verified: set[bytes] = set()
+        self.state = State(manifest, self.cluster.id)
+        self.height = 0
+        self.head_hash = ZERO32
+        self.view = 0
+        self.in_vc = False
+        self.queue_index: dict[tuple[str, int], int] = {}
+        self.client_index: dict[tuple[bytes, int], int] = {}
+        self.counters = {"decisions": 0, "view_changes": 0, "batch_inputs": 0}
+        self.last_decision_ms = 0
+        self.req_pool: OrderedDict[tuple[bytes, int], list] = OrderedDict()
+        self.remote_pool: dict[str, dict[int, list]] = {}
+        self._reset_height()
+        self._init_view_change()
+        self._init_catchup()
+        self.last_leader_contact = now
+        self.last_hb_sent = 0
+        self.batch_since: int | None = None
+        self._replay()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @property
+    def leader(self) -> str:
+        return self.cluster.leader(self.view).id
+
+    def is_leader(self) -> bool:
+        return self.leader == self.me
+
+    def _send_all(self, msg: pb.PeerMessage) -> None:
+        for nid in self.members:
+            if nid != self.me:
+                self.actions.append(("send", nid, msg))
+
+    def _reject(self, reason: str, peer: str, detail: str = "") -> None:
+        self.actions.append(("reject", reason, peer, detail))
+
+    def _evidence(self, node: str, kind: str, detail: str, msgs: list[bytes]) -> None:
+        self.actions.append(("evidence", node, kind, detail, msgs))
+
+    def _sign(self, domain: str, msg, field: str = "signature") -> None:
+        sign_message(self.key, domain, self.m.network_id, msg, field)
+        if self.faults.get("bad_signature"):
+            setattr(msg, field, self.faults["bad_signature"](getattr(msg, field)))
+
+    def _verify(self, node_id: str, domain: str, msg, field: str = "signature") -> bool:
+        from impl_a.verify import message_signature_ok
+
+        node = self.members.get(node_id)
+        return node is not None and message_signature_ok(node.ed25519_public, domain, self.m.network_id, msg, field)
+
+    def _reset_height(self) -> None:
+        """Forget the in-flight state of the height that was just decided."""
+        self.proposals: dict[bytes, tuple[pb.Proposal, Execution, list]] = {}
+        self.accepted: dict[int, bytes] = {}
+        self.prepares: dict[tuple[int, bytes], dict[str, pb.Prepare]] = {}
+        self.prepare_seen: dict[tuple[str, int], pb.Prepare] = {}
+        self.commits: dict[bytes, dict[str, pb.Commit]] = {}
+        self.commit_seen: dict[str, pb.Commit] = {}
+        self.prepared: pb.PreparedCert | None = None
+        self.committed_digest: bytes | None = None
+        self.future: dict[int, dict[tuple[str, str], tuple[str, pb.PeerMessage]]] = {}
+        self.selected: tuple[int, pb.DecisionHeader, pb.Batch] | None = getattr(self, "selected", None)
+
+    # -- restart ----------------------------------------------------------------------------------
+    def _replay(self) -> None:
+        h = 1
+        while True:
+            rows = self.store.decisions(h, 256)
+            if not rows:
+                break
+            for data in rows:
+                d = pb.Decision()
+                d.ParseFromString(data)
+                ex = Execution(self.state, d.header.height, qc_cache=self.qc_cache)
+                ex.run(d.batch, check=False)
+                self._apply(d, ex, replay=True)
+                h += 1
+        raw = self.store.meta("view")
+        if raw:
+            self.view = int(raw.decode())
+        for name in ("accepted", "prepared"):
+            raw = self.store.meta(name)
+            if not raw:
+                continue
+            if name == "accepted":
+                p = decode(pb.Proposal, raw)
+                if p.height == self.height + 1:
+                    self._adopt(p)
+            else:
+                pc = decode(pb.PreparedCert, raw)
+                if pc.proposal.height == self.height + 1:
+                    self.prepared = pc
+                    self._adopt(pc.proposal, record_accept=False)
+        raw = self.store.meta("commit")
+        if raw:
+            c = decode(pb.Commit, raw)
+            if c.height == self.height + 1:
+                self.committed_digest = c.digest
+                self.commits.setdefault(c.digest, {})[self.me] = c
+        raw = self.store.meta("vc_requested")
+        if raw:
+            self.vc_requested = int(raw.decode())
+
+    def _adopt(self, p: pb.Proposal, record_accept: bool = True) -> bytes:
+        ex = Execution(self.state, p.height, self.verified, self.qc_cache)
+        outputs = ex.run(p.batch, check=False)
+        digest = header_hash(p.header)
+        self.proposals[digest] = (p, ex, outputs)
+        if record_accept:
+            self.accepted[p.view] = digest
+        return digest
+
+    # -- events -----------------------------------------------------------------------------------
+    def tick(self, now: int) -> None:
+        self.now = now
+        if self.is_leader() and not self.in_vc:
+            self._maybe_propose()
+            if now - self.last_hb_sent >= self.t["heartbeat_interval"]:
+                self.last_hb_sent = now
+                self._send_all(pb.PeerMessage(heartbeat=pb.Heartbeat(
+                    cluster_id=self.cluster.id, view=self.view, height=self.height, leader_id=self.me)))
+        elif not self.in_vc and now - self.last_leader_contact > self.t["heartbeat_timeout"]:
+            self._start_view_change(self.view + 1, "heartbeat timeout")
+        self._pool_timers()
+        self._vc_tick()
+        self._sync_tick()
+
+    def _pool_timers(self) -> None:
+        now, fwd_ms, cens_ms = self.now, self.t["request_forward"], self.t["censorship"]
+        again = []
+        censored = False
+        for entry in self.req_pool.values():
+            if now - entry[1] > cens_ms:
+                censored = True
+            if now - entry[2] > fwd_ms:
+                entry[2] = now
+                again.append(entry[0])
+        for per_src in self.remote_pool.values():
+            for entry in per_src.values():
+                if now - entry[1] > cens_ms:
+                    censored = True
+        if again and not self.is_leader() and not self.in_vc:
+            self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=again[:256]))))
+        if censored and not self.in_vc:
+            self._start_view_change(self.view + 1, "censorship timeout")
+
+    def on_client_request(self, req: pb.ClientRequest) -> None:
+        """A request validated by the client port (check_client_request passed)."""
+        ident = (req.client_key, req.request_id)
+        if ident in self.req_pool or self.state.request_done(*ident):
+            return
+        if len(self.req_pool) >= self.lim["max_pending_requests"]:
+            self._reject("overloaded", "client", "request pool full")
+            return
+        self.verified.add(header_hash(req))
+        self.req_pool[ident] = [req, self.now, self.now]
+        if self.batch_since is None:
+            self.batch_since = self.now
+        if not self.is_leader() and not self.in_vc:
+            self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=[req]))))
+        elif self.is_leader():
+            self._maybe_propose()
+
+    def on_remote(self, cd: pb.CompactDecision) -> None:
+        """A compact decision already verified by the queue puller (SPEC 10 points 1-5)."""
+        src = cd.header.cluster_id
+        if cd.leaf.seq < self.state.next_in_of(src):
+            return
+        per = self.remote_pool.setdefault(src, {})
+        if cd.leaf.seq not in per and len(per) < 4096:
+            per[cd.leaf.seq] = [cd, self.now]
+            if self.batch_since is None:
+                self.batch_since = self.now
+            if self.is_leader():
+                self._maybe_propose()
+
+    def on_message(self, sender: str, msg: pb.PeerMessage) -> None:
+        kind = msg.WhichOneof("body")
+        body = getattr(msg, kind)
+        if sender not in self.members:
+            self._reject("unknown_node", sender, kind)
+            return
+        cid = getattr(body, "cluster_id", None)
+        if cid is not None and cid != self.cluster.id:
+            self._reject("wrong_cluster", sender, kind)
+            return
+        handler = getattr(self, "_on_" + kind, None)
+        if handler is None:
+            self._reject("malformed", sender, f"unexpected {kind}")
+            return
+        try:
+            handler(sender, body)
+        except RemoteViolation as exc:
+            self._reject(exc.reason, sender, exc.detail)
+
+    def _buffer(self, sender: str, kind: str, h: int, msg) -> bool:
+        """Keep a message for a height above height+1 (bounded); True if it was a future message."""
+        if h <= self.height + 1:
+            return False
+        if h <= self.height + AHEAD:
+            self.future.setdefault(h, {})[(kind, sender)] = (kind, msg)
+        self._want_height(sender, h - 1)
+        return True
+
+    # -- normal case ------------------------------------------------------------------------------
+    def _on_heartbeat(self, sender: str, hb: pb.Heartbeat) -> None:
+        if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
+            self.last_leader_contact = self.now
+        if hb.height > self.height:
+            self._want_height(sender, hb.height)
+
+    def _on_forward(self, sender: str, fw: pb.Forward) -> None:
+        for req in fw.requests[:1024]:
+            try:
+                h = header_hash(req)
+                if h not in self.verified:
+                    check_client_request(self.m, req, self.cluster.id)
+                self.on_client_request(req)
+            except RemoteViolation as exc:
+                self._reject(exc.reason, sender, "forwarded request: " + exc.detail)
+
+    def _on_proposal(self, sender: str, p: pb.Proposal) -> None:
+        if p.height <= self.height:
+            self._reject("stale", sender, f"proposal for height {p.height}")
+            return
+        if self._buffer(sender, "proposal", p.height, p):
+            return
+        if p.view != self.view or self.in_vc:
+            self._reject("stale" if p.view <= self.view else "out_of_order", sender, f"proposal of view {p.view}")
+            return
+        leader = self.cluster.leader(p.view).id
+        if p.leader_id != leader or sender != leader:
+            self._reject("not_leader", sender, "proposal not from the leader")
+            return
+        if not self._verify(leader, "proposal", p):
+            self._invalid_proposal(p, "bad_signature", "proposal signature")
+            return
+        digest = header_hash(p.header)
+        if p.view in self.accepted:
+            if self.accepted[p.view] != digest:
+                first = self.proposals[self.accepted[p.view]][0]
+                self._evidence(leader, "equivocation", f"two proposals for view {p.view} height {p.height}",
+                               [encode(first), encode(p)])
+                self._start_view_change(self.view + 1, "leader equivocated")
+            return
+        if (self.selected and self.selected[0] == p.height
+                and (encode(p.header) != encode(self.selected[1]) or encode(p.batch) != encode(self.selected[2]))):
+            self._invalid_proposal(p, "invalid_proposal", "proposal differs from the NewView selection")
+            return
+        try:
+            outputs, ex = self._validate_batch(p)
+        except RemoteViolation as exc:
+            self._invalid_proposal(p, "invalid_proposal", exc.detail or exc.reason)
+            return
+        self.last_leader_contact = self.now
+        self.proposals[digest] = (p, ex, outputs)
+        self.accepted[p.view] = digest
+        self._vote(p, digest)
+
+    def _validate_batch(self, p: pb.Proposal) -> tuple[list, Execution]:
+        if len(p.batch.inputs) == 0 or len(p.batch.inputs) > self.lim["max_batch_inputs"]:
+            raise RemoteViolation("invalid_proposal", "batch size")
+        if p.batch.ByteSize() > self.lim["max_batch_bytes"]:
+            raise RemoteViolation("invalid_proposal", "batch bytes")
+        ex = Execution(self.state, p.height, self.verified, self.qc_cache)
+        outputs = ex.run(p.batch, check=True)
+        header = build_header(self.cluster.id, p.height, self.head_hash, p.batch, outputs)
+        if encode(header) != encode(p.header):
+            raise RemoteViolation("invalid_proposal", "header does not match re-execution")
+        return outputs, ex
+
+    def _invalid_proposal(self, p: pb.Proposal, reason: str, detail: str) -> None:
+        self._reject(reason, p.leader_id, detail)
+        self._evidence(p.leader_id, "invalid_proposal", detail, [encode(p)])
+        self._start_view_change(self.view + 1, "invalid proposal")
+
+    def _vote(self, p: pb.Proposal, digest: bytes) -> None:
+        prep = pb.Prepare(cluster_id=self.cluster.id, view=p.view, height=p.height, digest=digest, node_id=self.me)
+        self._sign("prepare", prep)
+        self.actions.append(("persist", [], [("accepted", encode(p))]))
+        self.prepares.setdefault((p.view, digest), {})[self.me] = prep
+        self.prepare_seen[(self.me, p.view)] = prep
+        self._send_all(pb.PeerMessage(prepare=prep))
+        self._check_prepared(p.view, digest)
+
+    def _on_prepare(self, sender: str, pr: pb.Prepare) -> None:
+        if pr.height <= self.height:
+            self._reject("stale", sender, "prepare")
+            return
+        if self._buffer(sender, "prepare", pr.height, pr):
+            return
+        if pr.node_id != sender or len(pr.digest) != 32 or not self.view <= pr.view <= self.view + AHEAD:
+            self._reject("malformed" if pr.node_id != sender else "stale", sender, "prepare")
+            return
+        if not self._verify(sender, "prepare", pr):
+            self._reject("bad_signature", sender, "prepare")
+            return
+        seen = self.prepare_seen.get((sender, pr.view))
+        if seen is not None:
+            if seen.digest != pr.digest:
+                self._evidence(sender, "equivocation", f"two prepares for view {pr.view} height {pr.height}",
+                               [encode(seen), encode(pr)])
+            return
+        self.prepare_seen[(sender, pr.view)] = pr
+        self.prepares.setdefault((pr.view, pr.digest), {})[sender] = pr
+        self._check_prepared(pr.view, pr.digest)
+
+    def _check_prepared(self, view: int, digest: bytes) -> None:
+        if self.accepted.get(view) != digest or view != self.view or self.in_vc:
+            return
+        votes = self.prepares.get((view, digest), {})
+        if len(votes) < self.cluster.q or (self.prepared and self.prepared.proposal.view == view):
+            return
+        p = self.proposals[digest][0]
+        cert = pb.PreparedCert(proposal=p, prepares=[votes[n] for n in sorted(votes, key=str.encode)][:self.cluster.q])
+        self.prepared = cert
+        sig = self.key.sign(decision_signing_bytes(self.m.network_id, p.header))
+        if self.faults.get("bad_signature"):
+            sig = self.faults["bad_signature"](sig)
+        commit = pb.Commit(cluster_id=self.cluster.id, view=view, height=p.height, digest=digest, node_id=self.me,
+                           decision_signature=sig)
+        self.committed_digest = digest
+        self.actions.append(("persist", [], [("prepared", encode(cert)), ("commit", encode(commit))]))
+        self.commits.setdefault(digest, {})[self.me] = commit
+        self._send_all(pb.PeerMessage(commit=commit))
+        self._try_decide(digest)
+
+    def _on_commit(self, sender: str, c: pb.Commit) -> None:
+        if c.height <= self.height:
+            self._reject("stale", sender, "commit")
+            return
+        if self._buffer(sender, "commit", c.height, c):
+            return
+        if c.node_id != sender or len(c.digest) != 32 or len(c.decision_signature) != 64:
+            self._reject("malformed", sender, "commit")
+            return
+        seen = self.commit_seen.get(sender)
+        if seen is not None and seen.digest == c.digest:
+            return
+        if seen is not None and c.digest in self.proposals and seen.digest in self.proposals:
+            self._evidence(sender, "equivocation", f"two decision signatures for height {c.height}",
+                           [encode(seen), encode(c)])
+        self.commit_seen[sender] = c
+        self.commits.setdefault(c.digest, {})[sender] = c
+        self._try_decide(c.digest)
+
+    def _try_decide(self, digest: bytes) -> None:
+        commits = self.commits.get(digest, {})
+        if len(commits) < self.cluster.q:
+            return
+        if digest not in self.proposals:
+            for nid in commits:
+                if nid != self.me:
+                    self._want_height(nid, self.height + 1)
+            return
+        p, ex, outputs = self.proposals[digest]
+        msg = decision_signing_bytes(self.m.network_id, p.header)
+        good = []
+        for nid in sorted(commits, key=str.encode):
+            c = commits[nid]
+            if ed25519_verify(self.members[nid].ed25519_public, msg, c.decision_signature):
+                good.append(pb.NodeSignature(node_id=nid, signature=c.decision_signature))
+            else:
+                del commits[nid]
+                self.commit_seen.pop(nid, None)
+                self._reject("bad_signature", nid, "decision signature")
+        if len(good) < self.cluster.q:
+            return
+        d = pb.Decision(header=p.header, batch=p.batch, outputs=outputs,
+                        qc=pb.QuorumCert(signatures=good[:self.cluster.q]))
+        self._commit_decision(d, ex)
+
+    def _commit_decision(self, d: pb.Decision, ex: Execution) -> None:
+        self.actions.append(("persist", [(d.header.height, encode(d))],
+                             [("accepted", None), ("prepared", None), ("commit", None)]))
+        self._apply(d, ex)
+        self.actions.append(("decided", d))
+        future = self.future.get(self.height + 1, {})
+        self._reset_height()
+        if self.selected and self.selected[0] <= self.height:
+            self.selected = None
+        for (kind, sender), (_, msg) in list(future.items()):
+            self.on_message(sender, pb.PeerMessage(**{kind: msg}))
+        self._after_decide()
+        if self.is_leader():
+            self._maybe_propose()
+
+    def _apply(self, d: pb.Decision, ex: Execution, replay: bool = False) -> None:
+        ex.apply()
+        self.height = d.header.height
+        self.head_hash = header_hash(d.header)
+        self.counters["decisions"] += 1
+        self.counters["batch_inputs"] += len(d.batch.inputs)
+        self.last_decision_ms = self.now
+        if len(self.verified) > 200000:
+            self.verified.clear()
+        for leaf in d.outputs:
+            self.queue_index[(leaf.destination, leaf.seq)] = self.height
+            for r in leaf.responses:
+                self.client_index[(bytes.fromhex(leaf.destination[7:]), r.request_id)] = self.height
+        for inp in d.batch.inputs:
+            if inp.HasField("client"):
+                self.req_pool.pop((inp.client.client_key, inp.client.request_id), None)
+        for ident in [i for i in self.req_pool if self.state.request_done(*i)]:
+            del self.req_pool[ident]
+        for src, per in self.remote_pool.items():
+            nxt = self.state.next_in_of(src)
+            for seq in [s for s in per if s < nxt]:
+                del per[seq]
+        if not self.req_pool and not any(self.remote_pool.values()):
+            self.batch_since = None
+        elif self.batch_since is not None:
+            self.batch_since = self.now
+
+    # -- leader -----------------------------------------------------------------------------------
+    def _maybe_propose(self) -> None:
+        if not self.is_leader() or self.in_vc or self.view in self.accepted or self.catching_up():
+            return
+        h = self.height + 1
+        if self.selected and self.selected[0] == h:
+            self._propose(self.selected[2])
+            return
+        if self.selected and self.selected[0] > h:
+            return
+        n_avail = len(self.req_pool) + sum(len(v) for v in self.remote_pool.values())
+        if n_avail == 0:
+            return
+        if (n_avail < self.lim["max_batch_inputs"] and self.batch_since is not None
+                and self.now - self.batch_since < self.t["batch_wait"]):
+            return
+        ex = Execution(self.state, h, self.verified, self.qc_cache)
+        batch = pb.Batch()
+        size, max_n, max_b = 0, self.lim["max_batch_inputs"], self.lim["max_batch_bytes"] - 64
+        for src in sorted(self.remote_pool, key=str.encode):
+            per = self.remote_pool[src]
+            seq = ex.next_in_of(src)
+            while seq in per and len(batch.inputs) < max_n:
+                inp = pb.Input(remote=per[seq][0])
+                n = inp.ByteSize() + 6
+                if size + n > max_b:
+                    break
+                try:
+                    ex.add(inp)
+                except RemoteViolation as exc:
+                    self._reject(exc.reason, "pool", exc.detail)
+                    del per[seq]
+                    break
+                batch.inputs.append(inp)
+                size += n
+                seq += 1
+        for ident, entry in list(self.req_pool.items()):
+            if len(batch.inputs) >= max_n:
+                break
+            if self.state.request_done(*ident):
+                del self.req_pool[ident]
+                continue
+            inp = pb.Input(client=entry[0])
+            n = inp.ByteSize() + 6
+            if size + n > max_b:
+                break
+            try:
+                ex.add(inp)
+            except RemoteViolation as exc:
+                self._reject(exc.reason, "pool", exc.detail)
+                del self.req_pool[ident]
+                continue
+            batch.inputs.append(inp)
+            size += n
+        if batch.inputs:
+            self._propose(batch, ex)
+
+    def _propose(self, batch: pb.Batch, ex: Execution | None = None) -> None:
+        h = self.height + 1
+        if ex is None:
+            ex = Execution(self.state, h, self.verified, self.qc_cache)
+            outputs = ex.run(batch, check=False)
+        else:
+            outputs = ex.finish()
+        header = build_header(self.cluster.id, h, self.head_hash, batch, outputs)
+        p = pb.Proposal(cluster_id=self.cluster.id, view=self.view, height=h, leader_id=self.me, header=header,
+                        batch=batch)
+        self._sign("proposal", p)
+        digest = header_hash(header)
+        self.proposals[digest] = (p, ex, outputs)
+        self.accepted[self.view] = digest
+        self.last_hb_sent = self.now
+        self.batch_since = None
+        equivocate = self.faults.get("equivocate")
+        if equivocate and len(batch.inputs) > 1:
+            self._equivocate(p, equivocate)
+        else:
+            self._send_all(pb.PeerMessage(proposal=p))
+        self._vote(p, digest)
+
+    def _equivocate(self, p: pb.Proposal, targets: set[str]) -> None:
+        """Testbed fault: targets get a valid proposal whose batch lacks the last input."""
+        alt_batch = pb.Batch(inputs=p.batch.inputs[:-1])
+        ex = Execution(self.state, p.height, self.verified, self.qc_cache)
+        outs = ex.run(alt_batch, check=False)
+        alt = pb.Proposal(cluster_id=p.cluster_id, view=p.view, height=p.height, leader_id=self.me,
+                          header=build_header(self.cluster.id, p.height, self.head_hash, alt_batch, outs),
+                          batch=alt_batch)
+        self._sign("proposal", alt)
+        for nid in self.members:
+            if nid != self.me:
+                chosen = alt if (not targets or nid in targets) else p
+                self.actions.append(("send", nid, pb.PeerMessage(proposal=chosen)))

@@ -1,0 +1,131 @@
+"""Decision queues (SPEC 10): serving QueuePull from the local log, and pulling remote queues with
+member rotation, verification and strict seq ordering."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.codec import encode
+from impl_a.errors import RemoteViolation
+from impl_a.rsm import compact_decisions
+from impl_a.verify import check_compact
+
+SERVER_CAP = 256
+EMPTY_GAP_MS = 20
+
+
+class QueueServer:
+    """Builds QueueBatch replies from a Replica's decided log (compact decisions cached per height)."""
+
+    def __init__(self, replica, cache_size: int = 512):
+        self.r = replica
+        self._cache: OrderedDict[int, dict[str, pb.CompactDecision]] = OrderedDict()
+        self.cache_size = cache_size
+
+    def compact(self, height: int, destination: str) -> pb.CompactDecision | None:
+        per = self._cache.get(height)
+        if per is None:
+            data = self.r.store.decision(height)
+            if data is None:
+                return None
+            d = pb.Decision()
+            d.ParseFromString(data)
+            per = compact_decisions(d)
+            self._cache[height] = per
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(height)
+        return per.get(destination)
+
+    def available(self, pull: pb.QueuePull) -> bool:
+        return (pull.destination, pull.from_seq) in self.r.queue_index
+
+    def serve(self, pull: pb.QueuePull) -> pb.QueueBatch:
+        out = pb.QueueBatch(source_cluster=self.r.cluster.id, destination=pull.destination)
+        if pull.source_cluster != self.r.cluster.id or pull.from_seq < 1:
+            return out
+        limit = min(pull.max_count or SERVER_CAP, SERVER_CAP)
+        budget = self.r.lim["max_message_bytes"] - 1024
+        seq = pull.from_seq
+        while len(out.decisions) < limit:
+            h = self.r.queue_index.get((pull.destination, seq))
+            cd = self.compact(h, pull.destination) if h is not None else None
+            if cd is None:
+                break
+            budget -= cd.ByteSize() + 8
+            if budget < 0:
+                break
+            out.decisions.append(cd)
+            seq += 1
+        return out
+
+
+class Puller:
+    """Pulls, for every cluster of the other role, its queue for our cluster; feeds Replica.on_remote."""
+
+    def __init__(self, replica):
+        self.r = replica
+        m = replica.m
+        self.sources = [c.id for c in m.clusters.values() if c.role != replica.cluster.role]
+        self.member_idx = {s: replica.node.index % m.clusters[s].n for s in self.sources}
+        self.inflight: dict[str, tuple[str, int, int]] = {}
+        self.not_before: dict[str, int] = {}
+        self.timeout = replica.t["queue_long_poll"] + replica.t["request_forward"]
+
+    def _peer(self, src: str) -> str:
+        return self.r.m.clusters[src].nodes[self.member_idx[src]].id
+
+    def _rotate(self, src: str) -> None:
+        self.member_idx[src] = (self.member_idx[src] + 1) % self.r.m.clusters[src].n
+        self.inflight.pop(src, None)
+
+    def expected(self, src: str) -> int:
+        nxt = self.r.state.next_in_of(src)
+        pooled = self.r.remote_pool.get(src, {})
+        while nxt in pooled:
+            nxt += 1
+        return nxt
+
+    def tick(self, now: int) -> None:
+        for src in self.sources:
+            fl = self.inflight.get(src)
+            if fl is not None:
+                if now < fl[1]:
+                    continue
+                self._rotate(src)
+            if now < self.not_before.get(src, 0) or len(self.r.remote_pool.get(src, {})) > 1024:
+                continue
+            peer = self._peer(src)
+            start = self.expected(src)
+            self.inflight[src] = (peer, now + self.timeout, start)
+            self.r.actions.append(("send", peer, pb.PeerMessage(queue_pull=pb.QueuePull(
+                source_cluster=src, destination=self.r.cluster.id, from_seq=start, max_count=SERVER_CAP))))
+
+    def on_batch(self, sender: str, qb: pb.QueueBatch, now: int) -> None:
+        src = qb.source_cluster
+        fl = self.inflight.get(src)
+        if fl is None or fl[0] != sender or qb.destination != self.r.cluster.id:
+            self.r._reject("stale", sender, "unexpected queue batch")
+            return
+        seq = fl[2]
+        good = []
+        try:
+            for cd in qb.decisions:
+                check_compact(self.r.m, cd, src, self.r.cluster.id, seq, self.r.qc_cache)
+                good.append(cd)
+                seq += 1
+        except RemoteViolation as exc:
+            self.r._reject(exc.reason, sender, "queue batch: " + exc.detail)
+            if exc.reason in ("bad_qc", "bad_proof", "wrong_destination", "malformed"):
+                kind = "bad_qc" if exc.reason == "bad_qc" else "tampered_compact"
+                self.r._evidence(sender, kind, f"queue of {src}: {exc.detail}", [encode(qb)[:4096]])
+            good = []
+        for cd in good:
+            self.r.on_remote(cd)
+        if not good:
+            self._rotate(src)
+            self.not_before[src] = now + EMPTY_GAP_MS
+        else:
+            self.inflight.pop(src, None)

@@ -1,0 +1,205 @@
+"""View change (SPEC 12.6) for the consensus Replica: ViewChange, ViewData, NewView and selection."""
+
+from __future__ import annotations
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.codec import encode
+from impl_a.verify import header_hash
+
+
+class ViewChangeMixin:
+    """Mixed into Replica; uses its fields (view, in_vc, actions, cluster, ...)."""
+
+    def _init_view_change(self) -> None:
+        self.vc_msgs: dict[str, pb.ViewChange] = {}
+        self.vc_requested = 0
+        self.vc_deadline: int | None = None
+        self.vc_failures = 0
+        self.view_data: dict[int, dict[str, pb.ViewData]] = {}
+        self.new_view_sent: set[int] = set()
+        self.pending_new_view: int | None = None
+        self.selected = None
+
+    def _start_view_change(self, target: int, why: str) -> None:
+        if target <= max(self.vc_requested, self.view):
+            return
+        self.vc_requested = target
+        self.in_vc = True
+        self.actions.append(("event", "view_change", {"from_view": self.view, "to_view": target, "why": why}))
+        vc = pb.ViewChange(cluster_id=self.cluster.id, new_view=target, node_id=self.me, height=self.height)
+        self._sign("view-change", vc)
+        self.actions.append(("persist", [], [("vc_requested", str(target).encode())]))
+        self.vc_msgs[self.me] = vc
+        self._send_all(pb.PeerMessage(view_change=vc))
+        if self.vc_deadline is None:
+            self.vc_deadline = self.now + self._vc_timeout()
+        self._vc_evaluate()
+
+    def _vc_timeout(self) -> int:
+        return self.t["view_change"] * (2 ** min(self.vc_failures, 3))
+
+    def _on_view_change(self, sender: str, vc: pb.ViewChange) -> None:
+        if vc.node_id != sender:
+            self._reject("malformed", sender, "view change node id")
+            return
+        if vc.new_view <= self.view:
+            self._reject("stale", sender, f"view change to {vc.new_view}")
+            return
+        if not self._verify(sender, "view-change", vc):
+            self._reject("bad_signature", sender, "view change")
+            return
+        old = self.vc_msgs.get(sender)
+        if old is None or vc.new_view > old.new_view:
+            self.vc_msgs[sender] = vc
+        if vc.height > self.height:
+            self._want_height(sender, vc.height)
+        self._vc_evaluate()
+
+    def _vc_evaluate(self) -> None:
+        vals = sorted((m.new_view for m in self.vc_msgs.values() if m.new_view > self.view), reverse=True)
+        f, q = self.cluster.f, self.cluster.q
+        if len(vals) >= f + 1 and vals[f] > self.view and self.vc_requested < vals[f]:
+            self._start_view_change(vals[f], "joined f+1 view changes")
+            return
+        if len(vals) >= q and vals[q - 1] > self.view:
+            self._enter_view(vals[q - 1])
+
+    def _set_view(self, w: int) -> None:
+        self.view = w
+        self.counters["view_changes"] += 1
+        self.actions.append(("persist", [], [("view", str(w).encode())]))
+        self.actions.append(("event", "view_entered", {"view": w, "leader": self.leader}))
+        self.selected = None
+        for entry in self.req_pool.values():
+            entry[1] = self.now
+        for per in self.remote_pool.values():
+            for entry in per.values():
+                entry[1] = self.now
+
+    def _enter_view(self, w: int) -> None:
+        self._set_view(w)
+        self.in_vc = True
+        self.vc_requested = max(self.vc_requested, w)
+        self.vc_deadline = self.now + self._vc_timeout()
+        vd = pb.ViewData(cluster_id=self.cluster.id, view=w, node_id=self.me, last_height=self.height,
+                         last_hash=self.head_hash)
+        if self.prepared is not None and self.prepared.proposal.height == self.height + 1:
+            vd.prepared.CopyFrom(self.prepared)
+        self._sign("view-data", vd)
+        if self.leader == self.me:
+            self._on_view_data(self.me, vd)
+        else:
+            self.actions.append(("send", self.leader, pb.PeerMessage(view_data=vd)))
+
+    def _vc_tick(self) -> None:
+        if self.in_vc and self.vc_deadline is not None and self.now >= self.vc_deadline:
+            self.vc_failures += 1
+            self.vc_deadline = self.now + self._vc_timeout()
+            self._start_view_change(max(self.view, self.vc_requested) + 1, "view change timed out")
+        if self.pending_new_view is not None and self.pending_new_view == self.view:
+            self._try_new_view(self.view)
+
+    def _prepared_ok(self, pc: pb.PreparedCert, below_view: int) -> bool:
+        p = pc.proposal
+        leader = self.cluster.leader(p.view).id
+        if p.cluster_id != self.cluster.id or p.view >= below_view or p.leader_id != leader:
+            return False
+        if not self._verify(leader, "proposal", p):
+            return False
+        digest = header_hash(p.header)
+        seen = set()
+        for pr in pc.prepares:
+            if (pr.cluster_id != self.cluster.id or pr.view != p.view or pr.height != p.height
+                    or pr.digest != digest or pr.node_id in seen or pr.node_id not in self.members):
+                return False
+            if not self._verify(pr.node_id, "prepare", pr):
+                return False
+            seen.add(pr.node_id)
+        return len(seen) >= self.cluster.q
+
+    def _view_data_ok(self, vd: pb.ViewData, w: int) -> bool:
+        if vd.cluster_id != self.cluster.id or vd.view != w or vd.node_id not in self.members:
+            return False
+        if len(vd.last_hash) != 32 or not self._verify(vd.node_id, "view-data", vd):
+            return False
+        return not vd.HasField("prepared") or self._prepared_ok(vd.prepared, w)
+
+    def _on_view_data(self, sender: str, vd: pb.ViewData) -> None:
+        if vd.node_id != sender or self.cluster.leader(vd.view).id != self.me or vd.view < self.view:
+            self._reject("not_leader" if vd.node_id == sender else "malformed", sender, "view data")
+            return
+        if not self._view_data_ok(vd, vd.view):
+            self._reject("bad_signature", sender, "invalid view data")
+            self._evidence(sender, "invalid_view_data", f"view data for view {vd.view}", [encode(vd)])
+            return
+        if vd.last_height > self.height:
+            self._want_height(sender, vd.last_height)
+        self.view_data.setdefault(vd.view, {})[sender] = vd
+        for old in [v for v in self.view_data if v < self.view]:
+            del self.view_data[old]
+        self._try_new_view(vd.view)
+
+    def _try_new_view(self, w: int) -> None:
+        got = self.view_data.get(w, {})
+        if w != self.view or w in self.new_view_sent or self.me not in got or len(got) < self.cluster.q:
+            return
+        others = sorted((n for n in got if n != self.me), key=str.encode)[:self.cluster.q - 1]
+        chosen = sorted([self.me, *others], key=str.encode)
+        m = max(got[n].last_height for n in chosen)
+        if self.height < m:
+            self.pending_new_view = w
+            return
+        self.pending_new_view = None
+        nv = pb.NewView(cluster_id=self.cluster.id, view=w, leader_id=self.me, view_data=[got[n] for n in chosen])
+        self._sign("new-view", nv)
+        self.new_view_sent.add(w)
+        self._send_all(pb.PeerMessage(new_view=nv))
+        self._install_new_view(nv)
+
+    def _on_new_view(self, sender: str, nv: pb.NewView) -> None:
+        w = nv.view
+        leader = self.cluster.leader(w).id
+        if w < self.view or (w == self.view and not self.in_vc):
+            self._reject("stale", sender, f"new view {w}")
+            return
+        if nv.leader_id != leader or sender != leader:
+            self._reject("not_leader", sender, "new view")
+            return
+        if not self._verify(leader, "new-view", nv):
+            self._reject("bad_signature", sender, "new view")
+            return
+        ids = [vd.node_id.encode() for vd in nv.view_data]
+        if len(ids) != self.cluster.q or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+            self._reject("malformed", sender, "new view data set")
+            return
+        for vd in nv.view_data:
+            if not self._view_data_ok(vd, w):
+                self._evidence(sender, "invalid_view_data", f"new view {w} holds invalid view data", [encode(nv)])
+                self._reject("bad_signature", sender, "new view holds invalid view data")
+                return
+        if w > self.view:
+            self._set_view(w)
+        self._install_new_view(nv)
+
+    def _install_new_view(self, nv: pb.NewView) -> None:
+        self.in_vc = False
+        self.vc_deadline = None
+        self.vc_failures = 0
+        self.vc_msgs = {k: v for k, v in self.vc_msgs.items() if v.new_view > self.view}
+        self.last_leader_contact = self.now
+        m = max(vd.last_height for vd in nv.view_data)
+        best = None
+        for vd in nv.view_data:
+            if vd.HasField("prepared") and vd.prepared.proposal.height == m + 1 and (
+                    best is None or vd.prepared.proposal.view > best.proposal.view):
+                best = vd.prepared
+        self.selected = (m + 1, best.proposal.header, best.proposal.batch) if best is not None else None
+        if self.height < m:
+            self._want_height(nv.leader_id, m)
+        self.actions.append(("event", "new_view", {"view": self.view, "leader": self.leader, "selected":
+                                                   best is not None}))
+        if self.is_leader():
+            self._maybe_propose()
+        elif self.req_pool:
+            reqs = [e[0] for e in self.req_pool.values()][:1024]
+            self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=reqs))))
