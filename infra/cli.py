@@ -181,13 +181,14 @@ def kv_put_cmd(name, home, client, key, value):
 @click.option("--put-ratio", type=float, default=0.5, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--duration-s", type=float, default=None)
+@click.option("--key-prefix", default=None, help="Key names are PREFIX + index [client default: k].")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="Append the operation history here and check it afterwards.")
-def workload_cmd(name, home, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, history):
+def workload_cmd(name, home, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history):
     """Run the SPEC 4.1 workload through a client library and print its summary."""
     dep = load_deployment(name, home)
     with out.status(f"workload via client {client}..."):
-        result = workload(dep, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, history=history)
+        result = workload(dep, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history)
     click.echo(json.dumps(result.doc))
     if history is not None:
         report = hist.check_history(hist.load_history(history))

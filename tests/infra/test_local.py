@@ -170,3 +170,27 @@ def test_entry_point_help():
         r = subprocess.run([sys.executable, "-m", "infra.cli", *args, "--help"], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0 and "Usage:" in r.stdout, (args, r.stderr)
+
+
+FAKE_CLIENTS = ("--client-module", "a=tests.infra.fake_client", "--client-module", "b=tests.infra.fake_client")
+
+
+def test_cli_kv_and_workload_plumbing(home, capsys, request, tmp_path, monkeypatch):
+    """kv and workload run the client command line with the deployment's key and parse its JSON;
+    the workload history goes through the checker, which catches a client that loses writes."""
+    request.addfinalizer(lambda: ops.destroy("default", home))
+    code, _, _ = run_cli(capsys, "deploy", "--node-module", f"impl_a={FAKE['impl_a']}",
+                         "--node-module", f"impl_b={FAKE['impl_b']}", *FAKE_CLIENTS)
+    assert code == 0
+    code, out, _ = run_cli(capsys, "kv", "put", "k1", "hello", "--client", "b")
+    assert code == 0 and json.loads(out)["found"] is False
+    code, out, _ = run_cli(capsys, "kv", "get", "k1")
+    assert code == 0 and json.loads(out)["value"] == "hello"
+    h = tmp_path / "h.jsonl"
+    code, out, _ = run_cli(capsys, "workload", "--ops", "60", "--keys", "3", "--key-prefix", "w", "--history", str(h))
+    assert code == 0 and json.loads(out.splitlines()[0])["ok"] == 60 and "OK" in out
+    monkeypatch.setenv("FAKE_CLIENT_LOSE", "1")
+    code, out, _ = run_cli(capsys, "workload", "--ops", "60", "--keys", "3", "--key-prefix", "w", "--seed", "2", "--history", str(h))
+    assert "violation" in out
+    code, out, _ = run_cli(capsys, "check-history", str(h))
+    assert code == 1 and ("stale_read" in out or "lost_write" in out)
