@@ -108,6 +108,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.prepared: pb.PreparedCert | None = None
         self.committed_digest: bytes | None = None
         self.future: dict[int, dict[tuple[str, str], tuple[str, pb.PeerMessage]]] = {}
+        self.early_proposals: dict[int, tuple[str, pb.Proposal]] = {}
         self.selected: tuple[int, pb.DecisionHeader, pb.Batch] | None = getattr(self, "selected", None)
 
     # -- restart ----------------------------------------------------------------------------------
@@ -273,6 +274,9 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             self._reject("stale", sender, f"proposal for height {p.height}")
             return
         if self._buffer(sender, "proposal", p.height, p):
+            return
+        if (p.view > self.view or (p.view == self.view and self.in_vc)) and p.view <= self.view + AHEAD:
+            self.early_proposals[p.view] = (sender, p)  # its NewView may still be on the way
             return
         if p.view != self.view or self.in_vc:
             self._reject("stale" if p.view <= self.view else "out_of_order", sender, f"proposal of view {p.view}")

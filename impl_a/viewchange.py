@@ -198,6 +198,10 @@ class ViewChangeMixin:
             self._want_height(nv.leader_id, m)
         self.actions.append(("event", "new_view", {"view": self.view, "leader": self.leader, "selected":
                                                    best is not None}))
+        early = self.early_proposals.pop(self.view, None)
+        self.early_proposals = {v: e for v, e in self.early_proposals.items() if v > self.view}
+        if early is not None:
+            self._on_proposal(*early)
         if self.is_leader():
             self._maybe_propose()
         elif self.req_pool:

@@ -48,6 +48,7 @@ class SimNet:
         self.max_delay = max_delay
         self.faults = faults or {}
         self.queue: list = []
+        self.link_clock: dict[tuple[str, str], int] = {}
         self.seq = 0
         self.drop_rate = 0.0
         self.blocked: set[tuple[str, str]] = set()
@@ -86,7 +87,9 @@ class SimNet:
             if data is None:
                 return
         self.seq += 1
-        heapq.heappush(self.queue, (self.now + self.rng.randint(1, self.max_delay), self.seq, src, dst, data))
+        at = max(self.now + self.rng.randint(1, self.max_delay), self.link_clock.get((src, dst), 0))
+        self.link_clock[(src, dst)] = at  # links are FIFO, like TCP
+        heapq.heappush(self.queue, (at, self.seq, src, dst, data))
 
     def _drain(self, node: SimNode) -> None:
         r = node.replica
