@@ -21,6 +21,8 @@ AREAS = [
     ("signing", "signing_cases", "generate"),
     ("crypto", "signing_cases", "generate_crypto"),
     ("merkle", "merkle_cases", "generate"),
+    ("qc", "certs_cases", "generate_qc"),
+    ("compact", "certs_cases", "generate_compact"),
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]
