@@ -70,7 +70,7 @@ class MonitorApp(App[None]):
         yield NodeTable(id="nodes")
         yield ClusterPanel(id="panel")
         yield RatesPanel(id="rates")
-        yield EventsPane(id="events", max_lines=500)
+        yield EventsPane(id="events")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -134,6 +134,8 @@ class MonitorApp(App[None]):
     # ---- actions
 
     def selected_node(self) -> str | None:
+        if isinstance(self.screen, NodeDetailScreen):
+            return self.screen.node_id
         return self.query_one("#nodes", NodeTable).selected
 
     def action_help(self) -> None:

@@ -139,7 +139,7 @@ class ScriptedSource:
         docs = self.statuses(step)
         samples = {
             nid: NodeSample(nid, status=doc) if doc is not None
-            else NodeSample(nid, error="/status: ConnectionRefusedError: [Errno 111] Connection refused")
+            else NodeSample(nid, error="/status: connection refused")
             for nid, doc in docs.items()
         }
         tail = ()

@@ -42,6 +42,10 @@ def http_get(host: str, port: int, path: str, timeout: float) -> str:
         conn.request("GET", path, headers={"Accept": "*/*", "Connection": "close"})
         resp = conn.getresponse()
         body = resp.read(MAX_BODY + 1)
+    except ConnectionRefusedError as exc:
+        raise RemoteError(f"{path}: connection refused") from exc
+    except TimeoutError as exc:
+        raise RemoteError(f"{path}: timed out after {timeout:g}s") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise RemoteError(f"{path}: {exc.__class__.__name__}: {exc}".rstrip(": ")) from exc
     finally:

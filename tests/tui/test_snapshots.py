@@ -1,0 +1,55 @@
+"""Snapshot tests (pytest-textual-snapshot) of the main screens on the fixed demo data.
+
+Regenerate after an intended UI change with:
+    .venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update
+"""
+
+import time
+
+import pytest
+
+from tui.demo import demo_app
+
+
+def wait_for_polls(count: int):
+    async def run_before(pilot) -> None:
+        deadline = time.monotonic() + 30
+        while pilot.app.state.polls < count:
+            assert time.monotonic() < deadline, "demo source was not polled in time"
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_main_screen(snap_compare, tmp_path, size):
+    assert snap_compare(demo_app(tmp_path), terminal_size=size, run_before=wait_for_polls(6))
+
+
+def test_main_screen_shard_selected(snap_compare, tmp_path):
+    async def select_s1(pilot) -> None:
+        await wait_for_polls(6)(pilot)
+        await pilot.press("down", "down")
+        await pilot.pause()
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=select_s1)
+
+
+def test_help_screen(snap_compare, tmp_path):
+    async def open_help(pilot) -> None:
+        await wait_for_polls(6)(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=open_help)
+
+
+def test_node_detail_screen(snap_compare, tmp_path):
+    async def open_detail(pilot) -> None:
+        await wait_for_polls(6)(pilot)
+        await pilot.press("d")
+        polls = pilot.app.state.polls
+        await wait_for_polls(polls + 2)(pilot)
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=open_detail)
