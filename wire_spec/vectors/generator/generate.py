@@ -23,6 +23,8 @@ AREAS = [
     ("merkle", "merkle_cases", "generate"),
     ("qc", "certs_cases", "generate_qc"),
     ("compact", "certs_cases", "generate_compact"),
+    ("shard", "manifest_cases", "generate_shard_map"),
+    ("manifest", "manifest_cases", "generate"),
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]
