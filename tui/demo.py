@@ -87,6 +87,8 @@ def status_doc(node_id: str, cluster_id: str, role: str, peers: list[str], *, he
     }
 
 
+REPLIES = (0, 30, 75, 135)  # cumulative client answers of c0-n1 at each step
+
 EVIDENCE = {
     "node_id": "c0-n0", "kind": "equivocation", "detail": "two proposals for view 0 height 118",
     "time_ms": T0_MS + 1500,
@@ -114,7 +116,8 @@ def demo_statuses(step: int) -> dict[str, dict[str, Any] | None]:
             out[nid] = status_doc(
                 nid, cid, role, [p for p in ids if p != nid], height=height, view=view, now_ms=now,
                 implementation="impl_a" if i % 2 == 0 else "impl_b",
-                client_requests=400 + 40 * step * (i == 1), client_replies=(400 + 38 * step) * (i == 1),
+                client_requests=(402 + REPLIES[step]) * (i == 1),
+                client_replies=(400 + REPLIES[step]) * (i == 1),
                 rejected={"stale": 3 + step, "bad_signature": 2} if cid == "c0" else {"stale": 1},
                 evidence=[EVIDENCE] if cid == "c0" and step >= 2 and i > 0 else [],
                 down_peers=("s1-n3",) if cid == "s1" and step >= 2 else (),
@@ -154,16 +157,16 @@ class ScriptedSource:
         pass
 
 
-def demo_app(deployment_dir: Path, steps: int = 4):
+def demo_app(deployment_dir: Path, steps: int = 4, poll_interval: float = 0.05):
     from tui.app import MonitorApp
 
     write_deployment(deployment_dir, demo_manifest())
-    return MonitorApp(deployment_dir, poll_interval=0.05,
+    return MonitorApp(deployment_dir, poll_interval=poll_interval,
                       source=ScriptedSource(deployment_dir, steps=steps))
 
 
 async def save_screenshot(path: Path, size: tuple[int, int], deployment_dir: Path) -> None:
-    app = demo_app(deployment_dir)
+    app = demo_app(deployment_dir, poll_interval=1.0)
     async with app.run_test(size=size) as pilot:
         while app.state.polls < 6:
             await pilot.pause(0.05)
@@ -184,7 +187,7 @@ def main() -> None:
             asyncio.run(save_screenshot(args.screenshot.resolve(), (w, h), Path(tmp)))
             print(args.screenshot)
         else:
-            demo_app(Path(tmp)).run()
+            demo_app(Path(tmp), poll_interval=1.0).run()
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def test_rates_from_counters(tmp_path):
     state.ingest(_snapshot(dep, 0))
     state.ingest(_snapshot(dep, 1))
     assert state.history.rate("c0") == pytest.approx(3.0)  # 3 heights in 1 s
-    assert state.history.ops_per_s == pytest.approx(38.0)  # c0-n1 replies 400 -> 438
+    assert state.history.ops_per_s == pytest.approx(30.0)  # c0-n1 replies 400 -> 430
+    state.ingest(_snapshot(dep, 2))
+    assert list(state.history.ops_rate) == pytest.approx([30.0, 45.0])
 
 
 def test_stall_detected_from_queue_backlog(tmp_path):
