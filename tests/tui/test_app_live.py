@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import time
 
+from tests.tui.pilot_helpers import cell, events_text, sync, wait_until
 from tui.app import MonitorApp
 from tui.verdict import Verdict
 from tui.widgets.cluster_table import ClusterTable
 from tui.widgets.confirm_screen import ConfirmScreen
-from tui.widgets.events_pane import EventsPane
 from tui.widgets.node_detail import NodeDetailScreen
 from tui.widgets.node_table import NodeTable
 from tui.widgets.status_bar import StatusBar
-
-
-def sync(coro_fn):
-    """Run an async test body in a fresh event loop (no asyncio pytest plugin is installed)."""
-
-    @functools.wraps(coro_fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(asyncio.wait_for(coro_fn(*args, **kwargs), timeout=90))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
-
-
-def events_text(app) -> str:
-    return app.query_one(EventsPane).text
-
-
-def cell(table, row: str, column: str) -> str:
-    return str(table.get_cell(row, column))
 
 
 def make_app(path, **kwargs) -> MonitorApp:
