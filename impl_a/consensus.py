@@ -538,9 +538,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.accepted[self.view] = digest
         self.last_hb_sent = self.now
         self.batch_since = None
-        equivocate = self.faults.get("equivocate")
-        if equivocate and len(batch.inputs) > 1:
-            self._equivocate(p, equivocate)
+        if "equivocate" in self.faults and len(batch.inputs) > 1:
+            self._equivocate(p, self.faults["equivocate"])
         else:
             self._send_all(pb.PeerMessage(proposal=p))
         self._vote(p, digest)

@@ -1,0 +1,219 @@
+"""Client library (SPEC 14): signed GET/PUT, retries across coordinator members, answer validation.
+
+Command line: python -m impl_a.client (see impl_a/client_cli.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import struct
+import time
+from dataclasses import dataclass
+
+import nacl.bindings as nb
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.crypto import SigningKey, sha256
+from impl_a.errors import LocalError, RemoteViolation
+from impl_a.manifest import Manifest
+from impl_a.transport import Link, LinkClosed, connect
+from impl_a.verify import GET, PUT, QcCache, check_compact, check_operation, client_destination, sign_message
+
+
+class NoValidAnswer(Exception):
+    """No member of the coordinator cluster gave a valid answer in time."""
+
+    def __init__(self, cluster: str, request_id: int, failures: dict[str, str]):
+        detail = "; ".join(f"{n}: {why}" for n, why in failures.items()) or "no attempt possible"
+        super().__init__(f"no valid answer from cluster {cluster} for request {request_id} ({detail})")
+        self.cluster = cluster
+        self.request_id = request_id
+        self.failures = failures
+
+
+@dataclass
+class Result:
+    op: str
+    key: bytes
+    found: bool
+    value: bytes | None
+    cluster: str
+    height: int
+    node: str
+    shard: str
+    shard_height: int
+    request_id: int
+
+
+class _Conn:
+    """One Noise link to a coordinator member, with replies dispatched by request id."""
+
+    def __init__(self, link: Link):
+        self.link = link
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                reply = await self.link.recv(pb.ClientReply)
+                if reply.HasField("error"):
+                    ids = [reply.error.request_id]
+                else:
+                    ids = [r.request_id for r in reply.answer.leaf.responses]
+                for rid in ids:
+                    fut = self.waiting.get(rid)
+                    if fut is not None and not fut.done():
+                        fut.set_result(reply)
+        except (LinkClosed, asyncio.CancelledError) as exc:
+            err = exc if isinstance(exc, LinkClosed) else LinkClosed(None, "closed")
+            for fut in self.waiting.values():
+                if not fut.done():
+                    fut.set_exception(err)
+        finally:
+            self.link.close()
+
+    @property
+    def alive(self) -> bool:
+        return not self.reader.done()
+
+    def close(self) -> None:
+        self.reader.cancel()
+        self.link.close()
+
+
+class Client:
+    def __init__(self, manifest: Manifest, key_seed: bytes, cluster: str | None = None, timeout_ms: int = 10000,
+                 seed: int | None = None):
+        self.m = manifest
+        self.key = SigningKey(key_seed)
+        if self.key.public not in manifest.clients:
+            raise LocalError("client key is not listed in manifest.clients", 3)
+        self.name = manifest.clients[self.key.public]
+        self.cluster = cluster or manifest.coordinator_for(self.key.public)
+        c = manifest.clusters.get(self.cluster)
+        if c is None or c.role != "coordinator":
+            raise LocalError(f"{self.cluster!r} is not a coordinator cluster", 2)
+        self.members = c.nodes
+        self.timeout_ms = timeout_ms
+        self.rng = random.Random(seed)
+        self.next_id = int(time.time() * 1_000_000)
+        self.qc_cache = QcCache()
+        self.conns: dict[str, _Conn] = {}
+        self.rejected_answers = 0
+        self._static = nb.randombytes(32)
+        self._dialing: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        for c in self.conns.values():
+            c.close()
+        self.conns.clear()
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def new_request(self, kind: int, key: bytes, value: bytes = b"") -> pb.ClientRequest:
+        op = pb.Operation(kind=kind, key=key, value=value)
+        try:
+            check_operation(self.m, op)
+        except RemoteViolation as exc:
+            raise LocalError(f"invalid operation: {exc.detail}", 2) from None
+        self.next_id += 1
+        req = pb.ClientRequest(client_key=self.key.public, request_id=self.next_id, cluster_id=self.cluster, op=op)
+        sign_message(self.key, "client-request", self.m.network_id, req)
+        return req
+
+    async def get(self, key: bytes) -> Result:
+        return await self.execute(self.new_request(GET, key))
+
+    async def put(self, key: bytes, value: bytes) -> Result:
+        return await self.execute(self.new_request(PUT, key, value))
+
+    async def _conn(self, node, timeout: float) -> _Conn:
+        lock = self._dialing.setdefault(node.id, asyncio.Lock())
+        async with lock:
+            c = self.conns.get(node.id)
+            if c is not None and c.alive:
+                return c
+            hello = pb.Hello(protocol_version=1, network_id=self.m.network_id)
+            link = await connect(node.host, node.client_port, self.m.network_id, self._static, hello,
+                                 node.x25519_public, self.m.limits["max_message_bytes"], expected_node=node.id,
+                                 timeout=min(5.0, timeout))
+            c = _Conn(link)
+            self.conns[node.id] = c
+            return c
+
+    def _validate(self, reply: pb.ClientReply, req: pb.ClientRequest) -> pb.ClientResponse:
+        cd = reply.answer
+        check_compact(self.m, cd, self.cluster, client_destination(self.key.public), qc_cache=self.qc_cache)
+        for resp in cd.leaf.responses:
+            if resp.request_id == req.request_id:
+                if resp.kind != req.op.kind:
+                    raise RemoteViolation("malformed", "response kind differs from the request")
+                return resp
+        raise RemoteViolation("malformed", "answer does not hold our request id")
+
+    async def execute(self, req: pb.ClientRequest) -> Result:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_ms / 1000
+        n = len(self.members)
+        start = self.rng.randrange(n)
+        failures: dict[str, str] = {}
+        per_try = self.m.timeouts["client_timeout"] / 1000 + 1.0
+        for attempt in range(2 * n):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            node = self.members[(start + attempt) % n]
+            try:
+                conn = await self._conn(node, left)
+                fut = loop.create_future()
+                conn.waiting[req.request_id] = fut
+                try:
+                    await conn.link.send(pb.ClientMessage(submit=req))
+                    reply = await asyncio.wait_for(fut, min(per_try, deadline - loop.time()))
+                finally:
+                    conn.waiting.pop(req.request_id, None)
+                if reply.HasField("error"):
+                    name = pb.ClientErrorCode.Name(reply.error.code)
+                    failures[node.id] = f"{name}: {reply.error.message}"
+                    if reply.error.code not in (pb.CLIENT_ERROR_TIMEOUT, pb.CLIENT_ERROR_OVERLOADED):
+                        raise NoValidAnswer(self.cluster, req.request_id, failures)
+                    continue
+                resp = self._validate(reply, req)
+            except RemoteViolation as exc:
+                self.rejected_answers += 1
+                failures[node.id] = f"invalid answer ({exc.reason}: {exc.detail})"
+                continue
+            except LinkClosed as exc:
+                failures[node.id] = f"connection failed ({exc.detail})"
+                continue
+            except TimeoutError:
+                failures[node.id] = "timed out"
+                continue
+            cd = reply.answer
+            return Result(op="get" if req.op.kind == GET else "put", key=req.op.key, found=resp.found,
+                          value=(resp.value if resp.found else None) if req.op.kind == GET else req.op.value,
+                          cluster=self.cluster, height=cd.header.height, node=node.id, shard=resp.shard_id,
+                          shard_height=resp.shard_height, request_id=req.request_id)
+        raise NoValidAnswer(self.cluster, req.request_id, failures)
+
+
+def default_coordinator(manifest: Manifest, client_key: bytes) -> str:
+    (x,) = struct.unpack(">Q", sha256(client_key)[:8])
+    return manifest.coordinators[x % len(manifest.coordinators)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from impl_a.client_cli import main
+
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

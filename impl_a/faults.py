@@ -1,0 +1,88 @@
+"""Testbed fault profile (SPEC 16): rules a node applies to itself when the manifest is a testbed."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from impl_a import heraclius_pb2 as pb
+
+
+@dataclass
+class Rule:
+    action: str
+    messages: set[str]
+    targets: set[str]
+    probability: float
+    delay_ms: int
+    rng: random.Random = field(repr=False)
+
+    def hits(self, kind: str | None, target: str | None) -> bool:
+        if self.messages and kind not in self.messages:
+            return False
+        if self.targets and target is not None and target not in self.targets:
+            return False
+        return self.probability >= 1 or self.rng.random() < self.probability
+
+
+class Faults:
+    def __init__(self, rules: list[dict]):
+        self.raw = rules
+        self.rules = [Rule(r["action"], set(r.get("messages", [])), set(r.get("targets", [])),
+                           float(r.get("probability", 1)), int(r.get("delay_ms", 0)),
+                           random.Random(int(r.get("seed", 0)))) for r in rules]
+
+    def of(self, action: str) -> list[Rule]:
+        return [r for r in self.rules if r.action == action]
+
+    def outgoing(self, target: str, msg: pb.PeerMessage, data: bytes) -> list[tuple[float, bytes]]:
+        """What to actually send for one outgoing message: [(delay_s, bytes)], possibly empty."""
+        kind = msg.WhichOneof("body")
+        if self.of("silent"):
+            return []
+        for r in self.of("drop"):
+            if r.hits(kind, target):
+                return []
+        delay = 0.0
+        for r in self.of("delay"):
+            if r.hits(kind, target):
+                delay += r.delay_ms / 1000
+        for r in self.of("mutate"):
+            if r.hits(kind, target) and data:
+                i = r.rng.randrange(len(data))
+                data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+        copies = 2 if any(r.hits(kind, target) for r in self.of("duplicate")) else 1
+        return [(delay, data)] * copies
+
+    def consensus_hooks(self) -> dict:
+        """Hooks the pure consensus core understands: bad_signature and equivocate."""
+        hooks: dict = {}
+        bad = self.of("bad_signature")
+        if bad:
+            rng = bad[0].rng
+            hooks["bad_signature"] = lambda sig: bytes(rng.getrandbits(8) for _ in range(64))
+        eq = self.of("equivocate")
+        if eq:
+            hooks["equivocate"] = eq[0].targets or set()
+        return hooks
+
+    def tamper(self, cd: pb.CompactDecision) -> pb.CompactDecision:
+        """tamper_compact: change one byte of the leaf's value (or flip a flag when there is no value)."""
+        if not self.of("tamper_compact"):
+            return cd
+        out = pb.CompactDecision()
+        out.CopyFrom(cd)
+        for entries in (out.leaf.responses, out.leaf.results):
+            for e in entries:
+                if e.value:
+                    e.value = bytes([e.value[0] ^ 0x01]) + e.value[1:]
+                else:
+                    e.found = not e.found
+                return out
+        for c in out.leaf.calls:
+            c.op.key = bytes([c.op.key[0] ^ 0x01]) + c.op.key[1:]
+            return out
+        return out
+
+    def withhold(self) -> bool:
+        return bool(self.of("withhold_queue"))

@@ -1,0 +1,354 @@
+"""The node's asyncio driver: runs the pure Replica, its queue server and puller over real links,
+durable storage, the client port and the admin port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.admin import AdminServer
+from impl_a.codec import encode
+from impl_a.consensus import Replica
+from impl_a.crypto import SigningKey, x25519_public
+from impl_a.errors import RemoteViolation
+from impl_a.faults import Faults
+from impl_a.logs import Log, now_ms
+from impl_a.manifest import Manifest
+from impl_a.queues import Puller, QueueServer
+from impl_a.storage import Storage
+from impl_a.transport import Link, LinkClosed, accept, connect
+from impl_a.verify import check_client_request
+
+TICK_S = 0.01
+ERROR_CODES = {"malformed": pb.CLIENT_ERROR_MALFORMED, "non_canonical": pb.CLIENT_ERROR_MALFORMED,
+               "bad_signature": pb.CLIENT_ERROR_BAD_SIGNATURE, "unauthorised_client": pb.CLIENT_ERROR_UNAUTHORISED,
+               "wrong_cluster": pb.CLIENT_ERROR_WRONG_CLUSTER, "oversized": pb.CLIENT_ERROR_TOO_LARGE,
+               "overloaded": pb.CLIENT_ERROR_OVERLOADED}
+
+
+class NodeRuntime:
+    def __init__(self, manifest: Manifest, node_id: str, ed_seed: bytes, x_secret: bytes, data_dir: str, log: Log):
+        self.m = manifest
+        self.me = node_id
+        self.node = manifest.nodes[node_id]
+        self.log = log
+        self.x_secret = x_secret
+        self.store = Storage(data_dir)
+        self.faults = Faults(self.node.faults if manifest.testbed else [])
+        self.started_ms = now_ms()
+        self.replica = Replica(manifest, node_id, SigningKey(ed_seed), self.store, now_ms(),
+                               faults=self.faults.consensus_hooks())
+        self.server = QueueServer(self.replica)
+        self.puller = Puller(self.replica)
+        cluster = self.replica.cluster
+        self.peers = [n.id for n in cluster.nodes if n.id != node_id]
+        self.peers += [n.id for c in manifest.clusters.values() if c.role != cluster.role for n in c.nodes]
+        self.out_links: dict[str, Link] = {}
+        self.out_queues: dict[str, asyncio.Queue] = {}
+        self.reply_link: dict[str, Link] = {}
+        self.last_seen: dict[str, int] = {}
+        self.waiters: dict[tuple[bytes, int], list[asyncio.Future]] = {}
+        self.counters = {"client_requests": 0, "client_replies": 0}
+        self.decided_event = asyncio.Event()
+        self.tasks: set[asyncio.Task] = set()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.running = True
+        self.admin = AdminServer(self)
+
+    def hello(self, node_id: str = "") -> pb.Hello:
+        return pb.Hello(protocol_version=1, network_id=self.m.network_id, node_id=node_id)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+        return t
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        n = self.node
+        self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port))
+        self.servers.append(await asyncio.start_server(self._client_conn, n.bind, n.client_port))
+        self.servers.append(await asyncio.start_server(self.admin.handle, n.bind, n.admin_port))
+        for nid in self.peers:
+            self._spawn(self._dialer(nid))
+        self._spawn(self._ticker())
+        self.admin.ready = True
+        self.log.emit("info", "ready", "node ready", height=self.replica.height, view=self.replica.view,
+                      cluster=self.replica.cluster.id)
+
+    async def stop(self) -> None:
+        self.running = False
+        for s in self.servers:
+            s.close()
+        for t in list(self.tasks):
+            t.cancel()
+        for link in list(self.out_links.values()) + list(self.reply_link.values()):
+            link.close()
+        await asyncio.sleep(0)
+        self.store.close()
+        self.log.emit("info", "stopped", "node stopped")
+
+    async def _ticker(self) -> None:
+        while self.running:
+            now = now_ms()
+            self.replica.tick(now)
+            self.puller.tick(now)
+            self._drain()
+            await asyncio.sleep(TICK_S)
+
+    # -- actions --------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        r = self.replica
+        while r.actions:
+            acts, r.actions = r.actions, []
+            for act in acts:
+                kind = act[0]
+                if kind == "persist":
+                    self.store.write(act[1], act[2])
+                elif kind == "send":
+                    self._send(act[1], act[2])
+                elif kind == "reply":
+                    self._send(act[1], act[2], reply=True)
+                elif kind == "decided":
+                    self._on_decided(act[1])
+                elif kind == "reject":
+                    self.log.reject(act[1], act[2], act[3])
+                elif kind == "evidence":
+                    self.log.add_evidence(*act[1:])
+                elif kind == "event":
+                    self.log.emit("info", act[1], act[1].replace("_", " "), **act[2])
+
+    def _send(self, nid: str, msg: pb.PeerMessage, reply: bool = False) -> None:
+        link = self.reply_link.get(nid) if reply else None
+        q = self.out_queues.get(nid)
+        for delay, data in self.faults.outgoing(nid, msg, encode(msg)):
+            if link is not None and not link.closed:
+                target = link
+                self._spawn(self._send_on(target, data, delay))
+            elif q is not None:
+                if delay:
+                    asyncio.get_running_loop().call_later(delay, self._enqueue, q, data)
+                else:
+                    self._enqueue(q, data)
+
+    @staticmethod
+    def _enqueue(q: asyncio.Queue, data: bytes) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            q.put_nowait(data)
+
+    async def _send_on(self, link: Link, data: bytes, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        with contextlib.suppress(LinkClosed):
+            await link.send_bytes(data)
+
+    def _on_decided(self, d: pb.Decision) -> None:
+        self.decided_event.set()
+        self.decided_event = asyncio.Event()
+        self.log.emit("debug", "decided", f"decided height {d.header.height}", height=d.header.height,
+                      inputs=len(d.batch.inputs))
+        for leaf in d.outputs:
+            if not leaf.destination.startswith("client:"):
+                continue
+            key = bytes.fromhex(leaf.destination[7:])
+            for resp in leaf.responses:
+                for fut in self.waiters.pop((key, resp.request_id), []):
+                    if not fut.done():
+                        fut.set_result(d.header.height)
+
+    # -- peer links -----------------------------------------------------------------------------
+    async def _dialer(self, nid: str) -> None:
+        target = self.m.nodes[nid]
+        backoff = 0.1
+        while self.running:
+            try:
+                link = await connect(target.host, target.peer_port, self.m.network_id, self.x_secret,
+                                     self.hello(self.me), target.x25519_public, self.m.limits["max_message_bytes"],
+                                     expected_node=nid)
+            except LinkClosed as exc:
+                if exc.reason:
+                    self.log.reject(exc.reason, nid, exc.detail)
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+                continue
+            backoff = 0.1
+            q: asyncio.Queue = asyncio.Queue(maxsize=20000)
+            self.out_links[nid] = link
+            self.out_queues[nid] = q
+            self.log.emit("info", "peer_up", f"link to {nid} up", peer=nid)
+            reader = self._spawn(self._read_loop(nid, link))
+            try:
+                while self.running and not reader.done():
+                    get = asyncio.ensure_future(q.get())
+                    done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    if get not in done:
+                        get.cancel()
+                        break
+                    await link.send_bytes(get.result())
+            except LinkClosed:
+                pass
+            finally:
+                reader.cancel()
+                link.close()
+                self.out_links.pop(nid, None)
+                self.out_queues.pop(nid, None)
+                self.log.emit("info", "peer_down", f"link to {nid} down", peer=nid)
+            await asyncio.sleep(backoff)
+
+    def _check_peer(self, hello: pb.Hello, remote_static: bytes) -> None:
+        node = self.m.nodes.get(hello.node_id)
+        if not hello.node_id or node is None:
+            raise LinkClosed("unknown_node", f"node id {hello.node_id!r}")
+        if node.x25519_public != remote_static:
+            raise LinkClosed("handshake_failed", f"static key of {hello.node_id} does not match the manifest")
+
+    async def _peer_conn(self, reader, writer) -> None:
+        try:
+            link = await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
+                                self.m.limits["max_message_bytes"], self._check_peer)
+        except LinkClosed as exc:
+            if exc.reason:
+                self.log.reject(exc.reason, "inbound", exc.detail)
+            writer.close()
+            return
+        nid = link.hello.node_id
+        old = self.reply_link.get(nid)
+        self.reply_link[nid] = link
+        if old is not None:
+            old.close()
+        await self._read_loop(nid, link)
+
+    async def _read_loop(self, nid: str, link: Link) -> None:
+        try:
+            while self.running:
+                msg = await link.recv(pb.PeerMessage)
+                self.last_seen[nid] = now_ms()
+                self._on_peer_message(nid, msg, link)
+        except LinkClosed as exc:
+            if exc.reason:
+                self.log.reject(exc.reason, nid, exc.detail)
+        finally:
+            link.close()
+            if self.reply_link.get(nid) is link:
+                del self.reply_link[nid]
+
+    def _on_peer_message(self, nid: str, msg: pb.PeerMessage, link: Link) -> None:
+        now = now_ms()
+        self.replica.now = now
+        kind = msg.WhichOneof("body")
+        if kind == "queue_pull":
+            self._spawn(self._serve_pull(nid, msg.queue_pull, link))
+            return
+        if kind == "queue_batch":
+            self.puller.on_batch(nid, msg.queue_batch, now)
+        else:
+            self.reply_link.setdefault(nid, link)
+            if kind == "sync_request":
+                self.reply_link[nid] = link
+            self.replica.on_message(nid, msg)
+        self._drain()
+
+    async def _serve_pull(self, nid: str, pull: pb.QueuePull, link: Link) -> None:
+        if not self.faults.withhold():
+            deadline = asyncio.get_running_loop().time() + self.m.timeouts["queue_long_poll"] / 1000
+            while not self.server.available(pull):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.decided_event.wait(), left)
+            qb = self.server.serve(pull)
+            if self.faults.of("tamper_compact"):
+                tampered = [self.faults.tamper(cd) for cd in qb.decisions]
+                del qb.decisions[:]
+                qb.decisions.extend(tampered)
+        else:
+            qb = pb.QueueBatch(source_cluster=self.replica.cluster.id, destination=pull.destination)
+        msg = pb.PeerMessage(queue_batch=qb)
+        for delay, data in self.faults.outgoing(nid, msg, encode(msg)):
+            await self._send_on(link, data, delay)
+
+    # -- client port ----------------------------------------------------------------------------
+    def _check_client_hello(self, hello: pb.Hello, remote_static: bytes) -> None:
+        if hello.node_id:
+            raise LinkClosed("handshake_failed", "client hello carries a node id")
+
+    async def _client_conn(self, reader, writer) -> None:
+        try:
+            link = await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
+                                self.m.limits["max_message_bytes"], self._check_client_hello)
+        except LinkClosed as exc:
+            if exc.reason:
+                self.log.reject(exc.reason, "client", exc.detail)
+            writer.close()
+            return
+        pending: set[asyncio.Task] = set()
+        try:
+            while self.running:
+                cm = await link.recv(pb.ClientMessage)
+                t = self._spawn(self._client_request(cm, link))
+                pending.add(t)
+                t.add_done_callback(pending.discard)
+        except LinkClosed as exc:
+            if exc.reason:
+                self.log.reject(exc.reason, "client", exc.detail)
+        finally:
+            for t in pending:
+                t.cancel()
+            link.close()
+
+    async def _client_request(self, cm: pb.ClientMessage, link: Link) -> None:
+        submit = cm.WhichOneof("body") == "submit"
+        req = cm.submit if submit else cm.fetch
+        r = self.replica
+        try:
+            check_client_request(self.m, req, r.cluster.id)
+        except RemoteViolation as exc:
+            self.log.reject(exc.reason, "client:" + req.client_key.hex()[:16], exc.detail)
+            await self._client_error(link, ERROR_CODES.get(exc.reason, pb.CLIENT_ERROR_MALFORMED), req.request_id,
+                                     exc.reason)
+            return
+        ident = (req.client_key, req.request_id)
+        if submit:
+            self.counters["client_requests"] += 1
+        h = r.client_index.get(ident)
+        if h is None:
+            if submit and ident not in r.req_pool and len(r.req_pool) >= self.m.limits["max_pending_requests"]:
+                self.log.reject("overloaded", "client", "request pool full")
+                await self._client_error(link, pb.CLIENT_ERROR_OVERLOADED, req.request_id, "overloaded")
+                return
+            fut = asyncio.get_running_loop().create_future()
+            self.waiters.setdefault(ident, []).append(fut)
+            if submit:
+                r.now = now_ms()
+                r.on_client_request(req)
+                self._drain()
+            try:
+                h = await asyncio.wait_for(fut, self.m.timeouts["client_timeout"] / 1000)
+            except TimeoutError:
+                await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "no decision in time")
+                return
+            finally:
+                lst = self.waiters.get(ident)
+                if lst and fut in lst:
+                    lst.remove(fut)
+                    if not lst:
+                        del self.waiters[ident]
+        cd = self.server.compact(h, "client:" + req.client_key.hex())
+        if cd is None:
+            await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "answer unavailable")
+            return
+        if self.faults.of("false_client_response"):
+            cd = self.faults.tamper(cd)
+        self.counters["client_replies"] += 1
+        with contextlib.suppress(LinkClosed):
+            await link.send(pb.ClientReply(answer=cd))
+
+    async def _client_error(self, link: Link, code: int, rid: int, message: str) -> None:
+        with contextlib.suppress(LinkClosed):
+            await link.send(pb.ClientReply(error=pb.ClientError(code=code, request_id=rid, message=message)))
+
+    def public_keys_ok(self, ed_public: bytes) -> bool:
+        return ed_public == self.node.ed25519_public and x25519_public(self.x_secret) == self.node.x25519_public

@@ -1,0 +1,180 @@
+"""Noise_XX links over asyncio TCP (SPEC 13): framing, Hello exchange, message stream, rekeying."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.codec import decode, encode
+from impl_a.errors import RemoteViolation
+from impl_a.noise import CipherState, HandshakeState, NoiseError
+
+PROTOCOL = "Noise_XX_25519_ChaChaPoly_BLAKE2b"
+MAX_FRAME = 65535
+MAX_PLAINTEXT = 65519
+REKEY_EVERY = 65536
+HANDSHAKE_DEADLINE = 5.0
+
+
+def prologue(network_id: str) -> bytes:
+    return b"heraclius/v1\x00" + network_id.encode()
+
+
+class LinkClosed(Exception):
+    """The link failed; `reason` is a SPEC 15 rejection name or None for an ordinary close."""
+
+    def __init__(self, reason: str | None, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    try:
+        head = await reader.readexactly(2)
+        (n,) = struct.unpack(">H", head)
+        if n == 0:
+            raise LinkClosed("malformed", "zero-length frame")
+        return await reader.readexactly(n)
+    except asyncio.IncompleteReadError:
+        raise LinkClosed(None, "connection closed") from None
+    except (ConnectionError, OSError) as exc:
+        raise LinkClosed(None, str(exc)) from None
+
+
+def _frame(data: bytes) -> bytes:
+    if not 1 <= len(data) <= MAX_FRAME:
+        raise ValueError("frame size")
+    return struct.pack(">H", len(data)) + data
+
+
+class Link:
+    """An established Noise transport: whole application messages in and out."""
+
+    def __init__(self, reader, writer, send: CipherState, recv: CipherState, remote_static: bytes,
+                 hello: pb.Hello, max_message: int):
+        self.reader, self.writer = reader, writer
+        self.send_cs, self.recv_cs = send, recv
+        self.remote_static = remote_static
+        self.hello = hello
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._lock = asyncio.Lock()
+        self.closed = False
+
+    async def send_bytes(self, data: bytes) -> None:
+        stream = struct.pack(">I", len(data)) + data
+        async with self._lock:
+            frames = []
+            for i in range(0, len(stream), MAX_PLAINTEXT):
+                try:
+                    frames.append(_frame(self.send_cs.encrypt_with_ad(b"", stream[i:i + MAX_PLAINTEXT])))
+                except NoiseError as exc:
+                    raise LinkClosed(None, str(exc)) from None
+            self.writer.write(b"".join(frames))
+            try:
+                await self.writer.drain()
+            except (ConnectionError, OSError) as exc:
+                raise LinkClosed(None, str(exc)) from None
+
+    async def send(self, msg) -> None:
+        await self.send_bytes(encode(msg))
+
+    async def recv_bytes(self) -> bytes:
+        while True:
+            if len(self._buf) >= 4:
+                (n,) = struct.unpack(">I", self._buf[:4])
+                if n == 0 or n > self.max_message:
+                    raise LinkClosed("oversized" if n else "malformed", f"application length {n}")
+                if len(self._buf) >= 4 + n:
+                    data = bytes(self._buf[4:4 + n])
+                    del self._buf[:4 + n]
+                    return data
+            frame = await _read_frame(self.reader)
+            try:
+                self._buf += self.recv_cs.decrypt_with_ad(b"", frame)
+            except NoiseError as exc:
+                raise LinkClosed("decrypt_failed", str(exc)) from None
+
+    async def recv(self, cls):
+        data = await self.recv_bytes()
+        try:
+            return decode(cls, data)
+        except RemoteViolation as exc:
+            raise LinkClosed(exc.reason, exc.detail) from None
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):  # already closed by the peer
+            self.writer.close()
+
+
+def _hello_ok(hello: pb.Hello, network_id: str) -> None:
+    if hello.protocol_version != 1:
+        raise LinkClosed("handshake_failed", f"protocol version {hello.protocol_version}")
+    if hello.network_id != network_id:
+        raise LinkClosed("wrong_network", f"network {hello.network_id!r}")
+
+
+async def connect(host: str, port: int, network_id: str, static: bytes, my_hello: pb.Hello,
+                  expected_static: bytes, max_message: int, expected_node: str | None = None,
+                  timeout: float = HANDSHAKE_DEADLINE) -> Link:
+    """Dial and run the initiator side; the responder must present expected_static (and node id)."""
+    async def run() -> Link:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            hs = HandshakeState(PROTOCOL, True, prologue(network_id), static, rekey_every=REKEY_EVERY)
+            writer.write(_frame(hs.write_message(b"")))
+            payload = hs.read_message(await _read_frame(reader))
+            try:
+                hello = decode(pb.Hello, payload)
+            except RemoteViolation as exc:
+                raise LinkClosed("handshake_failed", exc.detail) from None
+            _hello_ok(hello, network_id)
+            if hs.rs != expected_static or (expected_node is not None and hello.node_id != expected_node):
+                raise LinkClosed("handshake_failed", "responder is not the node dialled")
+            writer.write(_frame(hs.write_message(encode(my_hello))))
+            await writer.drain()
+            send, recv = hs.split()
+            return Link(reader, writer, send, recv, hs.rs, hello, max_message)
+        except BaseException:
+            writer.close()
+            raise
+
+    try:
+        return await asyncio.wait_for(run(), timeout)
+    except NoiseError as exc:
+        raise LinkClosed("handshake_failed", str(exc)) from None
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        raise LinkClosed(None, f"connect failed: {exc!r}") from None
+
+
+async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.Hello, max_message: int,
+                 check_peer=None, timeout: float = HANDSHAKE_DEADLINE) -> Link:
+    """Responder side. check_peer(hello, remote_static) raises LinkClosed to refuse the initiator."""
+    async def run() -> Link:
+        hs = HandshakeState(PROTOCOL, False, prologue(network_id), static, rekey_every=REKEY_EVERY)
+        first = await _read_frame(reader)
+        if hs.read_message(first) != b"":
+            raise LinkClosed("handshake_failed", "payload in message 1")
+        writer.write(_frame(hs.write_message(encode(my_hello))))
+        await writer.drain()
+        payload = hs.read_message(await _read_frame(reader))
+        try:
+            hello = decode(pb.Hello, payload)
+        except RemoteViolation as exc:
+            raise LinkClosed("handshake_failed", exc.detail) from None
+        _hello_ok(hello, network_id)
+        if check_peer is not None:
+            check_peer(hello, hs.rs)
+        send, recv = hs.split()
+        return Link(reader, writer, send, recv, hs.rs, hello, max_message)
+
+    try:
+        return await asyncio.wait_for(run(), timeout)
+    except NoiseError as exc:
+        raise LinkClosed("handshake_failed", str(exc)) from None
+    except TimeoutError:
+        raise LinkClosed("handshake_failed", "handshake deadline") from None
