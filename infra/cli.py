@@ -63,6 +63,8 @@ def status_table(dep, clusters) -> Table:
 
 def print_verdicts(clusters) -> None:
     for c in clusters:
+        if c.cut_off:
+            out.print(f"cluster {c.id}: partitioned off: {', '.join(sorted(c.cut_off))}")
         style = VERDICT_STYLE[c.verdict]
         faulty = f" ({', '.join(c.faulty)})" if c.faulty else ""
         out.print(f"cluster {c.id} ({c.role}): f={c.f}, faults now {c.faults_now}{faulty}, margin {c.margin}, "
@@ -84,17 +86,19 @@ def cli():
 @click.option("--mix", default="alternate", show_default=True,
               help="Implementations per cluster: alternate, a, b, or a pattern like aabb.")
 @click.option("--testbed", is_flag=True, help="Mark the network as a testbed (allows Byzantine faults, SPEC 16).")
+@click.option("--network", type=click.Choice(["loopback", "netns"]), default="loopback", show_default=True,
+              help="loopback: 127.0.<region>.x; netns: a network namespace per region (root; allows partitions).")
 @click.option("--health-timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for /health.")
 @click.option("--node-module", multiple=True, metavar="IMPL=MODULE",
               help="Run MODULE instead of IMPL.node (e.g. a stand-in); repeatable.")
 @click.option("--client-module", multiple=True, metavar="a|b=MODULE", help="Run MODULE instead of impl_x.client.")
 def deploy(name, home, provider, regions, coordinators, shards, nodes_per_cluster, mix, testbed,
-           health_timeout, node_module, client_module):
+           network, health_timeout, node_module, client_module):
     """Plan, generate keys and manifest, start every node, wait until healthy."""
     with out.status("deploying...") as spinner:
         dep = ops.deploy(name, home, provider, regions, coordinators, shards, nodes_per_cluster, mix, testbed,
                          _modules(node_module, "node-module"), _modules(client_module, "client-module"),
-                         health_timeout, progress=lambda m: spinner.update(m))
+                         health_timeout, progress=lambda m: spinner.update(m), network=network)
     clusters = collect_status(dep)
     out.print(status_table(dep, clusters))
     print_plan_lines(plan_from_manifest(dep.manifest))
@@ -253,15 +257,17 @@ for _action, _help in (("crash", "kill -9 NODE."), ("stop", "SIGTERM NODE (SIGKI
 @where
 @click.argument("regions", nargs=-1, required=True)
 def partition_cmd(name, home, regions):
-    """Cut REGIONS off from the rest (needs root and packet filtering; see docs/ops.md)."""
-    fault_ops.partition(load_deployment(name, home), list(regions))
+    """Cut REGIONS off from the other regions (deployments made with --network netns)."""
+    result = fault_ops.partition(load_deployment(name, home), list(regions))
+    out.print("cut region pairs: " + ", ".join("/".join(p) for p in result["active"]))
 
 
 @fault.command("heal")
 @where
 def heal_cmd(name, home):
     """Remove all partitions."""
-    fault_ops.heal(load_deployment(name, home))
+    result = fault_ops.heal(load_deployment(name, home))
+    out.print("healed: " + (", ".join("/".join(p) for p in result["healed"]) or "nothing was cut"))
 
 
 @fault.command("byzantine")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import signal
 
-from infra import local, process
+from infra import local, netns, process
 from infra.deployment import Deployment
 from infra.errors import UsageError
 from infra.manifest import validate_manifest, write_manifest
@@ -79,24 +79,36 @@ def restart(dep: Deployment, node_id: str, timeout: float = 30.0) -> dict:
     return {**result, "action": "restart"}
 
 
-def partition_support() -> tuple[bool, str]:
-    """Whether region partitions can be emulated here, and why not."""
+def partition_support(dep: Deployment) -> tuple[bool, str]:
+    """Whether region partitions can be emulated for `dep`, and why not."""
+    if dep.state.get("netns"):
+        return True, "ok"
     return False, (
-        "region partitions and delays are not emulated by the local provider yet: it needs root plus "
-        "iptables/nft DROP rules between the regions' loopback ranges (127.0.<region>.0/24), and nodes "
-        "do not bind their outbound connections to their region address, so a source-region rule "
-        "cannot be written (see wire_spec/errata/infra.md). Crash, stop, pause and Byzantine faults work.")
+        "region partitions need a deployment made with `--network netns` (root): with per-region "
+        "loopback addresses nodes dial from 127.0.0.1, so no rule can tell which region a packet comes "
+        "from (wire_spec/errata/infra.md E1), and this host has no iptables/nft. Crash, stop, pause "
+        "and Byzantine faults work.")
 
 
 def partition(dep: Deployment, regions: list[str]) -> dict:
-    _, why = partition_support()
-    raise UsageError(f"cannot partition {', '.join(regions)}: {why}",
-                     fix="emulate a lost region with `heraclius-ops fault crash` or `fault pause` on its nodes")
+    """Cut `regions` off from every other region (packets silently dropped both ways)."""
+    ok, why = partition_support(dep)
+    if not ok:
+        raise UsageError(f"cannot partition {', '.join(regions)}: {why}",
+                         fix="deploy with --network netns, or emulate a lost region with `fault crash`/`fault pause`")
+    layout = dep.state["netns"]
+    added = netns.partition(layout, regions)
+    dep.save_state()
+    return {"action": "partition", "regions": regions, "cut": added, "active": layout["partitions"]}
 
 
 def heal(dep: Deployment) -> dict:
-    _, why = partition_support()
-    raise UsageError(f"nothing to heal: {why}")
+    ok, why = partition_support(dep)
+    if not ok:
+        raise UsageError(f"nothing to heal: {why}")
+    healed = netns.heal(dep.state["netns"])
+    dep.save_state()
+    return {"action": "heal", "healed": healed}
 
 
 def byzantine(dep: Deployment, node_id: str, rules: list[dict], timeout: float = 30.0) -> dict:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from infra import process
+from infra import netns, process
 from infra.admin import is_healthy
 from infra.deployment import CLIENT_IDS, Deployment, deployment_root, home_dir, load_deployment
 from infra.errors import RemoteError, UsageError
@@ -22,6 +22,7 @@ from infra.planner import Plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Progress = Callable[[str], None]
+NETWORKS = ("loopback", "netns")
 
 
 def _quiet(_msg: str) -> None:
@@ -71,6 +72,8 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def check_ports_free(dep: Deployment, node_id: str) -> None:
+    if dep.state.get("netns"):
+        return  # the node's address exists only inside its region namespace
     n = dep.node(node_id)
     for kind, port in n.ports.items():
         if port_in_use(n.host, port):
@@ -163,9 +166,16 @@ def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float = 30.0, pr
             time.sleep(0.2)
 
 
+NETNS_PORTS = {"peer": 7000, "client": 7001, "admin": 7002}
+
+
 def create(plan: Plan, name: str, home=None, testbed: bool = False,
-           node_modules: dict[str, str] | None = None, progress: Progress = _quiet) -> Deployment:
-    """Write keys, manifest and state for `plan` (no process started yet)."""
+           node_modules: dict[str, str] | None = None, progress: Progress = _quiet,
+           network: str = "loopback") -> Deployment:
+    """Write keys, manifest and state for `plan` (no process started yet). network: 'loopback'
+    (127.0.<region>.<k>, free ports) or 'netns' (a namespace per region, see infra.netns)."""
+    if network not in NETWORKS:
+        raise UsageError(f"unknown --network {network!r}", fix="use loopback or netns")
     root = deployment_root(name, home)
     if root.exists():
         raise UsageError(f"deployment {name!r} already exists in {home_dir(home)}",
@@ -173,14 +183,17 @@ def create(plan: Plan, name: str, home=None, testbed: bool = False,
     make_private_dir(root / "keys")
     for sub in ("data", "logs"):
         make_private_dir(root / sub)
+    layout = None
     try:
+        layout = netns.plan_layout(root, plan.regions) if network == "netns" else None
         per_region: dict[str, int] = {}
         hosts = {}
         for n in plan.nodes:
             k = per_region.get(n.region, 0)
             per_region[n.region] = k + 1
-            hosts[n.id] = region_host(plan.regions.index(n.region), k)
-        ports = allocate_ports(hosts)
+            hosts[n.id] = netns.host(layout, n.region, k) if layout else region_host(plan.regions.index(n.region), k)
+        # a namespace holds only this deployment's addresses, so fixed ports cannot clash there
+        ports = {i: dict(NETNS_PORTS) for i in hosts} if layout else allocate_ports(hosts)
         fields = {}
         for n in plan.nodes:
             ed, xs = generate_node_keys(root / "keys" / n.id)
@@ -193,14 +206,24 @@ def create(plan: Plan, name: str, home=None, testbed: bool = False,
         progress("wrote manifest.json")
         dep = Deployment(name, root)
         modules = node_modules or {}
-        dep.state = {"provider": "local", "created": time.time(), "nodes": {}}
+        dep.state = {"provider": "local", "network": network, "created": time.time(), "nodes": {}}
+        if layout:
+            by_region: dict[str, list[str]] = {}
+            for n in plan.nodes:
+                by_region.setdefault(n.region, []).append(hosts[n.id])
+            netns.setup(layout, by_region)
+            dep.state["netns"] = layout
+            progress(f"created {len(layout['regions'])} region namespaces in {layout['prefix']}.0.0/16")
         for n in plan.nodes:
             module = modules.get(n.implementation, f"{n.implementation}.node")
+            cmd = node_command(dep, n.id, module)
             dep.state["nodes"][n.id] = {"pid": None, "status": "created", "implementation": n.implementation,
-                                        "command": node_command(dep, n.id, module)}
+                                        "command": netns.wrap(layout, n.region, cmd) if layout else cmd}
         dep.save_state()
         return dep
     except BaseException:
+        if layout and any(layout["regions"]):
+            netns.teardown(layout)
         shutil.rmtree(root, ignore_errors=True)
         raise
 
@@ -229,5 +252,8 @@ def destroy(name: str, home=None, progress: Progress = _quiet) -> bool:
         for node_id, result in stop_nodes(dep, [n.id for n in dep.nodes]).items():
             if result != "not-running":
                 progress(f"{node_id} {result}")
+        if dep.state.get("netns"):
+            netns.teardown(dep.state["netns"])
+            progress("removed the region namespaces")
     shutil.rmtree(root)
     return True

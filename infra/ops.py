@@ -13,7 +13,7 @@ PROVIDERS = ("local", "docker", "aws")
 def deploy(name: str = DEFAULT_NAME, home=None, provider: str = "local", regions: int = 3, coordinators: int = 1,
            shards: int = 1, nodes_per_cluster: int = 4, mix: str = "alternate", testbed: bool = False,
            node_modules: dict[str, str] | None = None, client_modules: dict[str, str] | None = None,
-           health_timeout: float = 30.0, progress=local._quiet) -> Deployment:
+           health_timeout: float = 30.0, progress=local._quiet, network: str = "loopback") -> Deployment:
     """Plan, write keys and manifest, start every node and wait until all are healthy."""
     check_name(name)
     if provider not in PROVIDERS:
@@ -22,7 +22,7 @@ def deploy(name: str = DEFAULT_NAME, home=None, provider: str = "local", regions
         raise UsageError(f"provider {provider!r} is not implemented yet", fix="use --provider local")
     plan = make_plan(regions, coordinators, shards, nodes_per_cluster, mix)
     progress(f"planned {len(plan.clusters)} clusters, {len(plan.nodes)} nodes in {len(plan.regions)} regions")
-    dep = local.create(plan, name, home, testbed, node_modules, progress)
+    dep = local.create(plan, name, home, testbed, node_modules, progress, network)
     if client_modules:
         dep.state["client_modules"] = client_modules
         dep.save_state()

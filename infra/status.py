@@ -38,6 +38,7 @@ class ClusterStatus:
     role: str
     nodes: list[NodeStatus]
     accused: set[str] = field(default_factory=set)
+    cut_off: set[str] = field(default_factory=set)  # on the minority side of a partition
 
     @property
     def n(self) -> int:
@@ -49,7 +50,8 @@ class ClusterStatus:
 
     @property
     def faulty(self) -> list[str]:
-        return sorted({s.node.id for s in self.nodes if not s.up} | (self.accused & {s.node.id for s in self.nodes}))
+        ids = {s.node.id for s in self.nodes}
+        return sorted({s.node.id for s in self.nodes if not s.up} | (self.accused & ids) | self.cut_off)
 
     @property
     def faults_now(self) -> int:
@@ -93,6 +95,26 @@ def _probe(dep: Deployment, n: NodeInfo, timeout: float) -> NodeStatus:
         return NodeStatus(n, "running", error=f"/status unreachable: {e}")
 
 
+def region_components(regions: list[str], cut: list[list[str]]) -> list[set[str]]:
+    """Groups of regions that can still reach each other, given the cut region pairs."""
+    cut_pairs = {frozenset(p) for p in cut}
+    comps: list[set[str]] = []
+    for r in regions:
+        joined = [c for c in comps if any(frozenset((r, o)) not in cut_pairs for o in c)]
+        merged = {r}.union(*joined) if joined else {r}
+        comps = [c for c in comps if c not in joined] + [merged]
+    return comps
+
+
+def cut_off_nodes(nodes: list[NodeInfo], regions: list[str], cut: list[list[str]]) -> set[str]:
+    """Nodes outside the region group that holds most of the cluster's nodes."""
+    if not cut:
+        return set()
+    comps = region_components(regions, cut)
+    main = max(comps, key=lambda c: sum(1 for n in nodes if n.region in c))
+    return {n.id for n in nodes if n.region not in main}
+
+
 def collect_status(dep: Deployment, timeout: float = 2.0) -> list[ClusterStatus]:
     """Probe every node in parallel (each with `timeout`), grouped by cluster in manifest order."""
     nodes = dep.nodes
@@ -102,7 +124,10 @@ def collect_status(dep: Deployment, timeout: float = 2.0) -> list[ClusterStatus]
     for c in dep.clusters:
         members = [p for p in probes if p.node.cluster == c["id"]]
         accused = {e["node_id"] for p in members if p.up for e in p.status["byzantine_evidence"]}
-        clusters.append(ClusterStatus(c["id"], c["role"], members, accused))
+        cut = dep.state.get("netns", {}).get("partitions", [])
+        regions = dep.manifest.get("regions") or sorted({p.node.region for p in members})
+        cut_off = cut_off_nodes([p.node for p in members], regions, cut)
+        clusters.append(ClusterStatus(c["id"], c["role"], members, accused, cut_off))
     return clusters
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import stat
 import sys
 import threading
@@ -109,7 +110,13 @@ def main() -> int:
             else:
                 self.send(404, b"no\n")
 
-    server = ThreadingHTTPServer((host, me["ports"]["admin"]), Handler)
+    class Server(ThreadingHTTPServer):
+        def server_bind(self):
+            # skip HTTPServer's getfqdn(): reverse DNS hangs inside a region namespace (no route out)
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
+    server = Server((host, me["ports"]["admin"]), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log(args.log, args.node_id, "ready", f"fake node listening on {host}")
     server.serve_forever(poll_interval=0.1)

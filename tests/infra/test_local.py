@@ -81,7 +81,7 @@ def test_byzantine_needs_testbed(home, request):
 
 
 def test_partition_reports_unavailable(fake_deployment):
-    with pytest.raises(UsageError, match="not emulated"):
+    with pytest.raises(UsageError, match="--network netns"):
         faults.partition(fake_deployment, ["eu-west"])
 
 
@@ -159,7 +159,7 @@ def test_cli_deploy_status_fault_destroy(home, capsys, request):
     code, _, err = run_cli(capsys, "fault", "byzantine", "c0-n0", "equivocate", "--targets", "c0-n1")
     assert code == 0
     code, _, err = run_cli(capsys, "fault", "partition", "eu-west")
-    assert code == 2 and "not emulated" in err
+    assert code == 2 and "--network netns" in err
     code, out, _ = run_cli(capsys, "destroy")
     assert code == 0 and "destroyed deployment default" in out
 

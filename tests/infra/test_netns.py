@@ -1,0 +1,66 @@
+"""Region namespaces and partitions (root only), with stand-in nodes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from infra import faults, ops
+from infra.status import collect_status
+from tests.infra.conftest import FAKE
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5)
+except OSError as e:
+    print(type(e).__name__)
+    sys.exit(1)
+print("connected")
+"""
+
+
+def connect_from(dep, region, node_id):
+    """Open a TCP connection from inside `region`'s namespace to `node_id`'s peer port."""
+    ns = dep.state["netns"]["regions"][region]["ns"]
+    n = dep.node(node_id)
+    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE, n.host, str(n.ports["peer"])],
+                       capture_output=True, text=True, timeout=20)
+    return r.stdout.strip()
+
+
+@pytest.fixture
+def netns_deployment(home, request):
+    request.addfinalizer(lambda: ops.destroy("nets", home))
+    return ops.deploy("nets", home, node_modules=FAKE, health_timeout=20, network="netns")
+
+
+def namespaces():
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+
+
+def test_partition_and_heal(netns_deployment, home):
+    dep = netns_deployment
+    tag = dep.state["netns"]["tag"]
+    assert dep.node("c0-n0").host.startswith(dep.state["netns"]["prefix"] + ".1.")
+    assert {c.id: c.verdict for c in collect_status(dep)} == {"c0": "healthy", "s0": "healthy"}
+    # c0-n1 is in eu-west, c0-n0 in us-east
+    assert connect_from(dep, "us-east", "c0-n1") == "connected"
+    result = faults.partition(dep, ["us-east"])
+    assert sorted(result["cut"]) == [["ap-south", "us-east"], ["eu-west", "us-east"]]
+    assert connect_from(dep, "us-east", "c0-n1") == "TimeoutError"   # silently dropped
+    assert connect_from(dep, "eu-west", "c0-n2") == "connected"      # eu-west <-> ap-south still fine
+    clusters = {c.id: c for c in collect_status(dep)}                  # the operator still sees every node
+    assert all(s.up for c in clusters.values() for s in c.nodes)
+    assert clusters["s0"].cut_off == {"s0-n2"} and clusters["s0"].verdict == "at-risk"
+    assert clusters["c0"].verdict == "stalled"                         # 2 of 4 on each side
+    assert faults.heal(dep)["healed"] == result["cut"]
+    assert connect_from(dep, "us-east", "c0-n1") == "connected"
+    assert {c.id: c.verdict for c in collect_status(dep)} == {"c0": "healthy", "s0": "healthy"}
+    faults.crash(dep, "s0-n0")
+    faults.restart(dep, "s0-n0")
+    assert ops.destroy("nets", home)
+    assert f"hx{tag}-" not in namespaces()
