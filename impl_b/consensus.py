@@ -106,7 +106,7 @@ class Replica(ViewChangeMixin):
 
     # ------------------------------------------------------------------ restart
 
-    def restore(self, view: int, view_active: bool, decisions: list, inflight: dict) -> None:
+    def restore(self, view: int, view_active: bool, decisions: list, inflight: dict, new_view=None) -> None:
         """Rebuild from the durable log: decisions 1..h (trusted), the view and height+1 votes."""
         for d in decisions:
             ex = execute(self.state, self.m, d.batch, d.header.height, self.head_hash)
@@ -116,6 +116,7 @@ class Replica(ViewChangeMixin):
         self.view_active = view == 0 or view_active
         self.in_vc = not self.view_active
         self.vc_sent = view
+        self.last_nv = new_view if new_view is not None and new_view.view == view else None
         if not self.view_active:
             self.vc_deadline = 0
         if inflight.get("height") == self.height + 1:
@@ -321,12 +322,15 @@ class Replica(ViewChangeMixin):
     def _on_heartbeat(self, sender, hb, now, pm) -> None:
         if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
             self.last_leader_contact = now
+        elif hb.view > self.view and sender == self.leader_of(hb.view) and hb.leader_id == sender:
+            self._view_behind(now)
         if hb.height > self.height:
             self._need_sync(hb.height, sender)
 
     def _on_proposal(self, sender, p, now, pm) -> None:
         if p.view > self.view or (p.view == self.view and not self.view_active):
             self._buffer(sender, pm, ("proposal", p.view, p.height))
+            self._view_behind(now)
             return
         if p.view < self.view or self.in_vc:
             self._reject("stale", sender, "proposal of an old view")

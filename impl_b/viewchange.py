@@ -30,6 +30,18 @@ class ViewChangeMixin:
             return
         self._send_vc(self.view + 1, now)
 
+    def _view_behind(self, now: int) -> None:
+        """Members are in a later view than ours: ask for it (peers answer with their NewView)."""
+        if now - getattr(self, "_behind_asked", -10**9) < 500:
+            return
+        self._behind_asked = now
+        if self.in_vc and self.vc_sent > self.view:
+            mine = self.vc_msgs.get(self.me)
+            if mine is not None:
+                self._broadcast(codec.PeerMessage(view_change=mine))
+            return
+        self._send_vc(self.view + 1, now)
+
     def _send_vc(self, target: int, now: int) -> None:
         if target <= self.vc_sent or target <= self.view:
             return
@@ -214,7 +226,7 @@ class ViewChangeMixin:
         self.vc_sent = max(self.vc_sent, self.view)
         self.accepted = None
         self.restart_timers(now)
-        self._emit(Persist({"view": (self.view, True)}))
+        self._emit(Persist({"view": (self.view, True), "new_view": nv}))
         if self.is_leader():
             self.last_hb_sent = now
             self._maybe_propose(now)

@@ -20,6 +20,7 @@ class MemStore:
         self.view = (0, True)
         self.decisions: list = []
         self.inflight: dict = {}
+        self.new_view = None
 
     def persist(self, rec: dict) -> None:
         if "decision" in rec:
@@ -31,6 +32,8 @@ class MemStore:
             self.inflight = dict(rec["inflight"])
         if "view" in rec:
             self.view = rec["view"]
+        if rec.get("new_view") is not None:
+            self.new_view = rec["new_view"]
 
 
 class Sim:
@@ -65,7 +68,7 @@ class Sim:
     def _boot(self, n: str) -> None:
         r = Replica(self.m, n, Signer(self.secrets[n]["ed25519"]), Checker(self.m), now=self.now)
         st = self.stores[n]
-        r.restore(st.view[0], st.view[1], list(st.decisions), st.inflight)
+        r.restore(st.view[0], st.view[1], list(st.decisions), st.inflight, st.new_view)
         self.replicas[n] = r
 
     def _schedule(self, delay: int, ev: tuple) -> None:

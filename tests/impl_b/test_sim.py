@@ -117,3 +117,34 @@ def test_byzantine_node_mutating_its_messages_does_not_break_safety():
     assert sim.run_until(_done(sim, *rids), 20000)
     assert sim.logs_agree("c0")
     assert any(r[2] == "c0-n2" for r in sim.rejects)
+
+
+def test_restarted_old_leader_learns_the_new_view():
+    sim = Sim(seed=8)
+    p = sim.put(b"a", b"1")
+    assert sim.run_until(_done(sim, p), 5000)
+    sim.crash("c0-n0")
+    p2 = sim.put(b"a", b"2", to=["c0-n1"])
+    assert sim.run_until(_done(sim, p2), 15000)
+    sim.restart("c0-n0")
+    assert sim.replicas["c0-n0"].view == 0
+    g = sim.get(b"a", to="c0-n0")  # only the restarted node hears of it
+    assert sim.run_until(_done(sim, g), 15000)
+    assert sim.answers[g].value == b"2"
+    assert sim.replicas["c0-n0"].view == sim.replicas["c0-n1"].view >= 1
+    assert sim.logs_agree("c0")
+
+
+def test_all_nodes_restart_from_storage_without_losing_decisions():
+    sim = Sim(seed=9)
+    rids = [sim.put(f"r{i}".encode(), f"{i}".encode(), to=f"c0-n{i % 4}") for i in range(6)]
+    assert sim.run_until(_done(sim, *rids), 10000)
+    heights = {n: r.height for n, r in sim.replicas.items()}
+    for n in list(sim.replicas):
+        sim.crash(n)
+    for n in list(sim.replicas):
+        sim.restart(n)
+    assert {n: r.height for n, r in sim.replicas.items()} == heights
+    g = sim.get(b"r5", to="c0-n2")
+    assert sim.run_until(_done(sim, g), 10000)
+    assert sim.answers[g].value == b"5"

@@ -1,0 +1,214 @@
+"""impl_b client library (SPEC 14): signed GET/PUT, validated answers, retries across members.
+
+    c = Client(manifest, signer)          # or Client.from_files(manifest_path, key_path)
+    ans = c.put(b"k", b"v"); ans = c.get(b"k")   # -> Answer, or raises ClientFailure
+
+The command line of SPEC 4.1 is in client_cli.py (`python -m impl_b.client`).
+"""
+
+import contextlib
+import itertools
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from . import codec, crypto
+from .checks import Checker, client_destination, sign_message
+from .codec import encode
+from .manifest import load
+from .schema import OP_GET, OP_PUT
+from .session import LinkError, Session, peer_hello_checker
+
+
+class ClientFailure(Exception):
+    """No valid answer could be had from any member of the coordinator cluster."""
+
+    def __init__(self, cluster: str, request_id: int, failures: dict):
+        detail = "; ".join(f"{n}: {why}" for n, why in failures.items())
+        super().__init__(f"cluster {cluster}, request {request_id}: no valid answer ({detail})")
+        self.cluster, self.request_id, self.failures = cluster, request_id, failures
+
+
+@dataclass
+class Answer:
+    op: str
+    key: bytes
+    found: bool
+    value: bytes | None
+    cluster: str
+    height: int
+    node: str
+    shard: str
+    shard_height: int
+    request_id: int
+
+
+class _Ids:
+    """Strictly increasing request ids: microseconds at start, then +1 (SPEC 14.2)."""
+
+    def __init__(self):
+        self._it = itertools.count(int(time.time() * 1_000_000))
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return next(self._it)
+
+
+class Connection:
+    """A blocking Noise link to one node's client port."""
+
+    def __init__(self, manifest, node: str, timeout: float):
+        info = manifest.nodes[node]
+        self.node = node
+        self.sock = socket.create_connection((info.host, info.client_port), timeout=min(timeout, 5.0))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sess = Session(True, os.urandom(32), manifest.network_id, "",
+                            peer_hello_checker(manifest, manifest.network_id, node),
+                            manifest.limits["max_message_bytes"])
+        self.inbox: list[bytes] = []
+        deadline = time.monotonic() + min(timeout, 5.0)
+        self._flush()
+        while not self.sess.ready:
+            self._read(deadline)
+
+    def _flush(self) -> None:
+        if self.sess.out:
+            self.sock.sendall(bytes(self.sess.out))
+            self.sess.out.clear()
+
+    def _read(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self.sock.settimeout(left)
+        data = self.sock.recv(262144)
+        if not data:
+            raise ConnectionError("connection closed by node")
+        self.inbox += self.sess.feed(data)
+        self._flush()
+
+    def send(self, msg) -> None:
+        self.sess.send([encode(msg)])
+        self._flush()
+
+    def recv(self, deadline: float):
+        while not self.inbox:
+            self._read(deadline)
+        return codec.decode("ClientReply", self.inbox.pop(0))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class Client:
+    """A client of one coordinator cluster."""
+
+    def __init__(self, manifest, signer, cluster: str | None = None, timeout_ms: int = 10000, seed=None):
+        self.m = manifest
+        self.signer = signer
+        self.cluster = cluster or manifest.default_coordinator(signer.public)
+        if self.cluster not in manifest.coordinators:
+            raise ValueError(f"{self.cluster!r} is not a coordinator cluster")
+        self.members = manifest.clusters[self.cluster].members
+        self.timeout_ms = timeout_ms
+        self.checker = Checker(manifest)
+        self.ids = _Ids()
+        self.rng = random.Random(seed)
+        self.pos = self.rng.randrange(len(self.members))
+        self.conn: Connection | None = None
+        self.rejected_answers = 0
+
+    @classmethod
+    def from_files(cls, manifest_path: str, key_path: str, **kw) -> "Client":
+        return cls(load(manifest_path), crypto.Signer(crypto.read_key_file(key_path)), **kw)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def get(self, key: bytes) -> Answer:
+        return self.execute(OP_GET, key, b"")
+
+    def put(self, key: bytes, value: bytes) -> Answer:
+        return self.execute(OP_PUT, key, value)
+
+    def make_request(self, kind: int, key: bytes, value: bytes):
+        req = codec.ClientRequest(client_key=self.signer.public, request_id=self.ids.next(),
+                                  cluster_id=self.cluster, op=codec.Operation(kind=kind, key=key, value=value))
+        sign_message(self.signer, self.m.network_id, req)
+        return req
+
+    def execute(self, kind: int, key: bytes, value: bytes, req=None) -> Answer:
+        req = req or self.make_request(kind, key, value)
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        failures: dict[str, str] = {}
+        attempts = 2 * len(self.members)
+        for attempt in range(attempts):
+            node = self.members[self.pos]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            per_try = max(left / max(attempts - attempt, 1), min(left, 1.5))
+            try:
+                if self.conn is None or self.conn.node != node:
+                    self.close()
+                    self.conn = Connection(self.m, node, left)
+                self.conn.send(codec.ClientMessage(submit=req))
+                ans = self._await(req, time.monotonic() + min(per_try, left))
+                if ans is not None:
+                    return ans
+                failures[node] = "invalid answer"
+            except _NodeError as e:
+                failures[node] = str(e)
+            except (OSError, TimeoutError, ConnectionError, LinkError, codec.DecodeError) as e:
+                failures[node] = f"{type(e).__name__}: {e}"
+                self.close()
+            self.close()
+            self.pos = (self.pos + 1) % len(self.members)
+        raise ClientFailure(self.cluster, req.request_id, failures)
+
+    def _await(self, req, deadline: float) -> Answer | None:
+        while True:
+            reply = self.conn.recv(deadline)
+            if reply.error is not None:
+                if reply.error.request_id in (0, req.request_id):
+                    raise _NodeError(f"error {reply.error.code}: {reply.error.message}")
+                continue
+            ans = self.validate(reply.answer, req)
+            if ans is not None:
+                return ans
+            self.rejected_answers += 1
+            return None
+
+    def validate(self, cd, req) -> Answer | None:
+        """SPEC 14.4: a valid compact decision of our coordinator holding our response."""
+        dest = client_destination(self.signer.public)
+        if cd is None or self.checker.compact_reason(cd, self.cluster, dest, "client", None) is not None:
+            return None
+        for r in cd.leaf.responses:
+            if r.request_id == req.request_id:
+                if r.kind != req.op.kind:
+                    return None
+                value = r.value if (req.op.kind == OP_GET and r.found) else (req.op.value if req.op.kind == OP_PUT else None)
+                return Answer("get" if req.op.kind == OP_GET else "put", req.op.key, r.found, value, self.cluster,
+                              cd.header.height, self.conn.node if self.conn else "", r.shard_id, r.shard_height,
+                              req.request_id)
+        return None
+
+
+class _NodeError(Exception):
+    """A ClientError answer from a node (move on to the next member)."""
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .client_cli import main
+
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The node's I/O thread: one `selectors` loop for the peer and client ports and outbound links.
+
+Other threads talk to it through thread-safe `send_node` / `send_conn` / `close_conn` calls that
+queue a command and wake the loop. Received messages are decoded here (so a non-canonical message
+closes its link at once) and handed to callbacks that must be quick (they enqueue work).
+"""
+
+import collections
+import contextlib
+import errno
+import itertools
+import selectors
+import socket
+import threading
+import time
+
+from . import codec
+from .codec import encode
+from .session import LinkError, Session, client_hello_checker, peer_hello_checker
+
+HANDSHAKE_DEADLINE = 5.0
+
+
+class Link:
+    """One TCP connection with its Noise session."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, sock, session: Session, kind: str, outbound_to: str | None = None):
+        self.id = next(self._ids)
+        self.sock = sock
+        self.session = session
+        self.kind = kind  # "peer" or "client"
+        self.outbound_to = outbound_to
+        self.connecting = outbound_to is not None
+        self.started = time.monotonic()
+        self.pending: list[bytes] = []
+        self.closed = False
+
+    @property
+    def node(self) -> str | None:
+        return self.session.remote_node
+
+
+class IOLoop(threading.Thread):
+    """Selector loop. Callbacks: on_peer(link_id, node_id, PeerMessage), on_client(link_id,
+    ClientMessage), on_reject(reason, peer, detail), on_link(node_id, up)."""
+
+    def __init__(self, manifest, me, x25519_secret: bytes, dial: list[str], on_peer, on_client, on_reject,
+                 on_link, peer_sock, client_sock):
+        super().__init__(name="impl_b-io", daemon=True)
+        self.m = manifest
+        self.me = me
+        self._secret = x25519_secret
+        self.dial_nodes = dial
+        self.on_peer, self.on_client, self.on_reject, self.on_link = on_peer, on_client, on_reject, on_link
+        self.sel = selectors.DefaultSelector()
+        self.links: dict[int, Link] = {}
+        self.out_links: dict[str, Link] = {}
+        self.backoff: dict[str, float] = {n: 0.1 for n in dial}
+        self.next_dial: dict[str, float] = {n: 0.0 for n in dial}
+        self.cmds: collections.deque = collections.deque()
+        self._wr, self._ww = socket.socketpair()
+        self._wr.setblocking(False)
+        self._ww.setblocking(False)
+        self.sel.register(self._wr, selectors.EVENT_READ, ("wake", None))
+        for s, kind in ((peer_sock, "peer"), (client_sock, "client")):
+            s.setblocking(False)
+            self.sel.register(s, selectors.EVENT_READ, ("listen", kind))
+        self.stopping = False
+        self.maxmsg = manifest.limits["max_message_bytes"]
+
+    # ------------------------------------------------------------ thread-safe API
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._ww.send(b"x")
+
+    def send_node(self, node: str, data: bytes) -> None:
+        self.cmds.append(("node", node, data))
+        self._wake()
+
+    def send_conn(self, link_id: int, data: bytes) -> None:
+        self.cmds.append(("conn", link_id, data))
+        self._wake()
+
+    def close_conn(self, link_id: int) -> None:
+        self.cmds.append(("close", link_id, None))
+        self._wake()
+
+    def connected(self, node: str) -> bool:
+        lk = self.out_links.get(node)
+        return lk is not None and lk.session.ready
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._wake()
+
+    # ------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        while not self.stopping:
+            now = time.monotonic()
+            self._dial_due(now)
+            for key, mask in self.sel.select(timeout=0.05):
+                tag, arg = key.data
+                if tag == "wake":
+                    try:
+                        while self._wr.recv(4096):
+                            pass
+                    except OSError:
+                        pass
+                elif tag == "listen":
+                    self._accept(key.fileobj, arg)
+                else:
+                    self._io(arg, mask)
+            self._run_cmds()
+            self._expire(now)
+        for lk in list(self.links.values()):
+            self._close(lk, None)
+
+    def _run_cmds(self) -> None:
+        touched = set()
+        while self.cmds:
+            kind, target, data = self.cmds.popleft()
+            if kind == "node":
+                lk = self.out_links.get(target)
+            elif kind == "conn":
+                lk = self.links.get(target)
+            else:
+                lk = self.links.get(target)
+                if lk is not None:
+                    self._close(lk, None)
+                continue
+            if lk is None or lk.closed or not lk.session.ready:
+                continue
+            lk.pending.append(data)
+            touched.add(lk)
+        for lk in touched:
+            try:
+                lk.session.send(lk.pending)
+            except LinkError as e:
+                self._close(lk, e)
+                continue
+            lk.pending = []
+            self._flush(lk)
+
+    def _expire(self, now: float) -> None:
+        for lk in list(self.links.values()):
+            if not lk.session.ready and now - lk.started > HANDSHAKE_DEADLINE:
+                self._close(lk, LinkError("handshake_failed", "handshake deadline"))
+
+    def _dial_due(self, now: float) -> None:
+        for node in self.dial_nodes:
+            if node in self.out_links or now < self.next_dial[node]:
+                continue
+            info = self.m.nodes[node]
+            self.next_dial[node] = now + self.backoff[node]
+            self.backoff[node] = min(self.backoff[node] * 2, 2.0)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = s.connect_ex((info.host, info.peer_port))
+            if err not in (0, errno.EINPROGRESS):
+                s.close()
+                continue
+            sess = Session(True, self._secret, self.m.network_id, self.me,
+                           peer_hello_checker(self.m, self.m.network_id, node), self.maxmsg)
+            lk = Link(s, sess, "peer", outbound_to=node)
+            self.links[lk.id] = lk
+            self.out_links[node] = lk
+            self.sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, ("link", lk))
+
+    def _accept(self, lsock, kind: str) -> None:
+        for _ in range(64):
+            try:
+                s, _addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            s.setblocking(False)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if kind == "peer":
+                chk = peer_hello_checker(self.m, self.m.network_id, None)
+            else:
+                chk = client_hello_checker(self.m.network_id)
+            sess = Session(False, self._secret, self.m.network_id, self.me, chk, self.maxmsg)
+            lk = Link(s, sess, kind)
+            self.links[lk.id] = lk
+            self.sel.register(s, selectors.EVENT_READ, ("link", lk))
+
+    def _io(self, lk: Link, mask: int) -> None:
+        if lk.closed:
+            return
+        if mask & selectors.EVENT_WRITE:
+            if lk.connecting:
+                err = lk.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    self._close(lk, None)
+                    return
+                lk.connecting = False
+            self._flush(lk)
+        if mask & selectors.EVENT_READ and not lk.closed:
+            try:
+                data = lk.sock.recv(262144)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._close(lk, None)
+                return
+            if not data:
+                self._close(lk, None)
+                return
+            was_ready = lk.session.ready
+            try:
+                msgs = lk.session.feed(data)
+            except LinkError as e:
+                self._close(lk, e)
+                return
+            if lk.session.ready and not was_ready:
+                self._on_ready(lk)
+            self._flush(lk)
+            for raw in msgs:
+                if not self._deliver(lk, raw):
+                    return
+
+    def _on_ready(self, lk: Link) -> None:
+        if lk.outbound_to is not None:
+            self.backoff[lk.outbound_to] = 0.1
+            self.on_link(lk.outbound_to, True)
+        elif lk.kind == "peer":
+            # A newer inbound connection from the same node replaces an older one.
+            for other in list(self.links.values()):
+                if (other is not lk and other.kind == "peer" and other.outbound_to is None
+                        and other.node == lk.node):
+                    self._close(other, None)
+
+    def _deliver(self, lk: Link, raw: bytes) -> bool:
+        name = "PeerMessage" if lk.kind == "peer" else "ClientMessage"
+        try:
+            msg = codec.decode(name, raw)
+        except codec.DecodeError as e:
+            self._close(lk, LinkError(e.reason, str(e)))
+            return False
+        try:
+            if lk.kind == "peer":
+                self.on_peer(lk.id, lk.node, msg)
+            else:
+                self.on_client(lk.id, msg)
+        except Exception as e:  # a handler bug must not kill the I/O thread
+            self.on_reject("malformed", lk.node or "client", f"handler error {type(e).__name__}: {e}")
+        return True
+
+    def _flush(self, lk: Link) -> None:
+        out = lk.session.out
+        while out and not lk.connecting:
+            try:
+                n = lk.sock.send(out)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._close(lk, None)
+                return
+            del out[:n]
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if (out or lk.connecting) else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.modify(lk.sock, want, ("link", lk))
+
+    def _close(self, lk: Link, err: LinkError | None) -> None:
+        if lk.closed:
+            return
+        lk.closed = True
+        if err is not None:
+            self.on_reject(err.reason, lk.node or lk.outbound_to or lk.kind, str(err))
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(lk.sock)
+        lk.sock.close()
+        self.links.pop(lk.id, None)
+        if lk.outbound_to is not None and self.out_links.get(lk.outbound_to) is lk:
+            del self.out_links[lk.outbound_to]
+            if lk.session.ready:
+                self.on_link(lk.outbound_to, False)
+
+
+def encode_msg(msg) -> bytes:
+    return encode(msg)

@@ -1,0 +1,304 @@
+"""The node runtime: the consensus thread that drives the pure Replica, executes its actions
+(durable writes, sends), serves sync and decision queues, pulls remote queues and answers clients.
+
+Threads: the I/O loop (ioloop.py) and the admin HTTP server feed this thread through a queue;
+everything that touches consensus state runs here, under `self.lock` (the admin reads under it).
+"""
+
+import heapq
+import queue
+import threading
+import time
+
+from . import codec
+from .actions import Decided, Evidence, Persist, Reject, Send
+from .checks import Checker, build_compact, client_destination, sign_message
+from .codec import encode
+from .consensus import Replica
+from .logs import now_ms
+from .queues import QueueMixin
+from .rsm import execute
+
+ERROR_CODES = {"malformed": 1, "non_canonical": 1, "bad_signature": 2, "unauthorised_client": 3,
+               "wrong_cluster": 4, "oversized": 5, "stale": 6, "overloaded": 7}
+
+
+class Runtime(QueueMixin):
+    """Everything of one running node except sockets and HTTP."""
+
+    def __init__(self, manifest, node_id: str, signer, store, log, faults=None):
+        self.m = manifest
+        self.me = node_id
+        self.info = manifest.nodes[node_id]
+        self.cid = self.info.cluster
+        self.cluster = manifest.clusters[self.cid]
+        self.signer = signer
+        self.store = store
+        self.log = log
+        self.faults = faults
+        self.checker = Checker(manifest)
+        self.lock = threading.RLock()
+        self.events: queue.Queue = queue.Queue()
+        self.io = None
+        self.started_ms = now_ms()
+        self.t0 = time.monotonic()
+        self.replica = Replica(manifest, node_id, signer, self.checker, now=self.now())
+        self.decisions: dict[int, object] = {}
+        self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
+        self.waiters: dict[tuple, list] = {}  # (client_key, request_id) -> [(link_id, deadline)]
+        self.last_decision_ms = 0
+        self.counters = {"decisions": 0, "view_changes": 0, "client_requests": 0, "client_replies": 0,
+                         "batch_inputs": 0}
+        self.peer_up: dict[str, bool] = {}
+        self.peer_seen: dict[str, int] = {}
+        self.delayed: list = []
+        self.stopping = False
+        self._init_queues()
+
+    def now(self) -> int:
+        return int((time.monotonic() - self.t0) * 1000)
+
+    # ------------------------------------------------------------ startup
+
+    def restore(self) -> None:
+        view, active, decisions, inflight, new_view = self.store.load()
+        self.replica.restore(view, active, decisions, inflight, new_view)
+        for d in decisions:
+            self._index(d)
+        self.counters["decisions"] = 0
+
+    def _index(self, dec) -> None:
+        h = dec.header.height
+        self.decisions[h] = dec
+        for o in dec.outputs:
+            if o.destination.startswith("client:"):
+                for r in o.responses:
+                    self.answers[(bytes.fromhex(o.destination[7:]), r.request_id)] = h
+            else:
+                self.queue_index.setdefault(o.destination, {})[o.seq] = h
+
+    # ------------------------------------------------------------ event intake (any thread)
+
+    def post(self, *ev) -> None:
+        self.events.put(ev)
+
+    def run(self) -> None:
+        """Consensus thread main loop."""
+        next_tick = 0
+        while not self.stopping:
+            try:
+                ev = self.events.get(timeout=0.005)
+            except queue.Empty:
+                ev = None
+            with self.lock:
+                if ev is not None:
+                    self._handle(ev)
+                    for _ in range(256):
+                        try:
+                            self._handle(self.events.get_nowait())
+                        except queue.Empty:
+                            break
+                now = self.now()
+                if now >= next_tick:
+                    next_tick = now + 5
+                    self._tick(now)
+
+    def _handle(self, ev) -> None:
+        kind = ev[0]
+        now = self.now()
+        try:
+            if kind == "peer":
+                _k, link_id, node, pm = ev
+                self.peer_seen[node] = now_ms()
+                self._on_peer(link_id, node, pm, now)
+            elif kind == "client":
+                self._on_client(ev[1], ev[2], now)
+            elif kind == "reject":
+                self.log.reject(ev[1], ev[2], ev[3])
+            elif kind == "link":
+                self.peer_up[ev[1]] = ev[2]
+                self.log.log("info", "peer_up" if ev[2] else "peer_down", f"link to {ev[1]}", peer=ev[1])
+        except Exception as e:  # bad input must never kill the node; count it and go on
+            self.log.reject("malformed", str(ev[2]) if len(ev) > 2 else "?", f"handler error {type(e).__name__}: {e}")
+            self.log.log("error", "handler_error", repr(e))
+
+    def _tick(self, now: int) -> None:
+        self._execute(self.replica.on_tick(now))
+        self._tick_queues(now)
+        self._expire_waiters(now)
+        while self.delayed and self.delayed[0][0] <= now:
+            _t, _s, to, data = heapq.heappop(self.delayed)
+            self.io.send_node(to, data)
+
+    # ------------------------------------------------------------ actions
+
+    def _execute(self, acts: list) -> None:
+        for a in acts:
+            if isinstance(a, Send):
+                self._send(a.to, a.msg)
+            elif isinstance(a, Persist):
+                self.store.persist(a.record)
+                if "view" in a.record:
+                    v, active = a.record["view"]
+                    self.log.log("info", "view_change", f"view {v} {'active' if active else 'entered'}", view=v)
+            elif isinstance(a, Decided):
+                self._on_decided(a.decision)
+            elif isinstance(a, Reject):
+                self.log.reject(a.reason, a.peer, a.detail)
+            elif isinstance(a, Evidence):
+                self.log.add_evidence(a.node, a.kind, a.detail, a.messages)
+
+    def _send(self, to: str, pm) -> None:
+        if self.faults is None:
+            self.io.send_node(to, encode(pm))
+            return
+        for delay, data in self.faults.outgoing(to, pm, self._equivocal):
+            if delay:
+                heapq.heappush(self.delayed, (self.now() + delay, id(data), to, data))
+            else:
+                self.io.send_node(to, data)
+
+    def _equivocal(self, p):
+        """testbed `equivocate`: a second valid proposal, its batch without the last input."""
+        if len(p.batch.inputs) < 2:
+            return None
+        r = self.replica
+        alt = p.copy(batch=codec.Batch(inputs=p.batch.inputs[:-1]), signature=b"")
+        alt.header = execute(r.state, self.m, alt.batch, alt.height, r.head_hash).header
+        sign_message(self.signer, self.m.network_id, alt)
+        return alt
+
+    def _on_decided(self, dec) -> None:
+        self._index(dec)
+        self.counters["decisions"] += 1
+        self.counters["batch_inputs"] += len(dec.batch.inputs)
+        self.counters["view_changes"] = self.replica.view_changes
+        self.last_decision_ms = now_ms()
+        h = dec.header.height
+        self.decisions.pop(h - 4096, None)
+        self.log.log("debug", "decided", f"height {h}", height=h, inputs=len(dec.batch.inputs))
+        for o in dec.outputs:
+            if o.destination.startswith("client:"):
+                ck = bytes.fromhex(o.destination[7:])
+                for r in o.responses:
+                    for link_id, _dl in self.waiters.pop((ck, r.request_id), []):
+                        self._answer(link_id, ck, r.request_id)
+        self._serve_held(self.now())
+
+    # ------------------------------------------------------------ peers
+
+    def _on_peer(self, link_id: int, node: str, pm, now: int) -> None:
+        kind = pm.which()
+        if kind == "sync_request":
+            self._serve_sync(link_id, node, pm.sync_request)
+        elif kind == "queue_pull":
+            self._serve_pull(link_id, node, pm.queue_pull, now)
+        elif kind == "queue_batch":
+            self._on_queue_batch(node, pm.queue_batch, now)
+        elif node in self.cluster.members:
+            self._execute(self.replica.on_peer(node, pm, now))
+        else:
+            self.log.reject("wrong_cluster", node, f"{kind} from a node of another cluster")
+
+    def _serve_sync(self, link_id: int, node: str, req) -> None:
+        if req.cluster_id != self.cid or node not in self.cluster.members:
+            self.log.reject("wrong_cluster", node, "sync request")
+            return
+        out, size = [], 0
+        budget = self.m.limits["max_message_bytes"] - 1024
+        h = req.from_height
+        while h <= self.replica.height and len(out) < min(req.max_count or 256, 256):
+            d = self.decision(h)
+            sz = len(encode(d)) + 8
+            if out and size + sz > budget:
+                break
+            out.append(d)
+            size += sz
+            h += 1
+        resp = codec.PeerMessage(sync_response=codec.SyncResponse(cluster_id=self.cid, decisions=out))
+        self.io.send_conn(link_id, encode(resp))
+
+    def decision(self, h: int):
+        d = self.decisions.get(h)
+        if d is None:
+            d = self.store.decision(h)
+        return d
+
+    # ------------------------------------------------------------ clients
+
+    def _on_client(self, link_id: int, cm, now: int) -> None:
+        kind = cm.which()
+        req = getattr(cm, kind)
+        reason = self.checker.request_reason(req, self.cid)
+        if reason:
+            self.log.reject(reason, "client", f"client {kind}")
+            self._client_error(link_id, ERROR_CODES.get(reason, 1), req.request_id, reason)
+            return
+        key = (req.client_key, req.request_id)
+        if kind == "submit":
+            self.counters["client_requests"] += 1
+        if key in self.answers:
+            self._answer(link_id, *key)
+            return
+        if kind == "submit":
+            if self.replica.pool_full():
+                self.log.reject("overloaded", "client", "request pool full")
+                self._client_error(link_id, 7, req.request_id, "request pool full")
+                return
+            self._execute(self.replica.on_request(req, now))
+        self.waiters.setdefault(key, []).append((link_id, now + self.m.timeouts["client_timeout"]))
+
+    def _answer(self, link_id: int, ck: bytes, rid: int) -> None:
+        dec = self.decision(self.answers[(ck, rid)])
+        cd = build_compact(dec, client_destination(ck))
+        if self.faults is not None and self.faults.active("false_client_response"):
+            cd = codec.decode("CompactDecision", encode(cd))
+            for r in cd.leaf.responses:
+                r.value = r.value + b"!"
+        self.counters["client_replies"] += 1
+        self.io.send_conn(link_id, encode(codec.ClientReply(answer=cd)))
+
+    def _client_error(self, link_id: int, code: int, rid: int, msg: str) -> None:
+        err = codec.ClientError(code=code, request_id=rid, message=msg)
+        self.io.send_conn(link_id, encode(codec.ClientReply(error=err)))
+
+    def _expire_waiters(self, now: int) -> None:
+        if not self.waiters or now - getattr(self, "_last_wexp", 0) < 50:
+            return
+        self._last_wexp = now
+        for key in list(self.waiters):
+            keep = []
+            for link_id, dl in self.waiters[key]:
+                if dl <= now:
+                    self._client_error(link_id, 8, key[1], "no decision in time")
+                else:
+                    keep.append((link_id, dl))
+            if keep:
+                self.waiters[key] = keep
+            else:
+                del self.waiters[key]
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict:
+        r = self.replica
+        peers = []
+        for c in self.m.clusters.values():
+            for n in c.members:
+                if n != self.me:
+                    peers.append({"node_id": n, "cluster_id": c.id, "connected": bool(self.io and self.io.connected(n)),
+                                  "last_seen_ms": self.peer_seen.get(n, 0)})
+        self.counters["view_changes"] = r.view_changes
+        return {
+            "node_id": self.me, "cluster_id": self.cid, "role": self.cluster.role, "implementation": "impl_b",
+            "crypto_backend": __import__("impl_b.crypto", fromlist=["backend_name"]).backend_name(),
+            "codec": "impl_b wirecodec (own canonical proto3 codec)", "network_id": self.m.network_id,
+            "view": r.view, "leader": r.leader, "in_view_change": r.in_vc, "height": r.height,
+            "head_hash": r.head_hash.hex(), "last_decision_ms": self.last_decision_ms,
+            "started_ms": self.started_ms, "peers": peers,
+            "queues": {"next_in": {s: r.state.in_seq(s) for s in self.m.other_role_clusters(self.cid)},
+                       "next_out": {d: s for d, s in r.state.next_out.items()}},
+            "counters": dict(self.counters), "rejected": dict(self.log.rejected),
+            "byzantine_evidence": list(self.log.evidence),
+            "testbed_faults": self.faults.describe() if self.faults else [],
+        }

@@ -1,0 +1,149 @@
+"""SPEC 13 link layer without sockets: Noise XX handshake with Hello payloads, u16be framing,
+the u32be application stream split into 65519-byte Noise payloads, and automatic rekey.
+
+A Session is fed raw bytes from the socket and yields application messages; bytes to write
+accumulate in `out`. Used by the node's selector loop and by the blocking client.
+"""
+
+from . import codec
+from .codec import encode
+from .noise import MAX_MESSAGE, TAG, HandshakeState, NoiseError
+
+PROTOCOL = "Noise_XX_25519_ChaChaPoly_BLAKE2b"
+MAX_PLAIN = MAX_MESSAGE - TAG
+
+
+class LinkError(Exception):
+    """The remote side broke the link protocol; `reason` is a SPEC 15 rejection reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def prologue(network_id: str) -> bytes:
+    return b"heraclius/v1\x00" + network_id.encode()
+
+
+class Session:
+    """One end of a Noise link.
+
+    `check_hello(hello, remote_static)` validates the peer's Hello and returns its node id (or '')
+    or raises LinkError."""
+
+    def __init__(self, initiator: bool, static_secret: bytes, network_id: str, my_node_id: str,
+                 check_hello, max_message: int):
+        self.hs = HandshakeState(PROTOCOL, initiator, prologue(network_id), s=static_secret, auto_rekey=True)
+        self.initiator = initiator
+        self.hello = encode(codec.Hello(protocol_version=1, network_id=network_id, node_id=my_node_id))
+        self.check_hello = check_hello
+        self.max_message = max_message
+        self.out = bytearray()
+        self.inbuf = bytearray()
+        self.app = bytearray()
+        self.tx = self.rx = None
+        self.remote_node: str | None = None
+        self.ready = False
+        if initiator:
+            self._frame(self.hs.write_message(b""))
+
+    def _frame(self, msg: bytes) -> None:
+        self.out += len(msg).to_bytes(2, "big") + msg
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Consume socket bytes; returns the complete application messages now available."""
+        self.inbuf += data
+        msgs: list[bytes] = []
+        while len(self.inbuf) >= 2:
+            ln = int.from_bytes(self.inbuf[:2], "big")
+            if ln == 0:
+                raise LinkError("malformed", "zero-length frame")
+            if len(self.inbuf) < 2 + ln:
+                break
+            frame = bytes(self.inbuf[2:2 + ln])
+            del self.inbuf[:2 + ln]
+            if not self.ready:
+                self._handshake(frame)
+                continue
+            try:
+                self.app += self.rx.decrypt(b"", frame)
+            except NoiseError as e:
+                raise LinkError("decrypt_failed", str(e)) from None
+            while len(self.app) >= 4:
+                n = int.from_bytes(self.app[:4], "big")
+                if n == 0 or n > self.max_message:
+                    raise LinkError("oversized", f"application message of {n} bytes")
+                if len(self.app) < 4 + n:
+                    break
+                msgs.append(bytes(self.app[4:4 + n]))
+                del self.app[:4 + n]
+        return msgs
+
+    def _handshake(self, frame: bytes) -> None:
+        try:
+            payload = self.hs.read_message(frame)
+        except NoiseError as e:
+            raise LinkError("handshake_failed", str(e)) from None
+        except ValueError as e:
+            raise LinkError("handshake_failed", str(e)) from None
+        turn = self.hs.turn
+        if (self.initiator and turn == 2) or (not self.initiator and turn == 3):
+            try:
+                hello = codec.decode("Hello", payload)
+            except codec.DecodeError as e:
+                raise LinkError("handshake_failed", f"bad Hello: {e}") from None
+            if hello.protocol_version != 1:
+                raise LinkError("handshake_failed", "protocol version")
+            self.remote_node = self.check_hello(hello, self.hs.remote_static)
+        if not self.initiator and turn == 1:
+            self._frame(self.hs.write_message(self.hello))
+        elif self.initiator and turn == 2:
+            self._frame(self.hs.write_message(self.hello))
+            self._finish()
+        elif not self.initiator and turn == 3:
+            self._finish()
+
+    def _finish(self) -> None:
+        i2r, r2i = self.hs.split()
+        self.tx, self.rx = (i2r, r2i) if self.initiator else (r2i, i2r)
+        self.ready = True
+
+    def send(self, messages: list[bytes]) -> None:
+        """Queue application messages (encoded) for sending; only once ready."""
+        stream = bytearray()
+        for m in messages:
+            stream += len(m).to_bytes(4, "big") + m
+        for i in range(0, len(stream), MAX_PLAIN):
+            try:
+                self._frame(self.tx.encrypt(b"", bytes(stream[i:i + MAX_PLAIN])))
+            except NoiseError as e:
+                raise LinkError("decrypt_failed", str(e)) from None
+
+
+def peer_hello_checker(manifest, network_id: str, expect_node: str | None):
+    """Hello check for the peer port: the static key must be the named node's x25519 key."""
+
+    def check(hello, remote_static: bytes) -> str:
+        if hello.network_id != network_id:
+            raise LinkError("wrong_network", "network id differs")
+        node = manifest.nodes.get(hello.node_id)
+        if node is None:
+            raise LinkError("unknown_node", f"unknown node id {hello.node_id!r}")
+        if node.x25519 != remote_static:
+            raise LinkError("handshake_failed", f"static key is not {hello.node_id}'s")
+        if expect_node is not None and hello.node_id != expect_node:
+            raise LinkError("handshake_failed", f"dialled {expect_node}, reached {hello.node_id}")
+        return hello.node_id
+
+    return check
+
+
+def client_hello_checker(network_id: str):
+    """Hello check on the node's client port: any key, empty node id."""
+
+    def check(hello, remote_static: bytes) -> str:
+        if hello.network_id != network_id:
+            raise LinkError("wrong_network", "network id differs")
+        return ""
+
+    return check

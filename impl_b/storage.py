@@ -1,0 +1,159 @@
+"""Durable node storage on LMDB: the decision log, the view and the in-flight votes (SPEC 12.8/12.9).
+
+Every write is one LMDB transaction committed with fsync (the environment is opened with
+sync=True), so it is durable before the caller sends anything that depends on it. Each log record
+carries a SHA-256 checksum: a bad last record (torn write) is dropped, a bad earlier record is fatal.
+"""
+
+import fcntl
+import json
+import os
+
+import lmdb
+
+from . import codec
+from .codec import encode
+from .crypto import sha256
+
+
+class StorageError(Exception):
+    """The data directory is unusable: locked by another process or corrupted (exit 4)."""
+
+
+def _hkey(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+def _seal(data: bytes) -> bytes:
+    return sha256(data)[:16] + data
+
+
+def _unseal(rec: bytes) -> bytes | None:
+    data = rec[16:]
+    return data if len(rec) >= 16 and sha256(data)[:16] == rec[:16] else None
+
+
+class Store:
+    """One node's data directory."""
+
+    def __init__(self, path: str):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        self._lockfd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lockfd)
+            raise StorageError(f"data directory {path} is locked by another process") from None
+        try:
+            self.env = lmdb.open(os.path.join(path, "lmdb"), map_size=1 << 32, max_dbs=4, sync=True,
+                                 metasync=True, writemap=False)
+        except lmdb.Error as e:
+            raise StorageError(f"cannot open LMDB in {path}: {e}") from None
+        self.log = self.env.open_db(b"log")
+        self.meta = self.env.open_db(b"meta")
+        self.height = 0
+
+    def close(self) -> None:
+        self.env.close()
+        os.close(self._lockfd)
+
+    # ------------------------------------------------------------ writes
+
+    def persist(self, rec: dict) -> None:
+        """Write one consensus Persist record durably."""
+        with self.env.begin(write=True) as txn:
+            if "decision" in rec:
+                d = rec["decision"]
+                txn.put(_hkey(d.header.height), _seal(encode(d)), db=self.log)
+                self.height = d.header.height
+                txn.delete(b"inflight", db=self.meta)
+            if "inflight" in rec:
+                txn.put(b"inflight", _seal(_inflight_bytes(rec["inflight"])), db=self.meta)
+            if "view" in rec:
+                v, active = rec["view"]
+                txn.put(b"view", _seal(json.dumps([v, active]).encode()), db=self.meta)
+                if rec.get("new_view") is not None:
+                    txn.put(b"new_view", _seal(encode(rec["new_view"])), db=self.meta)
+
+    # ------------------------------------------------------------ reads
+
+    def load(self) -> tuple[int, bool, list, dict, object]:
+        """(view, view_active, decisions 1..h, inflight, last NewView) from disk; drops a torn last record."""
+        decisions = []
+        torn = None
+        with self.env.begin() as txn:
+            cur = txn.cursor(db=self.log)
+            expect = 1
+            for k, v in cur:
+                h = int.from_bytes(k, "big")
+                if torn is not None:
+                    raise StorageError(f"corrupted log record at height {torn}")
+                data = _unseal(bytes(v))
+                if h != expect or data is None:
+                    torn = h
+                    continue
+                try:
+                    decisions.append(codec.decode("Decision", data))
+                except codec.DecodeError:
+                    torn = h
+                    continue
+                expect += 1
+            view, active = 0, True
+            raw = txn.get(b"view", db=self.meta)
+            if raw is not None:
+                data = _unseal(bytes(raw))
+                if data is not None:
+                    view, active = json.loads(data)
+            new_view = None
+            raw = txn.get(b"new_view", db=self.meta)
+            data = _unseal(bytes(raw)) if raw is not None else None
+            if data is not None:
+                new_view = codec.decode("NewView", data)
+            inflight = {}
+            raw = txn.get(b"inflight", db=self.meta)
+            if raw is not None:
+                data = _unseal(bytes(raw))
+                if data is not None:
+                    inflight = _inflight_from(data)
+        if torn is not None:
+            with self.env.begin(write=True) as txn:
+                txn.delete(_hkey(torn), db=self.log)
+        self.height = len(decisions)
+        return view, active, decisions, inflight, new_view
+
+    def decision(self, height: int):
+        with self.env.begin() as txn:
+            raw = txn.get(_hkey(height), db=self.log)
+        if raw is None:
+            return None
+        data = _unseal(bytes(raw))
+        return codec.decode("Decision", data) if data is not None else None
+
+    def decision_bytes(self, height: int) -> bytes | None:
+        with self.env.begin() as txn:
+            raw = txn.get(_hkey(height), db=self.log)
+        return _unseal(bytes(raw)) if raw is not None else None
+
+
+def _inflight_bytes(inf: dict) -> bytes:
+    c = inf.get("commit")
+    doc = {
+        "height": inf["height"],
+        "votes": {str(v): d.hex() for v, d in inf.get("votes", {}).items()},
+        "accepted": encode(inf["accepted"]).hex() if inf.get("accepted") is not None else None,
+        "prepared": encode(inf["prepared"]).hex() if inf.get("prepared") is not None else None,
+        "commit": [c[0].hex(), c[1].hex(), c[2]] if c else None,
+    }
+    return json.dumps(doc).encode()
+
+
+def _inflight_from(data: bytes) -> dict:
+    doc = json.loads(data)
+    c = doc.get("commit")
+    return {
+        "height": doc["height"],
+        "votes": {int(v): bytes.fromhex(d) for v, d in doc["votes"].items()},
+        "accepted": codec.decode("Proposal", bytes.fromhex(doc["accepted"])) if doc.get("accepted") else None,
+        "prepared": codec.decode("PreparedCert", bytes.fromhex(doc["prepared"])) if doc.get("prepared") else None,
+        "commit": (bytes.fromhex(c[0]), bytes.fromhex(c[1]), c[2]) if c else None,
+    }
