@@ -6,6 +6,7 @@ rendered, so a slow deployment slows the refresh instead of piling up requests.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class MonitorApp(App[None]):
         self.query_one("#nodes").border_title = "nodes"
         self.query_one("#status", StatusBar).show(self.state, self.poll_interval)
         self.query_one("#clusters", ClusterTable).focus()
-        self.poll()
+        self._start_poll()
 
     def on_unmount(self) -> None:
         self._stopping = True
@@ -90,14 +91,19 @@ class MonitorApp(App[None]):
         screen = self.screen
         return screen.node_id if isinstance(screen, NodeDetailScreen) else None
 
+    def _start_poll(self) -> None:
+        if not self._stopping:
+            self.poll(self._watched_node())
+
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def poll(self) -> None:
+    def poll(self, log_node: str | None) -> None:
         try:
-            snap = self.source.poll(self._watched_node())
+            snap = self.source.poll(log_node)
         except Exception as exc:  # the poll loop must survive anything the source does
             snap = Snapshot(taken_ms=0, deployment=None, error=f"poll failed: {exc!r}")
         if not self._stopping:
-            self.call_from_thread(self._apply, snap)
+            with contextlib.suppress(RuntimeError):  # the app closed while we were fetching
+                self.call_from_thread(self._apply, snap)
 
     def _apply(self, snap: Snapshot) -> None:
         try:
@@ -108,7 +114,7 @@ class MonitorApp(App[None]):
                 self.screen.show(snap)
         finally:
             if not self._stopping:
-                self.set_timer(self.poll_interval, self.poll)
+                self.set_timer(self.poll_interval, self._start_poll)
 
     def render_state(self) -> None:
         self.query_one("#status", StatusBar).show(self.state, self.poll_interval)
@@ -186,7 +192,8 @@ class MonitorApp(App[None]):
         except Exception as exc:  # report, never crash the monitor over a failed fault action
             message, severity = f"{action} {node} failed: {exc!r}", "error"
         if not self._stopping:
-            self.call_from_thread(self.notify, message, severity=severity, timeout=8)
+            with contextlib.suppress(RuntimeError):
+                self.call_from_thread(self.notify, message, severity=severity, timeout=8)
 
 
 def run(deployment_dir: Path, poll_interval: float = 1.0) -> None:

@@ -146,3 +146,20 @@ def test_loss_scenarios(tmp_path):
     assert {a.verdict for a in by_label["us-east"].values()} == {Verdict.STALLED}
     assert {a.verdict for a in by_label["eu-west"].values()} == {Verdict.AT_RISK}
     assert by_label["impl_b"]["s0"].up == 2
+
+
+def test_loss_scenarios_agree_with_infra_planner_when_nothing_is_faulty(tmp_path):
+    planner = pytest.importorskip("infra.planner")
+    manifest = demo_manifest()
+    dep = load_deployment(write_deployment(tmp_path, manifest))
+    state = MonitorState()
+    state.ingest(_snapshot(dep, 0))
+    ours = {s.label: s.impacts for s in state.losses}
+    expected = {"unaffected": {Verdict.HEALTHY}, "degraded": {Verdict.DEGRADED, Verdict.AT_RISK},
+                "stops": {Verdict.STALLED}}
+    reports = planner.loss_reports(planner.plan_from_manifest(manifest))
+    assert {r.name for r in reports} == set(ours)
+    for report in reports:
+        for impact in report.impacts:
+            assert ours[report.name][impact.cluster].verdict in expected[impact.verdict]
+            assert ours[report.name][impact.cluster].margin == impact.margin_after
