@@ -171,7 +171,7 @@ def validate(doc: object) -> Manifest:
         jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     except jsonschema.ValidationError as exc:
         path = "/".join(str(p) for p in exc.absolute_path)
-        raise LocalError(f"manifest schema violation at /{path}: {exc.message}", 2) from None
+        raise LocalError(f"manifest schema violation at /{path}: {exc.message[:200]}", 2) from None
     problem = semantic_problem(doc)
     if problem:
         raise LocalError(f"invalid manifest: {problem}", 2)

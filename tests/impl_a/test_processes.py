@@ -1,0 +1,106 @@
+"""Real processes and sockets: GET/PUT, crash of any node incl. leaders, kill -9 of all, admin port."""
+
+import json
+import subprocess
+import sys
+import time
+
+import jsonschema
+import pytest
+
+from .procnet import ROOT, ProcNet
+
+PAIR = [("c0", "coordinator"), ("s0", "shard")]
+
+
+@pytest.fixture
+def net(tmp_path):
+    n = ProcNet(tmp_path, PAIR)
+    try:
+        n.start_all()
+        yield n
+    finally:
+        n.close()
+
+
+def _put(net, k, v, **kw):
+    rc, out = net.client("put", k, v, **kw)
+    assert rc == 0, out
+    return out[0]
+
+
+def _get(net, k):
+    rc, out = net.client("get", k)
+    assert rc == 0, out
+    return out[0]
+
+
+def test_get_put_and_admin(net):
+    r = _put(net, "alpha", "one")
+    assert r["op"] == "put" and r["found"] is False and r["cluster"] == "c0" and r["shard"] == "s0"
+    r = _put(net, "alpha", "two")
+    assert r["found"] is True
+    g = _get(net, "alpha")
+    assert g["found"] is True and g["value"] == "two" and g["shard_height"] > r["shard_height"] - 1
+    assert _get(net, "missing")["found"] is False and _get(net, "missing")["value"] is None
+    schema = json.loads((ROOT / "wire_spec" / "status.schema.json").read_text())
+    for nid in ("c0-n0", "s0-n3"):
+        st = net.status(nid)
+        jsonschema.validate(st, schema)
+        assert st["height"] >= 1 and st["implementation"] == "impl_a"
+    code, body = net.admin("c0-n1", "/metrics")
+    assert code == 200 and b'heraclius_height{node="c0-n1",cluster="c0"}' in body
+    h = net.status("c0-n0")["height"]
+    logs = {net.admin(n, f"/log/{h}")[1] for n in ("c0-n0", "c0-n1", "c0-n2", "c0-n3")}
+    assert len(logs) == 1 and logs.pop()
+    assert net.admin("c0-n0", f"/log/{h + 100}")[0] == 404
+    rc, out = net.client("workload", "--ops", "40", "--concurrency", "4", "--keys", "5")
+    assert rc == 0 and out[0]["ok"] == 40 and out[0]["failed"] == 0
+
+
+def test_survives_leader_crash_in_each_cluster(net):
+    _put(net, "before", "x")
+    net.kill9("c0-n0")  # leaders of view 0
+    net.kill9("s0-n0")
+    r = _put(net, "after", "y")
+    assert r["found"] is False
+    assert _get(net, "before")["value"] == "x"
+    assert net.status("c0-n1")["view"] >= 1 and net.status("s0-n2")["view"] >= 1
+    net.start("c0-n0")
+    net.start("s0-n0")
+    net.wait_ready("c0-n0")
+    net.wait_ready("s0-n0")
+    _put(net, "later", "z")
+    end = time.monotonic() + 20
+    while time.monotonic() < end and net.status("c0-n0")["height"] < net.status("c0-n1")["height"]:
+        time.sleep(0.2)
+    assert net.status("c0-n0")["height"] >= net.status("c0-n1")["height"] - 1
+
+
+def test_survives_follower_crash(net):
+    net.kill9("c0-n2")
+    net.kill9("s0-n3")
+    assert _put(net, "f", "1")["found"] is False
+    assert _get(net, "f")["value"] == "1"
+
+
+def test_no_acknowledged_write_lost_after_kill9_of_all(net):
+    acked = {}
+    for i in range(6):
+        _put(net, f"durable{i}", f"v{i}")
+        acked[f"durable{i}"] = f"v{i}"
+    for nid in list(net.procs):
+        net.kill9(nid)
+    net.start_all()
+    for k, v in acked.items():
+        assert _get(net, k)["value"] == v
+
+
+def test_sigterm_is_clean_and_lock_is_exclusive(net):
+    assert net.stop("c0-n3") == 0
+    net.start("c0-n3")
+    net.wait_ready("c0-n3")
+    p = subprocess.run([sys.executable, "-m", "impl_a.node", "--manifest", str(net.manifest), "--node-id", "c0-n3",
+                        "--keys", str(net.root / "keys" / "c0-n3"), "--data", str(net.root / "data" / "c0-n3")],
+                       cwd=ROOT, capture_output=True, timeout=30)
+    assert p.returncode == 4
