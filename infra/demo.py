@@ -17,7 +17,7 @@ from infra.errors import OpsError, RemoteError
 from infra.planner import plan_from_manifest
 from infra.status import collect_status
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 
 
 def ensure_deployment(name: str):
