@@ -25,6 +25,7 @@ AREAS = [
     ("compact", "certs_cases", "generate_compact"),
     ("shard", "manifest_cases", "generate_shard_map"),
     ("manifest", "manifest_cases", "generate"),
+    ("execution", "execution_cases", "generate"),
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]

@@ -1,0 +1,238 @@
+"""execution/coordinator and execution/shard vectors (SPEC 11): batches -> decisions, or a verdict."""
+
+from __future__ import annotations
+
+import copy
+
+from .codec import encode, to_json
+from .keys import Signer
+from .network import Network, build_header, compact
+from .rsm import ClusterState, InvalidBatch
+from .writer import CaseWriter
+
+
+def exec_network() -> Network:
+    net = Network("vectors-exec", [("c0", "coordinator", 4), ("c1", "coordinator", 4), ("s0", "shard", 4),
+                                   ("s1", "shard", 4)], ["alice", "bob"])
+    net.manifest["limits"] = {"max_key_bytes": 16, "max_value_bytes": 32}
+    return net
+
+
+class Sim:
+    """Runs every cluster of a network; keeps each cluster's batches and signed decisions."""
+
+    def __init__(self, net: Network):
+        self.net = net
+        self.states = {c: ClusterState(net.manifest, c) for c in net.members}
+        self.batches: dict[str, list[dict]] = {c: [] for c in net.members}
+        self.decisions: dict[str, list[dict]] = {c: [] for c in net.members}
+
+    def decide(self, cluster: str, inputs: list[dict]) -> dict:
+        batch = {"inputs": inputs}
+        decision = self.states[cluster].execute(batch)
+        decision["qc"] = self.net.qc(decision["header"])
+        self.batches[cluster].append(batch)
+        self.decisions[cluster].append(decision)
+        return decision
+
+    def remote(self, source: str, height: int, dest: str) -> dict:
+        return {"remote": compact(self.decisions[source][height - 1], dest)}
+
+    def req(self, client: str, cluster: str, rid: int, kind: int, key: bytes, value: bytes = b"") -> dict:
+        op = {"kind": kind, "key": key}
+        if value:
+            op["value"] = value
+        signer_net = self.net
+        return {"client": signer_net.sign_request(client, {"request_id": rid, "cluster_id": cluster, "op": op})}
+
+
+GET, PUT = 1, 2
+
+
+def _keys(net: Network) -> dict[str, list[bytes]]:
+    by_shard: dict[str, list[bytes]] = {s: [] for s in net.shards}
+    for i in range(64):
+        k = b"k%d" % i
+        by_shard[net.shard_of(k)].append(k)
+    return by_shard
+
+
+def _write(w: CaseWriter, role: str, valid: bool, name: str, description: str, net: Network, cluster: str,
+           batches: list[dict], bad_batch: dict | None = None, reason: str | None = None) -> None:
+    state = ClusterState(net.manifest, cluster)
+    files: dict = {"manifest.json": net.manifest}
+    for i, batch in enumerate(batches, 1):
+        decision = state.execute(batch)
+        files[f"batch_{i:03d}.bin"] = encode("Batch", batch)
+        files[f"decision_{i:03d}.bin"] = encode("Decision", decision)
+        files[f"decision_{i:03d}.json"] = to_json("Decision", decision)
+    meta = {"description": description, "cluster": cluster, "role": role, "steps": len(batches) + (bad_batch is not None)}
+    if bad_batch is None:
+        meta.update(verdict="every decision equals the expected one", invalid_step=None)
+        files["final_state.json"] = state.summary()
+    else:
+        try:
+            state.execute(bad_batch)
+        except InvalidBatch as exc:
+            if exc.reason != reason:
+                raise AssertionError(f"{name}: got {exc.reason}, expected {reason}") from exc
+            meta.update(verdict=f"batch {len(batches) + 1} is invalid", invalid_step=len(batches) + 1,
+                        invalid_input=exc.index, reason=reason)
+        else:
+            raise AssertionError(f"{name}: invalid batch accepted")
+        files[f"batch_{len(batches) + 1:03d}.bin"] = encode("Batch", bad_batch)
+    w.case("execution", role, valid, name, meta, files)
+
+
+def _basic(net: Network) -> Sim:
+    """Two coordinators, two shards: PUT then GET, dedup, remote inputs in any source order."""
+    sim = Sim(net)
+    keys = _keys(net)
+    ka, kb = keys["s0"][0], keys["s1"][0]
+    r = sim.req
+    sim.decide("c0", [r("alice", "c0", 1, PUT, ka, b"v1"), r("alice", "c0", 2, PUT, kb, b"v2"),
+                      r("bob", "c0", 1, GET, ka)])
+    sim.decide("s0", [sim.remote("c0", 1, "s0")])
+    sim.decide("s1", [sim.remote("c0", 1, "s1")])
+    sim.decide("c0", [sim.remote("s0", 1, "c0"), sim.remote("s1", 1, "c0"), r("alice", "c0", 3, GET, kb),
+                      r("alice", "c0", 1, PUT, ka, b"v1"), r("bob", "c0", 2, PUT, ka, b"v3")])
+    sim.decide("s0", [sim.remote("c0", 2, "s0")])
+    sim.decide("s1", [sim.remote("c0", 2, "s1")])
+    sim.decide("c0", [sim.remote("s1", 2, "c0"), sim.remote("s0", 2, "c0")])
+    sim.decide("c0", [r("alice", "c0", 3, GET, kb), r("bob", "c0", 1, GET, ka)])  # both skipped: no outputs
+    # c1 runs in parallel on the same shards; s0 takes both coordinators' calls in one batch.
+    sim.decide("c1", [r("bob", "c1", 100, GET, ka), r("bob", "c1", 101, PUT, keys["s0"][1], b""),
+                      r("alice", "c1", 7, GET, keys["s0"][2])])
+    sim.decide("c1", [r("bob", "c1", 102, GET, keys["s0"][1]), r("bob", "c1", 103, PUT, kb, b"from-c1")])
+    sim.decide("s0", [sim.remote("c1", 1, "s0"), sim.remote("c1", 2, "s0")])
+    sim.decide("s1", [sim.remote("c1", 2, "s1")])
+    sim.decide("c0", [r("alice", "c0", 4, GET, ka), r("alice", "c0", 5, GET, kb)])
+    sim.decide("s1", [sim.remote("c0", 5, "s1")])
+    sim.decide("s0", [sim.remote("c0", 5, "s0")])
+    sim.decide("c1", [sim.remote("s0", 3, "c1"), sim.remote("s1", 3, "c1")])
+    sim.decide("c0", [sim.remote("s0", 4, "c0"), sim.remote("s1", 4, "c0")])
+    return sim
+
+
+def _dedup(net: Network) -> Sim:
+    """The dedup window W = 65536 of SPEC 11: stale ids, ids at the floor, ids dropped from the set."""
+    sim = Sim(net)
+    ka = _keys(net)["s0"][0]
+    r = sim.req
+    sim.decide("c0", [r("alice", "c0", 100000, PUT, ka, b"a"), r("alice", "c0", 30000, PUT, ka, b"stale"),
+                      r("alice", "c0", 34465, GET, ka)])
+    sim.decide("c0", [r("alice", "c0", 34464, PUT, ka, b"at-floor"), r("alice", "c0", 100000, PUT, ka, b"again"),
+                      r("alice", "c0", 200000, PUT, ka, b"b"), r("alice", "c0", 34465, GET, ka)])
+    sim.decide("c0", [r("alice", "c0", 134464, GET, ka), r("alice", "c0", 134465, GET, ka),
+                      r("alice", "c0", 150000, GET, ka), r("alice", "c0", 100000, GET, ka),
+                      r("bob", "c0", 30000, GET, ka)])
+    sim.decide("c0", [r("alice", "c0", 2**64 - 1, PUT, ka, b"max"), r("alice", "c0", 2**64 - 65536, GET, ka),
+                      r("alice", "c0", 2**64 - 65537, GET, ka)])
+    sim.decide("s0", [sim.remote("c0", 1, "s0"), sim.remote("c0", 2, "s0"), sim.remote("c0", 3, "s0"),
+                      sim.remote("c0", 4, "s0")])
+    sim.decide("c0", [sim.remote("s0", 1, "c0")])
+    return sim
+
+
+def _unknown_results(net: Network, sim: Sim) -> list[dict]:
+    """c0 batches where a shard leaf holds results for requests c0 is not waiting for."""
+    ka = _keys(net)["s0"][0]
+    alice = net.clients["alice"].public
+    first = sim.batches["c0"][0]
+    res = {"client_key": alice, "request_id": 1, "kind": PUT, "shard_height": 9}
+    outputs = [{"source_cluster": "s0", "height": 9, "destination": "c0", "seq": 1, "results": [
+        res, dict(res, request_id=77, kind=GET, found=True, value=b"x"), res,
+        dict(res, client_key=net.clients["bob"].public, request_id=1, kind=GET, found=True, value=b"v")]}]
+    header = build_header("s0", 9, b"\x11" * 32, {"inputs": []}, outputs)
+    decision = {"header": header, "outputs": outputs, "qc": net.qc(header)}
+    outputs2 = [{"source_cluster": "s0", "height": 10, "destination": "c0", "seq": 2, "results": [
+        dict(res, request_id=78)]}]
+    header2 = build_header("s0", 10, b"\x22" * 32, {"inputs": []}, outputs2)
+    decision2 = {"header": header2, "outputs": outputs2, "qc": net.qc(header2)}
+    del ka
+    return [first, {"inputs": [{"remote": compact(decision, "c0")}]}, {"inputs": [{"remote": compact(decision2, "c0")}]}]
+
+
+def generate(w: CaseWriter) -> None:
+    net = exec_network()
+    sim = _basic(net)
+    for cluster in net.members:
+        role = net.roles[cluster]
+        _write(w, role, True, f"basic_{cluster}", f"two coordinators and two shards: the batches of {cluster} "
+               "(PUT then GET, duplicate ids skipped, a batch with no outputs, several sources per batch)",
+               net, cluster, sim.batches[cluster])
+    dsim = _dedup(net)
+    _write(w, "coordinator", True, "dedup_window_c0", "request ids around the W = 65536 window: stale, at the "
+           "floor, already accepted, dropped from the id set, 2^64-1", net, "c0", dsim.batches["c0"])
+    _write(w, "shard", True, "dedup_window_s0", "four compact decisions of c0 in one batch (seq 1..4)", net, "s0",
+           dsim.batches["s0"])
+    _write(w, "coordinator", True, "unknown_results_c0", "results for requests that are not pending are skipped "
+           "(unknown id, a result repeated in one leaf, a result for another client), and a decision whose only "
+           "input yields no output", net, "c0", _unknown_results(net, sim))
+    _invalid(w, net, sim)
+
+
+def _invalid(w: CaseWriter, net: Network, sim: Sim) -> None:
+    keys = _keys(net)
+    ka = keys["s0"][0]
+    r = sim.req
+    c0_prefix = sim.batches["c0"][:1]
+    good = r("alice", "c0", 50, PUT, ka, b"ok")
+
+    def coord(name, description, inputs, reason, prefix=c0_prefix):
+        _write(w, "coordinator", False, name, description, net, "c0", prefix, {"inputs": inputs}, reason)
+
+    bad_sig = copy.deepcopy(good)
+    bad_sig["client"]["signature"] = bytes([bad_sig["client"]["signature"][0] ^ 1]) + bad_sig["client"]["signature"][1:]
+    coord("bad_client_signature", "a request whose signature has one bit flipped (after a valid one)",
+          [r("bob", "c0", 50, GET, ka), bad_sig], "bad_signature")
+    carol = Signer("vectors-exec/client/carol")
+    unauth = {"request_id": 1, "cluster_id": "c0", "op": {"kind": GET, "key": ka}, "client_key": carol.public}
+    unauth["signature"] = carol.sign("client-request", net.network_id, encode("ClientRequest", unauth))
+    coord("unauthorised_client", "a correctly signed request from a key not in manifest.clients",
+          [good, {"client": unauth}], "unauthorised_client")
+    coord("wrong_cluster", "a request signed for coordinator c1 inside c0's batch",
+          [r("alice", "c0", 51, GET, ka), r("alice", "c1", 52, GET, ka)], "wrong_cluster")
+    coord("duplicate_request_id", "the same signed request twice in one batch", [good, good], "duplicate")
+    coord("duplicate_request_id_other_op", "two requests of alice with request_id 50 in one batch",
+          [good, r("alice", "c0", 50, GET, ka)], "duplicate")
+    coord("request_id_zero", "request_id 0", [r("alice", "c0", 0, GET, ka)], "malformed")
+    coord("op_unspecified", "op.kind OP_KIND_UNSPECIFIED", [r("alice", "c0", 53, 0, ka)], "malformed")
+    coord("get_with_value", "a GET carrying a value", [r("alice", "c0", 54, GET, ka, b"x")], "malformed")
+    coord("empty_key", "an empty key", [r("alice", "c0", 55, GET, b"")], "malformed")
+    coord("key_too_long", "a 17-byte key (limits.max_key_bytes = 16)", [r("alice", "c0", 56, GET, b"k" * 17)],
+          "malformed")
+    coord("value_too_long", "a 33-byte value (limits.max_value_bytes = 32)",
+          [r("alice", "c0", 57, PUT, ka, b"v" * 33)], "malformed")
+    coord("remote_seq_gap", "s0's second leaf for c0 (seq 2) while c0 expects seq 1",
+          [sim.remote("s0", 2, "c0")], "out_of_order")
+    coord("remote_seq_gap_in_batch", "s0 seq 1 then seq 1 again in one batch (next_in advances inside the batch)",
+          [sim.remote("s0", 1, "c0"), sim.remote("s0", 1, "c0")], "replay")
+    coord("remote_replay", "s0 seq 1 again after c0 decided it", [sim.remote("s0", 1, "c0")], "replay",
+          sim.batches["c0"][:2])
+    bad_qc = sim.remote("s0", 1, "c0")
+    bad_qc["remote"]["qc"] = {"signatures": bad_qc["remote"]["qc"]["signatures"][:2]}
+    coord("remote_bad_qc", "a compact decision from s0 whose QC has two signatures", [bad_qc], "bad_qc")
+    coord("remote_from_coordinator", "a compact decision of coordinator c0 given to coordinator c0",
+          [sim.remote("c0", 1, "s0")], "wrong_cluster")
+    coord("remote_wrong_destination", "s0's leaf for c1 inside c0's batch", [sim.remote("s0", 3, "c1")],
+          "wrong_destination")
+
+    s0_prefix = sim.batches["s0"][:1]
+
+    def shard(name, description, inputs, reason, prefix=s0_prefix):
+        _write(w, "shard", False, name, description, net, "s0", prefix, {"inputs": inputs}, reason)
+
+    shard("client_input", "a client request in a shard's batch", [r("alice", "s0", 60, GET, ka)], "malformed")
+    shard("remote_seq_gap", "c0's third leaf for s0 (seq 3) while s0 expects seq 2", [sim.remote("c0", 5, "s0")],
+          "out_of_order")
+    shard("remote_replay", "c0 seq 1 again", [sim.remote("c0", 1, "s0")], "replay")
+    shard("remote_same_seq_twice", "c0 seq 2 twice in one batch", [sim.remote("c0", 2, "s0"),
+                                                                  sim.remote("c0", 2, "s0")], "replay")
+    shard("remote_wrong_destination", "c0's leaf for s1 inside s0's batch", [sim.remote("c0", 2, "s1")],
+          "wrong_destination")
+    shard("remote_from_shard", "a compact decision of shard s1 given to shard s0", [sim.remote("s1", 1, "c0")],
+          "wrong_cluster")
+    tampered = sim.remote("c0", 2, "s0")
+    tampered["remote"]["leaf"]["calls"][0]["op"]["value"] = b"forged"
+    shard("remote_tampered_leaf", "c0 seq 2 with the PUT value changed", [tampered], "bad_proof")
