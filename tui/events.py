@@ -13,7 +13,7 @@ from tui.snapshot import Snapshot
 @dataclass(frozen=True)
 class Event:
     time_ms: int
-    kind: str  # node_down, node_up, restart, view_change, byzantine, verdict, deployment
+    kind: str  # node_down, node_up, restart, testbed, view_change, byzantine, verdict, deployment
     severity: str  # info, warn, alert
     text: str
     node: str | None = None
@@ -23,6 +23,10 @@ class Event:
 
 def clock_text(ms: int) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
+
+
+def fault_actions_of(status: dict) -> list[str]:
+    return [str(rule.get("action")) for rule in status.get("testbed_faults", []) if isinstance(rule, dict)]
 
 
 def evidence_key(ev: dict) -> tuple:
@@ -55,6 +59,13 @@ def diff(prev: Snapshot | None, prev_health: dict[str, ClusterHealth] | None, cu
                                 node.id, node.cluster))
         elif old.up and new.up and old.status.get("started_ms") != new.status.get("started_ms"):
             events.append(Event(now, "restart", "warn", f"{node.id} restarted", node.id, node.cluster))
+        if new.up:
+            rules = fault_actions_of(new.status)
+            before = fault_actions_of(old.status) if old is not None and old.up else []
+            if rules != before and (rules or (old is not None and old.up)):
+                text = f"{node.id} testbed faults: {', '.join(rules)}" if rules else \
+                    f"{node.id} testbed faults cleared"
+                events.append(Event(now, "testbed", "warn", text, node.id, node.cluster))
     for cid, health in cur_health.items():
         old_health = (prev_health or {}).get(cid)
         if old_health is None:

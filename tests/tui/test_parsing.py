@@ -108,6 +108,13 @@ def test_state_diff_produces_events_and_verdicts(tmp_path):
     again = state.ingest(_snapshot(dep, 3, {"s1-n3": demo_statuses(1)["s1-n3"]}))
     assert [e.kind for e in again] == ["node_up", "verdict"]
     assert state.clusters["s1"].assessment.verdict is Verdict.HEALTHY
+    # testbed fault rules appearing and disappearing on a node are events too
+    rigged = demo_statuses(3)
+    rigged["s0-n1"]["testbed_faults"] = [{"action": "equivocate"}, {"action": "drop", "messages": ["commit"]}]
+    assert [e.text for e in state.ingest(_snapshot(dep, 3, rigged))] == [
+        "s0-n1 testbed faults: equivocate, drop", "s1-n3 down: refused",
+        "s1 healthy → ▲ at risk: 1 down: s1-n3; one more fault stops it"]
+    assert [e.text for e in state.ingest(_snapshot(dep, 3))] == ["s0-n1 testbed faults cleared"]
 
 
 def test_rates_from_counters(tmp_path):

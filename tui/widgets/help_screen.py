@@ -28,7 +28,7 @@ HELP = """\
 Node state: ● up · ✖ down · ! byz (named in Byzantine evidence)
 · ↻ vc (in a view change). Links: outbound peer links up/total.
 Events: ↓ down · ↑ up · ⟳ restart · ↻ view change · ☠ evidence
-· ◆ verdict change. Times are UTC.
+· ◆ verdict change · ⚙ testbed fault rules. Times are UTC.
 """
 
 
