@@ -96,69 +96,69 @@ class Manifest:
         return self.clusters[cluster_id].role
 
 
-def semantic_problem(doc: dict) -> str | None:
-    """The first SPEC 3 semantic problem of a schema-valid manifest, or None."""
+def semantic_problem(doc: dict) -> tuple[int, str] | None:
+    """The first SPEC 3 semantic problem of a schema-valid manifest as (rule number, text), or None."""
     seen: set[str] = set()
     clusters = doc["clusters"]
     cluster_ids = {c["id"] for c in clusters}
     for c in clusters:
         if c["id"] in seen:
-            return f"duplicate id {c['id']}"
+            return 1, f"duplicate id {c['id']}"
         seen.add(c["id"])
     for c in clusters:
         for n in c["nodes"]:
             if n["id"] in seen:
-                return f"duplicate id {n['id']}" if n["id"] not in cluster_ids else f"node id {n['id']} equals a cluster id"
+                return 1, f"duplicate id {n['id']}" if n["id"] not in cluster_ids else f"node id {n['id']} equals a cluster id"
             seen.add(n["id"])
     client_ids: set[str] = set()
     for cl in doc["clients"]:
         if cl["id"] in client_ids or cl["id"] in seen:
-            return f"duplicate id {cl['id']}"
+            return 1, f"duplicate id {cl['id']}"
         client_ids.add(cl["id"])
     for c in clusters:
         n = len(c["nodes"])
         if n < 4 or (n - 1) % 3:
-            return f"cluster {c['id']} has {n} nodes, not 3f+1"
+            return 2, f"cluster {c['id']} has {n} nodes, not 3f+1"
     roles = {c["role"] for c in clusters}
     if "coordinator" not in roles:
-        return "no coordinator cluster"
+        return 3, "no coordinator cluster"
     if "shard" not in roles:
-        return "no shard cluster"
+        return 3, "no shard cluster"
     shard_ids = [c["id"] for c in clusters if c["role"] == "shard"]
     shards = doc["shard_map"]["shards"]
     if len(shards) != len(set(shards)) or sorted(shards) != sorted(shard_ids):
-        return "shard_map.shards is not exactly the list of shard clusters"
+        return 4, "shard_map.shards is not exactly the list of shard clusters"
     keys: set[str] = set()
     for c in clusters:
         for n in c["nodes"]:
             for k in (n["ed25519_public"], n["x25519_public"]):
                 if k in keys:
-                    return f"public key {k} appears twice"
+                    return 5, f"public key {k} appears twice"
                 keys.add(k)
     for cl in doc["clients"]:
         if cl["ed25519_public"] in keys:
-            return f"public key {cl['ed25519_public']} appears twice"
+            return 5, f"public key {cl['ed25519_public']} appears twice"
         keys.add(cl["ed25519_public"])
     used: set[tuple[str, int]] = set()
     for c in clusters:
         for n in c["nodes"]:
             ports = [n["ports"]["peer"], n["ports"]["client"], n["ports"]["admin"]]
             if len(set(ports)) != 3:
-                return f"node {n['id']} uses a port twice"
+                return 6, f"node {n['id']} uses a port twice"
             for p in ports:
                 if (n["host"], p) in used:
-                    return f"port {p} on host {n['host']} used twice"
+                    return 6, f"port {p} on host {n['host']} used twice"
                 used.add((n["host"], p))
     if not doc.get("testbed", False):
         for c in clusters:
             for n in c["nodes"]:
                 if n.get("faults"):
-                    return f"node {n['id']} has faults but testbed is not true"
+                    return 7, f"node {n['id']} has faults but testbed is not true"
     t = {**TIMEOUT_DEFAULTS, **doc.get("timeouts_ms", {})}
     if t["heartbeat_timeout"] <= t["heartbeat_interval"]:
-        return "heartbeat_timeout <= heartbeat_interval"
+        return 8, "heartbeat_timeout <= heartbeat_interval"
     if t["censorship"] <= t["request_forward"]:
-        return "censorship <= request_forward"
+        return 8, "censorship <= request_forward"
     return None
 
 
@@ -174,7 +174,7 @@ def validate(doc: object) -> Manifest:
         raise LocalError(f"manifest schema violation at /{path}: {exc.message[:200]}", 2) from None
     problem = semantic_problem(doc)
     if problem:
-        raise LocalError(f"invalid manifest: {problem}", 2)
+        raise LocalError(f"invalid manifest (SPEC 3 rule {problem[0]}): {problem[1]}", 2)
     return Manifest(doc)
 
 

@@ -1,4 +1,4 @@
-"""The conformance runner passes every external vector and reports failures properly."""
+"""The conformance runner passes every vector (ours and external) and reports failures properly."""
 
 import json
 
@@ -25,3 +25,20 @@ def test_runner_reports_a_wrong_verdict(tmp_path, capsys):
 
 def test_no_cases_is_failure(tmp_path):
     assert conformance.main([str(tmp_path)]) == 1
+
+
+def test_all_vectors_pass(capsys):
+    assert conformance.main(["wire_spec/vectors"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert int(last.split()[0]) > 2000 and last.endswith(" 0 failed")
+
+
+def test_runner_detects_a_corrupted_case(tmp_path, capsys):
+    import shutil
+
+    src = next(p for p in sorted((conformance.pathlib.Path("wire_spec/vectors/codec/Proposal/valid")).iterdir()))
+    dst = tmp_path / "codec" / "Proposal" / "valid" / src.name
+    shutil.copytree(src, dst)
+    (dst / "encoded.bin").write_bytes((dst / "encoded.bin").read_bytes() + b"\x78\x01")  # unknown field
+    assert conformance.main([str(tmp_path)]) == 1
+    assert "FAIL" in capsys.readouterr().out
