@@ -1,0 +1,120 @@
+"""Real impl_a / impl_b nodes, started by command line: deploy a mixed network, kv round trips
+with both client libraries, workload history and log checks, crash the leader and still serve,
+partition a region (root), destroy."""
+
+import os
+import time
+
+import pytest
+
+from infra import faults, local, ops, process
+from infra.client import kv_get, kv_put, workload
+from infra.history import check_cluster_logs, check_history, load_history
+from infra.status import collect_status
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    home = tmp_path_factory.mktemp("real")
+    try:
+        dep = ops.deploy("mixed", home, testbed=True, health_timeout=40)
+        yield dep
+    finally:
+        ops.destroy("mixed", home)
+
+
+def verdicts(dep):
+    return {c.id: c.verdict for c in collect_status(dep)}
+
+
+def test_mixed_deployment_is_healthy(mixed):
+    impls = {c["id"]: sorted({n["implementation"] for n in c["nodes"]}) for c in mixed.manifest["clusters"]}
+    assert impls == {"c0": ["impl_a", "impl_b"], "s0": ["impl_a", "impl_b"]}
+    clusters = collect_status(mixed)
+    assert all(s.up for c in clusters for s in c.nodes)
+    reported = {s.node.id: s.status["implementation"] for c in clusters for s in c.nodes}
+    assert reported == {n.id: n.implementation for n in mixed.nodes}
+
+
+def test_kv_round_trip_across_client_libraries(mixed):
+    put = kv_put(mixed, "rt-key", "written-by-a", client="a")
+    assert put.ok and put.doc["value"] == "written-by-a" and put.doc["found"] is False
+    got = kv_get(mixed, "rt-key", client="b")
+    assert got.ok and got.doc["found"] is True and got.doc["value"] == "written-by-a"
+    assert kv_put(mixed, "rt-key", "then-b", client="b").doc["found"] is True
+    assert kv_get(mixed, "rt-key", client="a").doc["value"] == "then-b"
+    missing = kv_get(mixed, "never-written", client="a")
+    assert missing.ok and missing.doc["found"] is False and missing.doc["value"] is None
+
+
+def test_workloads_are_linearizable_and_logs_agree(mixed, tmp_path):
+    h = tmp_path / "h.jsonl"
+    for client in ("a", "b"):
+        r = workload(mixed, client, ops=80, concurrency=4, keys=4, seed=7, key_prefix="wl-", history=h)
+        assert r.ok and r.doc["ok"] == r.doc["ops"] > 0, r.doc
+    for key in range(4):  # final reads, after every write has completed
+        assert kv_get(mixed, f"wl-{key}", client="a").ok
+    report = check_history(load_history(h))
+    assert report.ok, report.violations[:3]
+    assert report.reads_checked > 0 and report.keys == 4
+    for c in ("c0", "s0"):
+        check = check_cluster_logs(mixed, c)
+        assert check.ok and check.compared_to > 0 and len(check.nodes) == 4, check.summary()
+
+
+def test_crash_leader_still_serves_then_recovers(mixed):
+    leader = next(c for c in collect_status(mixed) if c.id == "c0").leader
+    faults.crash(mixed, leader)
+    assert verdicts(mixed)["c0"] == "at-risk"
+    r = kv_put(mixed, "after-crash", "still-serving", client="b", timeout_ms=20000)
+    assert r.ok, r.doc
+    assert kv_get(mixed, "after-crash", client="a", timeout_ms=20000).doc["value"] == "still-serving"
+    faults.start(mixed, leader, timeout=40)
+
+    def caught_up():
+        c0 = next(c for c in collect_status(mixed) if c.id == "c0")
+        heights = {s.node.id: s.status["height"] for s in c0.nodes if s.up}
+        return len(heights) == 4 and heights[leader] >= r.doc["height"]
+
+    wait_for(caught_up, 40, f"{leader} to catch up")
+    assert check_cluster_logs(mixed, "c0").ok
+
+
+def test_destroy_stops_every_node(tmp_path):
+    dep = ops.deploy("short", tmp_path, mix="aabb", health_timeout=40)
+    pids = [(n.pid, local.node_marker(dep, n.id)) for n in dep.nodes]
+    assert all(process.is_alive(p, m) for p, m in pids)
+    assert ops.destroy("short", tmp_path)
+    assert not any(process.is_alive(p, m) for p, m in pids) and not dep.root.exists()
+    assert not ops.destroy("short", tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_partitioned_region_minority_keeps_serving(tmp_path):
+    try:
+        dep = ops.deploy("parted", tmp_path, network="netns", health_timeout=40)
+        # ap-south holds one node of each cluster: both keep a quorum
+        faults.partition(dep, ["ap-south"])
+        assert verdicts(dep) == {"c0": "at-risk", "s0": "at-risk"}
+        r = kv_put(dep, "p-key", "cut", client="a", timeout_ms=20000)
+        assert r.ok, r.doc
+        faults.heal(dep)
+        cut = [n.id for n in dep.nodes if n.region == "ap-south"]
+
+        def caught_up():
+            st = {s.node.id: s.status for c in collect_status(dep) for s in c.nodes if s.up}
+            return all(i in st for i in cut) and st[cut[0]]["height"] >= r.doc["height"]
+
+        wait_for(caught_up, 40, "the partitioned nodes to catch up")
+        assert all(check_cluster_logs(dep, c).ok for c in ("c0", "s0"))
+    finally:
+        ops.destroy("parted", tmp_path)
