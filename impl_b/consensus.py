@@ -167,6 +167,11 @@ class Replica(ViewChangeMixin):
         elif forwarded_by is None and self.view_active:
             self.forward_buf.append(req)
 
+    def request_below_window(self, req) -> bool:
+        """True when the request id fell below the dedup window (it can never be answered)."""
+        d = self.state.dedup.get(req.client_key)
+        return d is not None and d[0] > 65536 and req.request_id <= d[0] - 65536
+
     def _request_done(self, req) -> bool:
         d = self.state.dedup.get(req.client_key)
         if d is None:
@@ -557,6 +562,14 @@ class Replica(ViewChangeMixin):
             progressed = True
         if progressed:
             self.sync_next = now  # ask again at once if still behind
+            self.sync_misses = 0
+        else:
+            # The peer had nothing newer: after every other member said so, the hint was stale.
+            self.sync_misses = getattr(self, "sync_misses", 0) + 1
+            if self.sync_misses >= self.cluster.n - 1:
+                self.sync_misses = 0
+                self.sync_to = self.height
+                self._after_progress(now)
 
     # ------------------------------------------------------------------ timers
 

@@ -240,6 +240,9 @@ class Runtime(QueueMixin):
         if key in self.answers:
             self._answer(link_id, *key)
             return
+        if self.replica.request_below_window(req):
+            self._client_error(link_id, 6, req.request_id, "request id below the dedup window")
+            return
         if kind == "submit":
             if self.replica.pool_full():
                 self.log.reject("overloaded", "client", "request pool full")
@@ -301,4 +304,7 @@ class Runtime(QueueMixin):
             "counters": dict(self.counters), "rejected": dict(self.log.rejected),
             "byzantine_evidence": list(self.log.evidence),
             "testbed_faults": self.faults.describe() if self.faults else [],
+            "impl_b_debug": {"sync_to": r.sync_to, "accepted": r.accepted is not None, "requests": len(r.requests),
+                             "remote": {s: len(p) for s, p in r.remote.items()}, "view_active": r.view_active,
+                             "vc_sent": r.vc_sent, "waiters": len(self.waiters), "held_pulls": len(self.held)},
         }
