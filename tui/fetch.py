@@ -60,12 +60,12 @@ def http_get(host: str, port: int, path: str, timeout: float) -> str:
         raise RemoteError(f"{path}: not UTF-8") from exc
 
 
-def fetch_node(node: NodeSpec, timeout: float) -> NodeSample:
+def fetch_node(node: NodeSpec, timeout: float, network_id: str | None = None) -> NodeSample:
     """Status (validated) and metrics of one node. Metrics are optional: a node whose /metrics
     fails is still up, its counters then come from /status."""
     try:
         doc: Any = json.loads(http_get(node.host, node.admin_port, "/status", timeout))
-        check_status(doc, node.id)
+        check_status(doc, node.id, node.cluster, network_id)
     except json.JSONDecodeError as exc:
         return NodeSample(node.id, error=f"/status: invalid JSON ({exc.msg})")
     except RemoteError as exc:
@@ -81,7 +81,7 @@ class HttpSource:
     """Polls the deployment in `deployment_dir`, re-reading its manifest when it changes."""
 
     def __init__(self, deployment_dir: Path, timeout: float = 0.8, clock: Callable[[], int] = wall_ms,
-                 workers: int = 8) -> None:
+                 workers: int = 16) -> None:
         self.deployment_dir = Path(deployment_dir)
         self.timeout = timeout
         self.clock = clock
@@ -109,7 +109,8 @@ class HttpSource:
             if self._deployment is None:
                 return Snapshot(taken_ms=start, deployment=None, error=str(exc))
             deployment, error = self._deployment, str(exc)
-        futures = {n.id: self._pool.submit(fetch_node, n, self.timeout) for n in deployment.nodes}
+        futures = {n.id: self._pool.submit(fetch_node, n, self.timeout, deployment.network_id)
+                   for n in deployment.nodes}
         samples: dict[str, NodeSample] = {}
         for node_id, fut in futures.items():
             try:

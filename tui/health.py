@@ -111,7 +111,7 @@ def node_row(spec: NodeSpec, sample: NodeSample, now_ms: int, accused: set[str])
 def queue_backlog(deployment: Deployment, snapshot: Snapshot, cluster: ClusterSpec) -> list[str]:
     """Other-role clusters that have emitted more leaves for `cluster` than it has taken in."""
     def best(c: ClusterSpec, field: str, key: str) -> int:
-        vals = [int(snapshot.sample(n.id).status["queues"][field].get(key, 1))
+        vals = [int(snapshot.sample(n.id).status.get("queues", {}).get(field, {}).get(key, 1))
                 for n in c.nodes if snapshot.sample(n.id).up]
         return max(vals, default=1)
 

@@ -25,8 +25,9 @@ def _validator() -> jsonschema.protocols.Validator | None:
     return cls(schema)
 
 
-def check_status(doc: Any, node_id: str) -> None:
-    """RemoteError when `doc` is not a valid status of node `node_id`."""
+def check_status(doc: Any, node_id: str, cluster_id: str | None = None, network_id: str | None = None) -> None:
+    """RemoteError when `doc` is not a valid status of node `node_id` (of that cluster and network,
+    when given: a node answering for another network or cluster is misconfigured or impersonated)."""
     if not isinstance(doc, dict):
         raise RemoteError("/status: not a JSON object")
     validator = _validator()
@@ -39,5 +40,6 @@ def check_status(doc: Any, node_id: str) -> None:
         missing = [k for k in _FALLBACK_REQUIRED if k not in doc]
         if missing:
             raise RemoteError(f"/status lacks {', '.join(missing)}")
-    if doc.get("node_id") != node_id:
-        raise RemoteError(f"/status is from {doc.get('node_id')!r}, expected {node_id!r}")
+    for key, expected in (("node_id", node_id), ("cluster_id", cluster_id), ("network_id", network_id)):
+        if expected is not None and doc.get(key) != expected:
+            raise RemoteError(f"/status {key} is {doc.get(key)!r}, expected {expected!r}")

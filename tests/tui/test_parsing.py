@@ -43,8 +43,13 @@ def test_metrics_malformed_line_is_remote_error(bad):
 def test_status_check_accepts_valid_and_rejects_invalid():
     doc = status_doc("c0-n0", "c0", "coordinator", ["c0-n1"], height=3)
     check_status(doc, "c0-n0")
-    with pytest.raises(RemoteError, match="expected 'c0-n1'"):
+    check_status(doc, "c0-n0", "c0", "heraclius-demo")
+    with pytest.raises(RemoteError, match="node_id is 'c0-n0', expected 'c0-n1'"):
         check_status(doc, "c0-n1")
+    with pytest.raises(RemoteError, match="cluster_id is 'c0', expected 's0'"):
+        check_status(doc, "c0-n0", "s0")
+    with pytest.raises(RemoteError, match="network_id"):
+        check_status(doc, "c0-n0", "c0", "other-net")
     with pytest.raises(RemoteError, match="height"):
         check_status({**doc, "height": -1}, "c0-n0")
     with pytest.raises(RemoteError, match="rejected"):
