@@ -15,29 +15,31 @@ class CatchUpMixin:
     """Mixed into Replica; uses its fields (height, head_hash, store, state, ...)."""
 
     def _init_catchup(self) -> None:
-        self.sync_want = 0
-        self.sync_peers: list[str] = []
+        self.sync_claims: dict[str, int] = {}  # peer -> decided height it claimed (one claim per peer)
         self.sync_next = 0
         self.sync_rotation = 0
 
+    @property
+    def sync_want(self) -> int:
+        return max(self.sync_claims.values(), default=0)
+
     def catching_up(self) -> bool:
-        return self.sync_want > self.height
+        """True when f+1 members (so at least one correct member) claim heights above ours."""
+        above = sum(1 for h in self.sync_claims.values() if h > self.height)
+        return above >= self.cluster.f + 1
 
     def _want_height(self, peer: str, h: int) -> None:
         if h <= self.height or peer not in self.members or peer == self.me:
             return
-        if h > self.sync_want:
-            self.sync_want = h
-        if peer in self.sync_peers:
-            self.sync_peers.remove(peer)
-        self.sync_peers.insert(0, peer)
+        self.sync_claims[peer] = max(h, self.sync_claims.get(peer, 0))
         self._sync_tick()
 
     def _sync_tick(self) -> None:
-        if not self.catching_up() or self.now < self.sync_next:
+        for peer in [p for p, h in self.sync_claims.items() if h <= self.height]:
+            del self.sync_claims[peer]
+        if not self.sync_claims or self.now < self.sync_next:
             return
-        others = [n for n in self.members if n != self.me]
-        order = self.sync_peers + [n for n in others if n not in self.sync_peers]
+        order = sorted(self.sync_claims, key=lambda p: (-self.sync_claims[p], p))
         peer = order[self.sync_rotation % len(order)]
         self.sync_rotation += 1
         self.sync_next = self.now + self.t["sync_retry"]
@@ -79,6 +81,8 @@ class CatchUpMixin:
         if applied:
             self.sync_next = 0
             self._sync_tick()
+        else:
+            self.sync_claims.pop(sender, None)  # it did not back its claim
 
     def _verify_synced(self, d: pb.Decision) -> Execution:
         h = d.header

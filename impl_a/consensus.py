@@ -393,6 +393,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if seen is not None and c.digest in self.proposals and seen.digest in self.proposals:
             self._evidence(sender, "equivocation", f"two decision signatures for height {c.height}",
                            [encode(seen), encode(c)])
+        if seen is not None:  # keep one commit per sender so a liar cannot grow our tables
+            self.commits.get(seen.digest, {}).pop(sender, None)
         self.commit_seen[sender] = c
         self.commits.setdefault(c.digest, {})[sender] = c
         self._try_decide(c.digest)

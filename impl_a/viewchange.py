@@ -125,6 +125,9 @@ class ViewChangeMixin:
         return not vd.HasField("prepared") or self._prepared_ok(vd.prepared, w)
 
     def _on_view_data(self, sender: str, vd: pb.ViewData) -> None:
+        if vd.view > max(self.view, self.vc_requested) + 64:
+            self._reject("out_of_order", sender, f"view data for far view {vd.view}")
+            return
         if vd.node_id != sender or self.cluster.leader(vd.view).id != self.me or vd.view < self.view:
             self._reject("not_leader" if vd.node_id == sender else "malformed", sender, "view data")
             return
