@@ -107,7 +107,10 @@ class MonitorApp(App[None]):
 
     def _apply(self, snap: Snapshot) -> None:
         try:
+            was_testbed = self._testbed()
             new_events = self.state.ingest(snap)
+            if self._testbed() != was_testbed:
+                self.refresh_bindings()  # fault keys appear only on testbed deployments
             self.render_state()
             self.query_one("#events", EventsPane).add(new_events)
             if isinstance(self.screen, NodeDetailScreen):
@@ -157,11 +160,12 @@ class MonitorApp(App[None]):
         if self.state.snapshot is not None:
             screen.call_after_refresh(screen.show, self.state.snapshot)
 
+    def _testbed(self) -> bool:
+        snap = self.state.snapshot
+        return bool(snap and snap.deployment and snap.deployment.testbed)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "fault":
-            snap = self.state.snapshot
-            return bool(snap and snap.deployment and snap.deployment.testbed)
-        return True
+        return self._testbed() if action == "fault" else True
 
     def action_fault(self, action: str) -> None:
         node = self.selected_node()

@@ -20,13 +20,15 @@ class RatesPanel(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("ops/s 0.0", id="ops")
-        yield Sparkline([0.0], id="spark")
+        yield Sparkline([], id="spark")
         yield Label("", id="decisions")
 
     def show(self, state: MonitorState) -> None:
         hist = state.history
         self.query_one("#ops", Label).update(f"ops/s {hist.ops_per_s:7.1f}")
-        self.query_one("#spark", Sparkline).data = list(hist.ops_rate) or [0.0]
+        series = list(hist.ops_rate)
+        # an all-zero series would be drawn as full bars (min == max): draw nothing instead
+        self.query_one("#spark", Sparkline).data = series if any(series) else []
         decisions = sum(hist.rate(cid) for cid in state.clusters)
         changes = " ".join(f"{cid} {h.view_changes}" for cid, h in state.clusters.items())
         self.query_one("#decisions", Label).update(f"dec/s {decisions:.1f} · view changes {changes}")
