@@ -143,7 +143,8 @@ def cluster_health(deployment: Deployment, snapshot: Snapshot, cluster: ClusterS
     totals: dict[str, int] = {}
     for n in cluster.nodes:
         for reason, count in rejected(snapshot.sample(n.id)).items():
-            totals[reason] = totals.get(reason, 0) + count
+            if count > 0:  # /metrics exports every reason, zeros included
+                totals[reason] = totals.get(reason, 0) + count
     return ClusterHealth(
         spec=cluster, rows=rows, assessment=result,
         height=max((r.height or 0 for r in up_rows), default=0),
