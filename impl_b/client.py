@@ -20,7 +20,7 @@ from .checks import Checker, client_destination, sign_message
 from .codec import encode
 from .manifest import load
 from .schema import OP_GET, OP_PUT
-from .session import LinkError, Session, peer_hello_checker
+from .session import LinkError, Session, node_key_checker
 
 
 class ClientFailure(Exception):
@@ -67,7 +67,7 @@ class Connection:
         self.sock = socket.create_connection((info.host, info.client_port), timeout=min(timeout, 5.0))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sess = Session(True, os.urandom(32), manifest.network_id, "",
-                            peer_hello_checker(manifest, manifest.network_id, node),
+                            node_key_checker(manifest, node),
                             manifest.limits["max_message_bytes"])
         self.inbox: list[bytes] = []
         deadline = time.monotonic() + min(timeout, 5.0)

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import random
 import sys
 import threading
@@ -74,7 +75,7 @@ def _workload(m, signer, args, key_name: str) -> int:
                         hist.write(json.dumps({
                             "process": f"{key_name}-{u}", "op": "put" if is_put else "get", "key": key.hex(),
                             "value": out_val.hex() if out_val is not None else None,
-                            "invoke_ms": int(t0 * 1000), "complete_ms": int(t1 * 1000), "result": result,
+                            "invoke_ms": round(t0 * 1000, 3), "complete_ms": round(t1 * 1000, 3), "result": result,
                             "request_id": req.request_id}) + "\n")
         finally:
             c.close()
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
     if args.cluster and args.cluster not in m.coordinators:
         print(json.dumps({"op": args.command, "error": f"{args.cluster} is not a coordinator cluster"}))
         return 2
-    name = m.clients.get(signer.public, "client")
+    name = os.path.splitext(os.path.basename(args.key))[0]
     if args.command == "workload":
         return _workload(m, signer, args, name)
     c = Client(m, signer, cluster=args.cluster, timeout_ms=args.timeout_ms)

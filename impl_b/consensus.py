@@ -596,6 +596,8 @@ class Replica(ViewChangeMixin):
             return
         fwd = []
         censored = False
+        for key in [k for k, ent in self.requests.items() if self._request_done(ent[0])]:
+            del self.requests[key]
         for ent in self.requests.values():
             if now - ent[1] > self.t["censorship"]:
                 censored = True

@@ -160,6 +160,8 @@ class IOLoop(threading.Thread):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with contextlib.suppress(OSError):
+                s.bind((self.m.nodes[self.me].bind, 0))  # source address = our region (SPEC 13)
             err = s.connect_ex((info.host, info.peer_port))
             if err not in (0, errno.EINPROGRESS):
                 s.close()

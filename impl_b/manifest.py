@@ -20,7 +20,12 @@ LIMIT_DEFAULTS = {
 
 
 class ManifestError(Exception):
-    """The manifest is invalid (local misuse; a node exits 2)."""
+    """The manifest is invalid (local misuse; a node exits 2). `stage` is 'schema' or 'semantic',
+    `rule` the SPEC 3 semantic rule number (None for schema or unreadable files)."""
+
+    def __init__(self, msg: str, stage: str = "semantic", rule: int | None = None):
+        super().__init__(msg)
+        self.stage, self.rule = stage, rule
 
 
 @dataclass
@@ -101,58 +106,58 @@ def _semantic(doc: dict) -> None:
     cluster_ids = set()
     for c in doc["clusters"]:
         if c["id"] in seen:
-            raise ManifestError(f"duplicate id {c['id']!r}")
+            raise ManifestError(f"duplicate id {c['id']!r}", rule=1)
         seen.add(c["id"])
         cluster_ids.add(c["id"])
     for c in doc["clusters"]:
         for n in c["nodes"]:
             if n["id"] in seen:
-                raise ManifestError(f"duplicate id {n['id']!r} (node ids must differ from each other and from cluster ids)")
+                raise ManifestError(f"duplicate id {n['id']!r} (node ids must differ from each other and from cluster ids)", rule=1)
             seen.add(n["id"])
     client_ids = set()
     for cl in doc["clients"]:
         if cl["id"] in client_ids:
-            raise ManifestError(f"duplicate client id {cl['id']!r}")
+            raise ManifestError(f"duplicate client id {cl['id']!r}", rule=1)
         client_ids.add(cl["id"])
     for c in doc["clusters"]:
         n = len(c["nodes"])
         if n < 4 or (n - 1) % 3:
-            raise ManifestError(f"cluster {c['id']!r} has {n} nodes, not 3f+1")
+            raise ManifestError(f"cluster {c['id']!r} has {n} nodes, not 3f+1", rule=2)
     roles = [c["role"] for c in doc["clusters"]]
     if "coordinator" not in roles or "shard" not in roles:
-        raise ManifestError("need at least one coordinator cluster and one shard cluster")
+        raise ManifestError("need at least one coordinator cluster and one shard cluster", rule=3)
     shard_ids = [c["id"] for c in doc["clusters"] if c["role"] == "shard"]
     shards = doc["shard_map"]["shards"]
     if len(shards) != len(set(shards)) or set(shards) != set(shard_ids):
-        raise ManifestError("shard_map.shards must list every shard cluster exactly once")
+        raise ManifestError("shard_map.shards must list every shard cluster exactly once", rule=4)
     keys: set[str] = set()
     for c in doc["clusters"]:
         for n in c["nodes"]:
             for k in (n["ed25519_public"], n["x25519_public"]):
                 if k in keys:
-                    raise ManifestError(f"public key {k} appears twice")
+                    raise ManifestError(f"public key {k} appears twice", rule=5)
                 keys.add(k)
     for cl in doc["clients"]:
         if cl["ed25519_public"] in keys:
-            raise ManifestError(f"public key {cl['ed25519_public']} appears twice")
+            raise ManifestError(f"public key {cl['ed25519_public']} appears twice", rule=5)
         keys.add(cl["ed25519_public"])
     used: set[tuple[str, int]] = set()
     for c in doc["clusters"]:
         for n in c["nodes"]:
             ports = list(n["ports"].values())
             if len(set(ports)) != len(ports):
-                raise ManifestError(f"node {n['id']!r} uses a port twice")
+                raise ManifestError(f"node {n['id']!r} uses a port twice", rule=6)
             for p in ports:
                 if (n["host"], p) in used:
-                    raise ManifestError(f"port {p} on host {n['host']} used by two nodes")
+                    raise ManifestError(f"port {p} on host {n['host']} used by two nodes", rule=6)
                 used.add((n["host"], p))
             if n.get("faults") and not doc.get("testbed", False):
-                raise ManifestError(f"node {n['id']!r} has faults but testbed is not true")
+                raise ManifestError(f"node {n['id']!r} has faults but testbed is not true", rule=7)
     t = {**TIMEOUT_DEFAULTS, **doc.get("timeouts_ms", {})}
     if t["heartbeat_timeout"] <= t["heartbeat_interval"]:
-        raise ManifestError("heartbeat_timeout must exceed heartbeat_interval")
+        raise ManifestError("heartbeat_timeout must exceed heartbeat_interval", rule=8)
     if t["censorship"] <= t["request_forward"]:
-        raise ManifestError("censorship must exceed request_forward")
+        raise ManifestError("censorship must exceed request_forward", rule=8)
 
 
 def validate(doc) -> Manifest:
@@ -162,7 +167,7 @@ def validate(doc) -> Manifest:
         jsonschema.validate(doc, schema)
     except jsonschema.ValidationError as e:
         path = "/".join(str(p) for p in e.absolute_path)
-        raise ManifestError(f"schema: {path}: {e.message}") from None
+        raise ManifestError(f"schema: {path}: {e.message}", "schema") from None
     _semantic(doc)
     return Manifest(doc)
 
@@ -172,5 +177,5 @@ def load(path: str) -> Manifest:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
     except (OSError, ValueError) as e:
-        raise ManifestError(f"cannot read manifest {path}: {e}") from None
+        raise ManifestError(f"cannot read manifest {path}: {e}", "schema") from None
     return validate(doc)

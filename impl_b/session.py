@@ -138,6 +138,19 @@ def peer_hello_checker(manifest, network_id: str, expect_node: str | None):
     return check
 
 
+def node_key_checker(manifest, node: str):
+    """Hello check a client applies: the responder's static key is the dialled node's (SPEC 13)."""
+
+    def check(hello, remote_static: bytes) -> str:
+        if hello.network_id != manifest.network_id:
+            raise LinkError("wrong_network", "network id differs")
+        if remote_static != manifest.nodes[node].x25519:
+            raise LinkError("handshake_failed", f"static key is not {node}'s")
+        return node
+
+    return check
+
+
 def client_hello_checker(network_id: str):
     """Hello check on the node's client port: any key, empty node id."""
 
