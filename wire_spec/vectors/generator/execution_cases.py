@@ -42,8 +42,7 @@ class Sim:
         op = {"kind": kind, "key": key}
         if value:
             op["value"] = value
-        signer_net = self.net
-        return {"client": signer_net.sign_request(client, {"request_id": rid, "cluster_id": cluster, "op": op})}
+        return {"client": self.net.sign_request(client, {"request_id": rid, "cluster_id": cluster, "op": op})}
 
 
 GET, PUT = 1, 2
@@ -136,7 +135,6 @@ def _dedup(net: Network) -> Sim:
 
 def _unknown_results(net: Network, sim: Sim) -> list[dict]:
     """c0 batches where a shard leaf holds results for requests c0 is not waiting for."""
-    ka = _keys(net)["s0"][0]
     alice = net.clients["alice"].public
     first = sim.batches["c0"][0]
     res = {"client_key": alice, "request_id": 1, "kind": PUT, "shard_height": 9}
@@ -149,7 +147,6 @@ def _unknown_results(net: Network, sim: Sim) -> list[dict]:
         dict(res, request_id=78)]}]
     header2 = build_header("s0", 10, b"\x22" * 32, {"inputs": []}, outputs2)
     decision2 = {"header": header2, "outputs": outputs2, "qc": net.qc(header2)}
-    del ka
     return [first, {"inputs": [{"remote": compact(decision, "c0")}]}, {"inputs": [{"remote": compact(decision2, "c0")}]}]
 
 

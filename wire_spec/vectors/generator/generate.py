@@ -26,6 +26,9 @@ AREAS = [
     ("shard", "manifest_cases", "generate_shard_map"),
     ("manifest", "manifest_cases", "generate"),
     ("execution", "execution_cases", "generate"),
+    ("noise", "noise_cases", "generate_handshake"),
+    ("noise", "noise_cases", "generate_rekey"),
+    ("transport", "transport_cases", "generate"),
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]
@@ -34,10 +37,10 @@ DOC_MODULES = ["codec_doc", "signing_cases"]
 def generate(out: Path) -> int:
     writer_mod = import_module(f"{__package__}.writer")
     w = writer_mod.CaseWriter(out)
-    for area, module, function in AREAS:
-        target = out / area
-        if target.exists():
-            shutil.rmtree(target)
+    for area in {a for a, _, _ in AREAS}:
+        if (out / area).exists():
+            shutil.rmtree(out / area)
+    for _, module, function in AREAS:
         getattr(import_module(f"{__package__}.{module}"), function)(w)
     (out / "formats").mkdir(exist_ok=True)
     for module in DOC_MODULES:
