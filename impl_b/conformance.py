@@ -13,6 +13,7 @@ from . import codec, crypto, merkle
 from .checks import DOMAIN, SIG_FIELD, Checker
 from .codec import DecodeError, decode, encode
 from .conformance_ext import EXTERNAL_FILES, run_external_file
+from .conformance_link import LINK_HANDLERS, LinkCaseFailure
 from .manifest import ManifestError, validate
 from .rsm import InvalidBatch, State, execute
 from .schema import ENUMS, MESSAGES
@@ -233,6 +234,11 @@ def run_case(case: str) -> None:
         h_codec(case, handler, meta)
     elif area == "signing":
         h_signing(case, handler, meta)
+    elif (area, handler) in LINK_HANDLERS:
+        try:
+            LINK_HANDLERS[(area, handler)](case, meta)
+        except LinkCaseFailure as e:
+            raise CaseFailure(str(e)) from None
     elif (area, handler) in HANDLERS:
         HANDLERS[(area, handler)](case, handler, meta)
     else:

@@ -19,10 +19,38 @@ class LinkError(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.partial: list[bytes] = []
 
 
 def prologue(network_id: str) -> bytes:
     return b"heraclius/v1\x00" + network_id.encode()
+
+
+class StreamParser:
+    """Reassembles `u32be(len) || message` frames from decrypted payloads (one link direction)."""
+
+    def __init__(self, max_message: int):
+        self.max_message = max_message
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        msgs = []
+        while len(self.buf) >= 4:
+            n = int.from_bytes(self.buf[:4], "big")
+            if n == 0 or n > self.max_message:
+                err = LinkError("malformed" if n == 0 else "oversized", f"application message of {n} bytes")
+                err.partial = msgs  # the complete messages before the bad frame
+                raise err
+            if len(self.buf) < 4 + n:
+                break
+            msgs.append(bytes(self.buf[4:4 + n]))
+            del self.buf[:4 + n]
+        return msgs
+
+
+def frame_stream(messages: list[bytes]) -> bytes:
+    return b"".join(len(m).to_bytes(4, "big") + m for m in messages)
 
 
 class Session:
@@ -32,15 +60,16 @@ class Session:
     or raises LinkError."""
 
     def __init__(self, initiator: bool, static_secret: bytes, network_id: str, my_node_id: str,
-                 check_hello, max_message: int):
-        self.hs = HandshakeState(PROTOCOL, initiator, prologue(network_id), s=static_secret, auto_rekey=True)
+                 check_hello, max_message: int, ephemeral: bytes | None = None):
+        self.hs = HandshakeState(PROTOCOL, initiator, prologue(network_id), s=static_secret, e=ephemeral,
+                                 auto_rekey=True)
         self.initiator = initiator
         self.hello = encode(codec.Hello(protocol_version=1, network_id=network_id, node_id=my_node_id))
         self.check_hello = check_hello
         self.max_message = max_message
         self.out = bytearray()
         self.inbuf = bytearray()
-        self.app = bytearray()
+        self.stream = StreamParser(max_message)
         self.tx = self.rx = None
         self.remote_node: str | None = None
         self.ready = False
@@ -66,17 +95,10 @@ class Session:
                 self._handshake(frame)
                 continue
             try:
-                self.app += self.rx.decrypt(b"", frame)
+                plain = self.rx.decrypt(b"", frame)
             except NoiseError as e:
                 raise LinkError("decrypt_failed", str(e)) from None
-            while len(self.app) >= 4:
-                n = int.from_bytes(self.app[:4], "big")
-                if n == 0 or n > self.max_message:
-                    raise LinkError("oversized", f"application message of {n} bytes")
-                if len(self.app) < 4 + n:
-                    break
-                msgs.append(bytes(self.app[4:4 + n]))
-                del self.app[:4 + n]
+            msgs += self.stream.feed(plain)
         return msgs
 
     def _handshake(self, frame: bytes) -> None:
@@ -110,9 +132,7 @@ class Session:
 
     def send(self, messages: list[bytes]) -> None:
         """Queue application messages (encoded) for sending; only once ready."""
-        stream = bytearray()
-        for m in messages:
-            stream += len(m).to_bytes(4, "big") + m
+        stream = frame_stream(messages)
         for i in range(0, len(stream), MAX_PLAIN):
             try:
                 self._frame(self.tx.encrypt(b"", bytes(stream[i:i + MAX_PLAIN])))
