@@ -173,3 +173,24 @@ async def test_fault_keys_disabled_without_testbed(fake_production):
         assert not isinstance(app.screen, ConfirmScreen)
         assert calls == []
         assert app.check_action("fault", ("crash",)) is False
+
+
+@sync
+async def test_cluster_with_backlog_and_no_progress_is_stalled(fake_deployment):
+    for i in range(4):
+        fake_deployment[f"c0-n{i}"].status["queues"]["next_out"] = {"s0": 40}  # 39 leaves for s0
+        fake_deployment[f"s0-n{i}"].status["queues"]["next_in"] = {"c0": 1}
+    app = make_app(fake_deployment.path, stall_after_s=1.0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.state.clusters.get("s0") is not None
+                         and app.state.clusters["s0"].assessment.verdict is Verdict.STALLED)
+        await pilot.pause()
+        why = app.state.clusters["s0"].assessment.why
+        assert "with 39 queued from c0" in why and why.startswith("no decision for")
+        assert app.state.clusters["c0"].assessment.verdict is Verdict.HEALTHY  # idle, nothing pending
+        assert cell(app.query_one(ClusterTable), "s0", "verdict") == "✖ stalled"
+        for i in range(4):  # s0 takes the leaves in and decides
+            fake_deployment[f"s0-n{i}"].advance(decisions=2)
+            fake_deployment[f"s0-n{i}"].status["queues"]["next_in"] = {"c0": 40}
+        await wait_until(pilot, lambda: app.state.clusters["s0"].assessment.verdict is Verdict.HEALTHY)
+        assert "s0 stalled → ✔ healthy" in events_text(app)
