@@ -17,7 +17,7 @@ from impl_a.logs import Log, now_ms
 from impl_a.manifest import Manifest
 from impl_a.queues import Puller, QueueServer
 from impl_a.storage import Storage
-from impl_a.transport import Link, LinkClosed, accept, connect
+from impl_a.transport import Link, LinkClosed, accept, check_client_hello, check_peer_identity, connect
 from impl_a.verify import check_client_request
 
 TICK_S = 0.01
@@ -198,11 +198,7 @@ class NodeRuntime:
             await asyncio.sleep(backoff)
 
     def _check_peer(self, hello: pb.Hello, remote_static: bytes) -> None:
-        node = self.m.nodes.get(hello.node_id)
-        if not hello.node_id or node is None:
-            raise LinkClosed("unknown_node", f"node id {hello.node_id!r}")
-        if node.x25519_public != remote_static:
-            raise LinkClosed("handshake_failed", f"static key of {hello.node_id} does not match the manifest")
+        check_peer_identity(self.m, hello, remote_static)
 
     async def _peer_conn(self, reader, writer) -> None:
         try:
@@ -271,14 +267,10 @@ class NodeRuntime:
             await self._send_on(link, data, delay)
 
     # -- client port ----------------------------------------------------------------------------
-    def _check_client_hello(self, hello: pb.Hello, remote_static: bytes) -> None:
-        if hello.node_id:
-            raise LinkClosed("handshake_failed", "client hello carries a node id")
-
     async def _client_conn(self, reader, writer) -> None:
         try:
             link = await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
-                                self.m.limits["max_message_bytes"], self._check_client_hello)
+                                self.m.limits["max_message_bytes"], check_client_hello)
         except LinkClosed as exc:
             if exc.reason:
                 self.log.reject(exc.reason, "client", exc.detail)

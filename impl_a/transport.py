@@ -50,6 +50,49 @@ def _frame(data: bytes) -> bytes:
     return struct.pack(">H", len(data)) + data
 
 
+class StreamParser:
+    """Reassembles u32be(len) || message frames from decrypted payloads (SPEC 13)."""
+
+    def __init__(self, max_message: int):
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._error: LinkClosed | None = None
+
+    def check(self) -> None:
+        """Raise the error found after the frames returned by the previous feed(), if any."""
+        if self._error is not None:
+            raise self._error
+
+    def feed(self, payload: bytes) -> list[bytes]:
+        """Append one payload; return the complete messages. Raises LinkClosed on a bad length,
+        as soon as the 4-byte prefix is known (an over-long body is never awaited)."""
+        self.check()
+        self._buf += payload
+        out = []
+        while len(self._buf) >= 4:
+            (n,) = struct.unpack(">I", self._buf[:4])
+            if n == 0 or n > self.max_message:
+                err = LinkClosed("oversized" if n else "malformed", f"application length {n}")
+                if not out:
+                    raise err
+                self._error = err  # hand out the good frames first; fail on the next call
+                break
+            if len(self._buf) < 4 + n:
+                break
+            out.append(bytes(self._buf[4:4 + n]))
+            del self._buf[:4 + n]
+        return out
+
+
+def split_stream(stream: bytes) -> list[bytes]:
+    """Cut an application stream into Noise payloads of at most 65519 bytes."""
+    return [stream[i:i + MAX_PLAINTEXT] for i in range(0, len(stream), MAX_PLAINTEXT)]
+
+
+def frame_message(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
 class Link:
     """An established Noise transport: whole application messages in and out."""
 
@@ -60,17 +103,17 @@ class Link:
         self.remote_static = remote_static
         self.hello = hello
         self.max_message = max_message
-        self._buf = bytearray()
+        self._parser = StreamParser(max_message)
+        self._ready: list[bytes] = []
         self._lock = asyncio.Lock()
         self.closed = False
 
     async def send_bytes(self, data: bytes) -> None:
-        stream = struct.pack(">I", len(data)) + data
         async with self._lock:
             frames = []
-            for i in range(0, len(stream), MAX_PLAINTEXT):
+            for chunk in split_stream(frame_message(data)):
                 try:
-                    frames.append(_frame(self.send_cs.encrypt_with_ad(b"", stream[i:i + MAX_PLAINTEXT])))
+                    frames.append(_frame(self.send_cs.encrypt_with_ad(b"", chunk)))
                 except NoiseError as exc:
                     raise LinkClosed(None, str(exc)) from None
             self.writer.write(b"".join(frames))
@@ -83,20 +126,15 @@ class Link:
         await self.send_bytes(encode(msg))
 
     async def recv_bytes(self) -> bytes:
-        while True:
-            if len(self._buf) >= 4:
-                (n,) = struct.unpack(">I", self._buf[:4])
-                if n == 0 or n > self.max_message:
-                    raise LinkClosed("oversized" if n else "malformed", f"application length {n}")
-                if len(self._buf) >= 4 + n:
-                    data = bytes(self._buf[4:4 + n])
-                    del self._buf[:4 + n]
-                    return data
+        while not self._ready:
+            self._parser.check()
             frame = await _read_frame(self.reader)
             try:
-                self._buf += self.recv_cs.decrypt_with_ad(b"", frame)
+                payload = self.recv_cs.decrypt_with_ad(b"", frame)
             except NoiseError as exc:
                 raise LinkClosed("decrypt_failed", str(exc)) from None
+            self._ready.extend(self._parser.feed(payload))
+        return self._ready.pop(0)
 
     async def recv(self, cls):
         data = await self.recv_bytes()
@@ -111,7 +149,21 @@ class Link:
             self.writer.close()
 
 
-def _hello_ok(hello: pb.Hello, network_id: str) -> None:
+def check_peer_identity(manifest, hello: pb.Hello, remote_static: bytes) -> None:
+    """Peer port, either side: the Hello names a manifest node whose x25519 key the peer proved."""
+    node = manifest.nodes.get(hello.node_id) if hello.node_id else None
+    if node is None:
+        raise LinkClosed("unknown_node", f"node id {hello.node_id!r}")
+    if node.x25519_public != remote_static:
+        raise LinkClosed("handshake_failed", f"static key of {hello.node_id} does not match the manifest")
+
+
+def check_client_hello(hello: pb.Hello, remote_static: bytes) -> None:
+    if hello.node_id:
+        raise LinkClosed("handshake_failed", "client hello carries a node id")
+
+
+def hello_ok(hello: pb.Hello, network_id: str) -> None:
     if hello.protocol_version != 1:
         raise LinkClosed("handshake_failed", f"protocol version {hello.protocol_version}")
     if hello.network_id != network_id:
@@ -132,7 +184,7 @@ async def connect(host: str, port: int, network_id: str, static: bytes, my_hello
                 hello = decode(pb.Hello, payload)
             except RemoteViolation as exc:
                 raise LinkClosed("handshake_failed", exc.detail) from None
-            _hello_ok(hello, network_id)
+            hello_ok(hello, network_id)
             if hs.rs != expected_static or (expected_node is not None and hello.node_id != expected_node):
                 raise LinkClosed("handshake_failed", "responder is not the node dialled")
             writer.write(_frame(hs.write_message(encode(my_hello))))
@@ -166,7 +218,7 @@ async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.He
             hello = decode(pb.Hello, payload)
         except RemoteViolation as exc:
             raise LinkClosed("handshake_failed", exc.detail) from None
-        _hello_ok(hello, network_id)
+        hello_ok(hello, network_id)
         if check_peer is not None:
             check_peer(hello, hs.rs)
         send, recv = hs.split()

@@ -17,6 +17,7 @@ from impl_a.codec import decode, encode
 from impl_a.errors import LocalError, RemoteViolation
 from impl_a.manifest import Manifest, semantic_problem
 from impl_a.rsm import ZERO32, Execution, State, build_header
+from impl_a.vector_noise import handshake_case, rekey_case, stream_case
 from impl_a.verify import body_without, check_compact, check_qc, header_hash
 
 Handler = Callable[[pathlib.Path, dict, bool], str | None]
@@ -233,7 +234,8 @@ def handler_for(key: str) -> Handler | None:
     return {"crypto/ed25519_verify": ed25519_case, "merkle/root": merkle_root_case,
             "merkle/proof": merkle_proof_case, "qc/verify": qc_case, "compact/verify": compact_case,
             "shard/map": shard_map_case, "manifest/validate": manifest_case,
-            "execution/coordinator": execution_case, "execution/shard": execution_case}.get(key)
+            "execution/coordinator": execution_case, "execution/shard": execution_case,
+            "noise/handshake": handshake_case, "noise/rekey": rekey_case, "transport/stream": stream_case}.get(key)
 
 
 def run_case(case: pathlib.Path) -> Iterator[tuple[str, str | None]]:
