@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: python wire_spec/vectors/generator/generate.py
@@ -32,19 +33,30 @@ AREAS = [
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]
+GENERATED_DOC_PREFIXES = ("codec_", "signing_")
 
 
 def generate(out: Path) -> int:
+    """Writes everything into a scratch folder first, so a failing run leaves `out` untouched."""
     writer_mod = import_module(f"{__package__}.writer")
-    w = writer_mod.CaseWriter(out)
-    for area in {a for a, _, _ in AREAS}:
-        if (out / area).exists():
-            shutil.rmtree(out / area)
-    for _, module, function in AREAS:
-        getattr(import_module(f"{__package__}.{module}"), function)(w)
-    (out / "formats").mkdir(exist_ok=True)
-    for module in DOC_MODULES:
-        import_module(f"{__package__}.{module}").write_docs(out / "formats")
+    with tempfile.TemporaryDirectory(prefix="heraclius-vectors-") as scratch:
+        tmp = Path(scratch)
+        w = writer_mod.CaseWriter(tmp)
+        for _, module, function in AREAS:
+            getattr(import_module(f"{__package__}.{module}"), function)(w)
+        (tmp / "formats").mkdir()
+        for module in DOC_MODULES:
+            import_module(f"{__package__}.{module}").write_docs(tmp / "formats")
+        for area in sorted({a for a, _, _ in AREAS}):
+            if (out / area).exists():
+                shutil.rmtree(out / area)
+            shutil.copytree(tmp / area, out / area)
+        (out / "formats").mkdir(exist_ok=True)
+        for stale in sorted((out / "formats").glob("*.md")):
+            if stale.name.startswith(GENERATED_DOC_PREFIXES):
+                stale.unlink()
+        for doc in sorted((tmp / "formats").iterdir()):
+            shutil.copyfile(doc, out / "formats" / doc.name)
     return w.count
 
 
