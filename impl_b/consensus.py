@@ -8,13 +8,14 @@ a list of actions comes out, to be executed in order by the I/O layer:
 - `Decided(decision, execution)`: a decision was applied (answer clients, serve queues);
 - `Reject(reason, peer, detail)` and `Evidence(node, kind, detail, messages)`: accounting.
 
-View change lives in `viewchange.py` (a mixin of Replica); catch-up is in this module.
+View change lives in `viewchange.py` and catch-up in `catchup.py` (mixins of Replica).
 """
 
 from collections import OrderedDict
 
 from . import codec
 from .actions import Decided, Evidence, Persist, Reject, Send
+from .catchup import CatchUpMixin
 from .checks import Checker, header_hash, message_sig_ok, sign_message
 from .codec import encode
 from .crypto import signing_bytes, verify
@@ -25,7 +26,7 @@ ZERO = b"\x00" * 32
 FUTURE_HEIGHTS = 4
 
 
-class Replica(ViewChangeMixin):
+class Replica(ViewChangeMixin, CatchUpMixin):
     """One member's consensus state for its cluster."""
 
     def __init__(self, manifest, node_id: str, signer, checker: Checker | None = None, now: int = 0):
@@ -513,63 +514,6 @@ class Replica(ViewChangeMixin):
         if self.is_leader() and (self.requests or any(self.remote.values())):
             self.batch_due = None
             self._want_batch(now)
-
-    # ------------------------------------------------------------------ catch-up
-
-    def _need_sync(self, height: int, peer: str) -> None:
-        if height <= self.height:
-            return
-        self.sync_to = max(self.sync_to, height)
-        if peer != self.me and self.member(peer):
-            if peer in self.sync_peers:
-                self.sync_peers.remove(peer)
-            self.sync_peers.insert(0, peer)
-
-    def _sync_tick(self, now: int) -> None:
-        if self.sync_to <= self.height or now < self.sync_next:
-            if self.sync_to <= self.height:
-                self.sync_to = self.height
-            return
-        peers = self.sync_peers or [n for n in self.cluster.members if n != self.me]
-        peer = peers[0]
-        self.sync_peers = peers[1:] + [peer]
-        self.sync_next = now + self.t["sync_retry"]
-        self._emit(Send(peer, codec.PeerMessage(sync_request=codec.SyncRequest(
-            cluster_id=self.cid, from_height=self.height + 1, max_count=256))))
-
-    def _on_sync_response(self, sender, resp, now, pm) -> None:
-        progressed = False
-        for dec in resp.decisions:
-            h = dec.header
-            if h is None or h.height <= self.height:
-                continue
-            if h.height != self.height + 1 or h.cluster_id != self.cid or h.parent_hash != self.head_hash:
-                self._reject("out_of_order", sender, "sync decision does not chain")
-                break
-            reason = self.checker.qc_reason(h, dec.qc)
-            if reason or dec.batch is None:
-                self._reject(reason or "malformed", sender, "sync decision QC")
-                break
-            try:
-                ex = execute(self.state, self.m, dec.batch, h.height, self.head_hash, self.checker)
-            except InvalidBatch as e:
-                self._reject("invalid_proposal", sender, f"sync decision input invalid ({e.reason})")
-                break
-            if encode(ex.header) != encode(h) or [encode(o) for o in ex.outputs] != [encode(o) for o in dec.outputs]:
-                self._reject("invalid_proposal", sender, "sync decision re-execution differs")
-                break
-            self._apply_decision(codec.Decision(header=h, batch=dec.batch, outputs=ex.outputs, qc=dec.qc), ex, now)
-            progressed = True
-        if progressed:
-            self.sync_next = now  # ask again at once if still behind
-            self.sync_misses = 0
-        else:
-            # The peer had nothing newer: after every other member said so, the hint was stale.
-            self.sync_misses = getattr(self, "sync_misses", 0) + 1
-            if self.sync_misses >= self.cluster.n - 1:
-                self.sync_misses = 0
-                self.sync_to = self.height
-                self._after_progress(now)
 
     # ------------------------------------------------------------------ timers
 
