@@ -27,6 +27,8 @@ class Executor:
         self.roles = {c["id"]: c["role"] for c in manifest["clusters"]}
         self.role = self.roles[cluster]
         limits = manifest.get("limits", {})
+        self.max_inputs = limits.get("max_batch_inputs", 1024)
+        self.max_bytes = limits.get("max_batch_bytes", 4194304)
         self.max_key, self.max_value = limits.get("max_key_bytes", 1024), limits.get("max_value_bytes", 65536)
         self.clients = {bytes.fromhex(c["ed25519_public"]) for c in manifest["clients"]}
         self.height, self.head = 0, bytes(32)
@@ -55,6 +57,8 @@ class Executor:
 
     def step(self, batch_bytes: bytes) -> bytes:
         batch = self.cls("Batch").FromString(batch_bytes)
+        if not 1 <= len(batch.inputs) <= self.max_inputs or len(batch_bytes) > self.max_bytes:
+            raise Rejected("batch limits")
         next_in, seen = dict(self.next_in), set()
         for inp in batch.inputs:
             if inp.WhichOneof("kind") == "client":

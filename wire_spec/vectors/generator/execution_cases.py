@@ -14,7 +14,7 @@ from .writer import CaseWriter
 def exec_network() -> Network:
     net = Network("vectors-exec", [("c0", "coordinator", 4), ("c1", "coordinator", 4), ("s0", "shard", 4),
                                    ("s1", "shard", 4)], ["alice", "bob"])
-    net.manifest["limits"] = {"max_key_bytes": 16, "max_value_bytes": 32}
+    net.manifest["limits"] = {"max_batch_inputs": 8, "max_key_bytes": 16, "max_value_bytes": 32}
     return net
 
 
@@ -76,7 +76,7 @@ def _write(w: CaseWriter, role: str, valid: bool, name: str, description: str, n
             if exc.reason != reason:
                 raise AssertionError(f"{name}: got {exc.reason}, expected {reason}") from exc
             meta.update(verdict=f"batch {len(batches) + 1} is invalid", invalid_step=len(batches) + 1,
-                        invalid_input=exc.index, reason=reason)
+                        invalid_input=None if exc.index < 0 else exc.index, reason=reason)
         else:
             raise AssertionError(f"{name}: invalid batch accepted")
         files[f"batch_{len(batches) + 1:03d}.bin"] = encode("Batch", bad_batch)
@@ -103,13 +103,12 @@ def _basic(net: Network) -> Sim:
     sim.decide("c1", [r("bob", "c1", 100, GET, ka), r("bob", "c1", 101, PUT, keys["s0"][1], b""),
                       r("alice", "c1", 7, GET, keys["s0"][2])])
     sim.decide("c1", [r("bob", "c1", 102, GET, keys["s0"][1]), r("bob", "c1", 103, PUT, kb, b"from-c1")])
-    sim.decide("s0", [sim.remote("c1", 1, "s0"), sim.remote("c1", 2, "s0")])
-    sim.decide("s1", [sim.remote("c1", 2, "s1")])
     sim.decide("c0", [r("alice", "c0", 4, GET, ka), r("alice", "c0", 5, GET, kb)])
-    sim.decide("s1", [sim.remote("c0", 5, "s1")])
-    sim.decide("s0", [sim.remote("c0", 5, "s0")])
+    # s0 and s1 each take calls of both coordinators in one batch; s1 runs c1's PUT before c0's GET.
+    sim.decide("s0", [sim.remote("c0", 5, "s0"), sim.remote("c1", 1, "s0"), sim.remote("c1", 2, "s0")])
+    sim.decide("s1", [sim.remote("c1", 2, "s1"), sim.remote("c0", 5, "s1")])
     sim.decide("c1", [sim.remote("s0", 3, "c1"), sim.remote("s1", 3, "c1")])
-    sim.decide("c0", [sim.remote("s0", 4, "c0"), sim.remote("s1", 4, "c0")])
+    sim.decide("c0", [sim.remote("s0", 3, "c0"), sim.remote("s1", 3, "c0")])
     return sim
 
 
@@ -181,6 +180,9 @@ def _invalid(w: CaseWriter, net: Network, sim: Sim) -> None:
 
     bad_sig = copy.deepcopy(good)
     bad_sig["client"]["signature"] = bytes([bad_sig["client"]["signature"][0] ^ 1]) + bad_sig["client"]["signature"][1:]
+    coord("empty_batch", "a batch with no inputs (SPEC 12.3: the batch is non-empty)", [], "invalid_proposal")
+    coord("too_many_inputs", "9 valid requests (limits.max_batch_inputs = 8)",
+          [r("alice", "c0", 100 + i, GET, ka) for i in range(9)], "invalid_proposal")
     coord("bad_client_signature", "a request whose signature has one bit flipped (after a valid one)",
           [r("bob", "c0", 50, GET, ka), bad_sig], "bad_signature")
     carol = Signer("vectors-exec/client/carol")

@@ -75,6 +75,11 @@ class ClusterState:
             raise Rejected("malformed", "value longer than max_value_bytes")
 
     def validate(self, batch: dict) -> None:
+        count = len(batch.get("inputs", []))
+        if not 1 <= count <= self.limits["max_batch_inputs"]:
+            raise InvalidBatch(-1, "invalid_proposal", f"{count} inputs, need 1..max_batch_inputs")
+        if len(encode("Batch", batch)) > self.limits["max_batch_bytes"]:
+            raise InvalidBatch(-1, "invalid_proposal", "batch encoding above max_batch_bytes")
         next_in = dict(self.next_in)
         seen: set[tuple[bytes, int]] = set()
         for i, inp in enumerate(batch.get("inputs", [])):
