@@ -84,7 +84,12 @@ class FaultPlan:
             if getattr(entry, "value", b""):
                 entry.value = entry.value[:-1] + bytes([entry.value[-1] ^ 1])
                 return cd
-        leaf.seq ^= 1 << 20  # no value to alter: change the leaf another way
+        entries = leaf.calls or leaf.results or leaf.responses
+        if entries and getattr(entries[0], "client_key", b""):
+            ck = entries[0].client_key  # no value to alter: change another byte of the leaf
+            entries[0].client_key = bytes([ck[0] ^ 1]) + ck[1:]
+        else:
+            leaf.height ^= 1
         return cd
 
     def describe(self) -> list[dict]:
