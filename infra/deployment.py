@@ -71,8 +71,35 @@ class Deployment:
     def __init__(self, name: str, root: Path):
         self.name = name
         self.root = root
-        self.manifest: dict = json.loads(self.manifest_path.read_text())
-        self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self._seen: dict[Path, int] = {}
+        self._manifest: dict = {}
+        self._state: dict = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read manifest.json / state.json if another process (CLI, monitor) changed them."""
+        for path, attr in ((self.manifest_path, "_manifest"), (self.state_path, "_state")):
+            try:
+                mtime = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if self._seen.get(path) != mtime:
+                setattr(self, attr, json.loads(path.read_text()))
+                self._seen[path] = mtime
+
+    @property
+    def manifest(self) -> dict:
+        self.refresh()
+        return self._manifest
+
+    @property
+    def state(self) -> dict:
+        self.refresh()
+        return self._state
+
+    @state.setter
+    def state(self, value: dict) -> None:
+        self._state = value
 
     # paths
     @property
@@ -138,8 +165,9 @@ class Deployment:
 
     def save_state(self) -> None:
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        tmp.write_text(json.dumps(self._state, indent=2) + "\n")
         tmp.replace(self.state_path)
+        self._seen[self.state_path] = self.state_path.stat().st_mtime_ns
 
     def reload(self) -> Deployment:
         return Deployment(self.name, self.root)

@@ -5,6 +5,7 @@ Every function returns a small dict describing what was done; the monitor calls 
 
 from __future__ import annotations
 
+import copy
 import shutil
 import signal
 
@@ -118,7 +119,7 @@ def byzantine(dep: Deployment, node_id: str, rules: list[dict], timeout: float =
         raise UsageError(f"deployment {dep.name!r} is not a testbed (manifest testbed is false)",
                          fix="deploy with `heraclius-ops deploy --testbed` to use Byzantine faults")
     dep.node(node_id)
-    manifest = dep.manifest
+    manifest = copy.deepcopy(dep.manifest)
     for c in manifest["clusters"]:
         for n in c["nodes"]:
             if n["id"] == node_id:
@@ -130,7 +131,7 @@ def byzantine(dep: Deployment, node_id: str, rules: list[dict], timeout: float =
     backup = dep.manifest_path.with_suffix(".bak")
     shutil.copyfile(dep.manifest_path, backup)
     write_manifest(dep.manifest_path, manifest)
-    result = restart(dep.reload(), node_id, timeout)
+    result = restart(dep, node_id, timeout)
     return {**result, "action": "byzantine", "rules": rules}
 
 

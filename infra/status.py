@@ -1,7 +1,7 @@
 """Network status: read /status from every node and judge each cluster's fault tolerance.
 
-Verdicts per cluster (n = 3f + 1, faults now = nodes down, paused, answering badly or accused in
-Byzantine evidence, margin = f - faults now):
+Verdicts per cluster (n = 3f + 1, faults now = nodes down, paused, answering badly, accused in
+Byzantine evidence, running testbed fault rules, or cut off by a partition; margin = f - faults now):
   healthy   no fault, no view change in progress
   degraded  some fault or view change, margin still > 0
   at-risk   margin 0: one more fault stops the cluster
@@ -51,7 +51,13 @@ class ClusterStatus:
     @property
     def faulty(self) -> list[str]:
         ids = {s.node.id for s in self.nodes}
-        return sorted({s.node.id for s in self.nodes if not s.up} | (self.accused & ids) | self.cut_off)
+        return sorted({s.node.id for s in self.nodes if not s.up} | (self.accused & ids) | self.cut_off
+                      | set(self.byzantine))
+
+    @property
+    def byzantine(self) -> list[str]:
+        """Nodes running SPEC 16 testbed fault rules: faulty by construction."""
+        return [s.node.id for s in self.nodes if s.up and s.status["testbed_faults"]]
 
     @property
     def faults_now(self) -> int:
@@ -120,10 +126,12 @@ def collect_status(dep: Deployment, timeout: float = 2.0) -> list[ClusterStatus]
     nodes = dep.nodes
     with ThreadPoolExecutor(max_workers=min(16, len(nodes))) as pool:
         probes = list(pool.map(lambda n: _probe(dep, n, timeout), nodes))
+    # evidence from any node counts: members of other clusters see a shard's tampered compact decisions
+    accused_all = {e["node_id"] for p in probes if p.up for e in p.status["byzantine_evidence"]}
     clusters = []
     for c in dep.clusters:
         members = [p for p in probes if p.node.cluster == c["id"]]
-        accused = {e["node_id"] for p in members if p.up for e in p.status["byzantine_evidence"]}
+        accused = accused_all & {p.node.id for p in members}
         cut = dep.state.get("netns", {}).get("partitions", [])
         regions = dep.manifest.get("regions") or sorted({p.node.region for p in members})
         cut_off = cut_off_nodes([p.node for p in members], regions, cut)

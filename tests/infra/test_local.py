@@ -194,3 +194,14 @@ def test_cli_kv_and_workload_plumbing(home, capsys, request, tmp_path, monkeypat
     assert "violation" in out
     code, out, _ = run_cli(capsys, "check-history", str(h))
     assert code == 1 and ("stale_read" in out or "lost_write" in out)
+
+
+def test_deployment_objects_see_changes_made_elsewhere(fake_deployment):
+    """The monitor holds a Deployment while the CLI changes state.json and the manifest."""
+    watcher = load_deployment("fake", fake_deployment.root.parent)
+    old_pid = watcher.node("c0-n2").pid
+    faults.byzantine(load_deployment("fake", fake_deployment.root.parent), "c0-n2", [{"action": "silent"}])
+    assert watcher.node("c0-n2").pid != old_pid and local.node_pid_alive(watcher, "c0-n2")
+    assert watcher.manifest["clusters"][0]["nodes"][2]["faults"] == [{"action": "silent"}]
+    c0 = next(c for c in collect_status(watcher) if c.id == "c0")
+    assert c0.byzantine == ["c0-n2"] and c0.verdict == "at-risk"

@@ -10,16 +10,17 @@ import pytest
 from infra import faults, local, ops, process
 from infra.client import kv_get, kv_put, workload
 from infra.history import check_cluster_logs, check_history, load_history
-from infra.status import collect_status
+from infra.status import collect_status, status_document
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what, dep=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    state = status_document(collect_status(dep)) if dep is not None else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{state}")
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,21 @@ def test_partitioned_region_minority_keeps_serving(tmp_path):
         assert all(check_cluster_logs(dep, c).ok for c in ("c0", "s0"))
     finally:
         ops.destroy("parted", tmp_path)
+
+
+def test_byzantine_silent_leader(mixed):
+    """A fail-silent leader (SPEC 16 `silent`): the cluster changes view and keeps serving; status
+    counts the node as a fault and echoes its rule exactly; clearing the rule heals the verdict."""
+    leader = next(c for c in collect_status(mixed) if c.id == "c0").leader
+    faults.byzantine(mixed, leader, [{"action": "silent"}], timeout=40)
+    c0 = next(c for c in collect_status(mixed) if c.id == "c0")
+    assert c0.byzantine == [leader] and c0.verdict == "at-risk"
+    assert next(s for s in c0.nodes if s.node.id == leader).status["testbed_faults"] == [{"action": "silent"}]
+    for i, client in enumerate(("a", "b")):
+        r = kv_put(mixed, f"silent-{i}", client, client=client, timeout_ms=20000)
+        assert r.ok, r.doc
+    wait_for(lambda: next(c for c in collect_status(mixed) if c.id == "c0").leader != leader, 20, "a new leader")
+    faults.byzantine(mixed.reload(), leader, [], timeout=40)
+    assert "faults" not in next(n for n in mixed.reload().manifest["clusters"][0]["nodes"] if n["id"] == leader)
+    wait_for(lambda: verdicts(mixed)["c0"] in ("healthy", "degraded"), 20, "c0 to recover", mixed)
+    assert kv_get(mixed, "silent-1", client="a").doc["value"] == "b"
