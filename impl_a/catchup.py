@@ -5,7 +5,7 @@ from __future__ import annotations
 from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.errors import RemoteViolation
-from impl_a.rsm import Execution, build_header
+from impl_a.rsm import Execution, build_header, check_batch_limits
 from impl_a.verify import check_qc
 
 SYNC_BATCH = 64
@@ -91,8 +91,7 @@ class CatchUpMixin:
         check_qc(self.m, h, d.qc)
         if h.parent_hash != self.head_hash:
             raise RemoteViolation("invalid_proposal", "parent hash does not chain")
-        if not d.batch.inputs:
-            raise RemoteViolation("invalid_proposal", "empty batch")
+        check_batch_limits(self.m, d.batch)
         ex = Execution(self.state, h.height, self.verified, self.qc_cache)
         outputs = ex.run(d.batch, check=True)
         header = build_header(self.cluster.id, h.height, self.head_hash, d.batch, outputs)

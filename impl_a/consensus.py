@@ -22,7 +22,7 @@ from impl_a.codec import decode, encode
 from impl_a.crypto import SigningKey, ed25519_verify
 from impl_a.errors import RemoteViolation
 from impl_a.manifest import Manifest
-from impl_a.rsm import ZERO32, Execution, State, build_header
+from impl_a.rsm import ZERO32, Execution, State, build_header, check_batch_limits
 from impl_a.verify import QcCache, check_client_request, decision_signing_bytes, header_hash, sign_message
 from impl_a.viewchange import ViewChangeMixin
 
@@ -311,10 +311,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self._vote(p, digest)
 
     def _validate_batch(self, p: pb.Proposal) -> tuple[list, Execution]:
-        if len(p.batch.inputs) == 0 or len(p.batch.inputs) > self.lim["max_batch_inputs"]:
-            raise RemoteViolation("invalid_proposal", "batch size")
-        if p.batch.ByteSize() > self.lim["max_batch_bytes"]:
-            raise RemoteViolation("invalid_proposal", "batch bytes")
+        check_batch_limits(self.m, p.batch)
         ex = Execution(self.state, p.height, self.verified, self.qc_cache)
         outputs = ex.run(p.batch, check=True)
         header = build_header(self.cluster.id, p.height, self.head_hash, p.batch, outputs)
@@ -462,12 +459,16 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             nxt = self.state.next_in_of(src)
             for seq in [s for s in per if s < nxt]:
                 del per[seq]
-        if not self.req_pool and not any(self.remote_pool.values()):
-            self.batch_since = None
-        elif self.batch_since is not None:
-            self.batch_since = self.now
+        # Inputs that arrived while this height was in flight have waited long enough.
+        self.batch_since = None
 
     # -- leader -----------------------------------------------------------------------------------
+    def wake_in(self) -> int | None:
+        """Milliseconds until the leader's batch_wait ends (the driver ticks then), or None."""
+        if self.batch_since is None or not self.is_leader() or self.in_vc:
+            return None
+        return max(0, self.batch_since + self.t["batch_wait"] - self.now)
+
     def _maybe_propose(self) -> None:
         if not self.is_leader() or self.in_vc or self.view in self.accepted or self.catching_up():
             return

@@ -187,6 +187,15 @@ class Execution:
         s.kv.update(self.kv)
 
 
+def check_batch_limits(manifest: Manifest, batch: pb.Batch) -> None:
+    """SPEC 12.3: 1..max_batch_inputs inputs and an encoding of at most max_batch_bytes."""
+    n = len(batch.inputs)
+    if not 1 <= n <= manifest.limits["max_batch_inputs"]:
+        raise RemoteViolation("invalid_proposal", f"batch of {n} inputs")
+    if batch.ByteSize() > manifest.limits["max_batch_bytes"]:
+        raise RemoteViolation("invalid_proposal", "batch encoding too large")
+
+
 def build_header(cluster_id: str, height: int, parent_hash: bytes, batch: pb.Batch,
                  outputs: list[pb.OutputLeaf]) -> pb.DecisionHeader:
     root, _ = all_proofs([encode(leaf) for leaf in outputs])

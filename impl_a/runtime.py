@@ -54,6 +54,7 @@ class NodeRuntime:
         self.tasks: set[asyncio.Task] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.running = True
+        self._wake_armed = False
         self.admin = AdminServer(self)
 
     def hello(self, node_id: str = "") -> pb.Hello:
@@ -101,13 +102,22 @@ class NodeRuntime:
     # -- actions --------------------------------------------------------------------------------
     def _drain(self) -> None:
         r = self.replica
+        decisions: list = []
+        meta: dict = {}
         while r.actions:
             acts, r.actions = r.actions, []
             for act in acts:
                 kind = act[0]
                 if kind == "persist":
-                    self.store.write(act[1], act[2])
-                elif kind == "send":
+                    # Coalesce consecutive writes into one durable transaction, flushed before
+                    # anything that may depend on them leaves this node.
+                    decisions.extend(act[1])
+                    meta.update(dict(act[2]))
+                    continue
+                if decisions or meta:
+                    self.store.write(decisions, list(meta.items()))
+                    decisions, meta = [], {}
+                if kind == "send":
                     self._send(act[1], act[2])
                 elif kind == "reply":
                     self._send(act[1], act[2], reply=True)
@@ -119,6 +129,17 @@ class NodeRuntime:
                     self.log.add_evidence(*act[1:])
                 elif kind == "event":
                     self.log.emit("info", act[1], act[1].replace("_", " "), **act[2])
+        if decisions or meta:
+            self.store.write(decisions, list(meta.items()))
+        wake = r.wake_in()
+        if wake is not None and not self._wake_armed:
+            self._wake_armed = True
+            asyncio.get_running_loop().call_later(wake / 1000, self._wake)
+
+    def _wake(self) -> None:
+        self._wake_armed = False
+        self.replica.tick(now_ms())
+        self._drain()
 
     def _send(self, nid: str, msg: pb.PeerMessage, reply: bool = False) -> None:
         link = self.reply_link.get(nid) if reply else None

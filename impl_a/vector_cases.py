@@ -16,7 +16,7 @@ from impl_a import heraclius_pb2 as pb
 from impl_a.codec import decode, encode
 from impl_a.errors import LocalError, RemoteViolation
 from impl_a.manifest import Manifest, semantic_problem
-from impl_a.rsm import ZERO32, Execution, State, build_header
+from impl_a.rsm import ZERO32, Execution, State, build_header, check_batch_limits
 from impl_a.vector_noise import handshake_case, rekey_case, stream_case
 from impl_a.verify import body_without, check_compact, check_qc, header_hash
 
@@ -207,8 +207,7 @@ def execution_case(case: pathlib.Path, meta: dict, valid: bool) -> str | None:
         ex = Execution(state, step)
         last_invalid = not valid and step == meta.get("invalid_step")
         try:
-            if not batch.inputs:
-                raise RemoteViolation("invalid_proposal", "empty batch")
+            check_batch_limits(m, batch)
             outputs = ex.run(batch, check=True)
         except RemoteViolation as exc:
             return None if last_invalid else f"step {step} rejected: {exc}"
