@@ -24,7 +24,10 @@ class ClusterPanel(Static):
         text.append(f" n={a.n} f={a.f} faults={a.faults} margin={a.margin} "
                     f"view={h.view} leader={h.leader or '?'} ")
         text.append(a.verdict.label, style=f"bold {a.verdict.colour}")
-        text.append(f": {a.why}\n")
+        text.append(f": {a.why}")
+        if h.pending:
+            text.append(f" · pending: {', '.join(h.pending)}", style="yellow")
+        text.append("\n")
         text.append("if lost:", style="bold")
         grouped: dict[Verdict, list[str]] = {}
         for loss in state.losses:
