@@ -41,7 +41,7 @@ def test_every_case_has_meta_and_every_handler_a_format_doc():
             assert set(p.name for p in handler.iterdir()) <= {"valid", "invalid"}, handler
             for case in cases:
                 meta = json.loads((case / "meta.json").read_text(encoding="utf-8"))
-                assert meta["description"], case
+                assert meta["description"] and meta["verdict"], case
     assert handlers >= len(AREAS)
 
 

@@ -63,3 +63,12 @@ def test_shard_map(case):
         digest = hashlib.sha256(bytes.fromhex(r["key"])).digest()
         u = int.from_bytes(digest[:8], "big")
         assert (r["u64"], r["index"], r["shard"]) == (u, u % len(inp["shards"]), inp["shards"][u % len(inp["shards"])])
+
+
+def test_every_other_manifest_in_the_vectors_is_valid():
+    """Manifests that serve as context (qc, compact, execution, noise) must themselves be valid."""
+    paths = [p for p in sorted(VECTORS.rglob("manifest.json"))
+             if "external" not in p.parts and p.parts[-5:-3] != ("manifest", "validate")]
+    assert len(paths) > 50
+    for p in paths:
+        assert validate(json.loads(p.read_text()))["valid"], p
