@@ -18,6 +18,7 @@ class CatchUpMixin:
         self.sync_claims: dict[str, int] = {}  # peer -> decided height it claimed (one claim per peer)
         self.sync_next = 0
         self.sync_rotation = 0
+        self.refuted: dict[str, int] = {}  # peer -> claimed height it could not back with decisions
 
     @property
     def sync_want(self) -> int:
@@ -37,6 +38,8 @@ class CatchUpMixin:
     def _sync_tick(self) -> None:
         for peer in [p for p, h in self.sync_claims.items() if h <= self.height]:
             del self.sync_claims[peer]
+        for peer in [p for p, h in self.refuted.items() if h <= self.height]:
+            del self.refuted[peer]
         if not self.sync_claims or self.now < self.sync_next:
             return
         order = sorted(self.sync_claims, key=lambda p: (-self.sync_claims[p], p))
@@ -82,7 +85,11 @@ class CatchUpMixin:
             self.sync_next = 0
             self._sync_tick()
         else:
-            self.sync_claims.pop(sender, None)  # it did not back its claim
+            claim = self.sync_claims.pop(sender, None)  # it did not back its claim
+            if claim is not None:
+                self.refuted[sender] = claim
+                if self.pending_new_view is not None:
+                    self._try_new_view(self.pending_new_view)
 
     def _verify_synced(self, d: pb.Decision) -> Execution:
         h = d.header

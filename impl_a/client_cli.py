@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import pathlib
 import random
 import sys
 import time
@@ -83,6 +84,7 @@ async def workload(args: argparse.Namespace, client: Client) -> int:
     latencies: list[float] = []
     ok = failed = 0
     hist = open(args.history, "a", encoding="utf-8") if args.history else None  # noqa: SIM115
+    stem = pathlib.Path(args.key_file).stem  # SPEC 4.1: <client> is the key file's stem
 
     async def user(u: int) -> None:
         nonlocal issued, ok, failed
@@ -92,7 +94,7 @@ async def workload(args: argparse.Namespace, client: Client) -> int:
             key = f"{args.key_prefix}{rng.randrange(args.keys)}".encode()
             is_put = rng.random() < args.put_ratio
             value = f"v-{args.seed}-{n}".encode() if is_put else None
-            t_inv = int(time.time() * 1000)
+            t_inv = time.time() * 1000
             start = time.monotonic()
             req = client.new_request(2 if is_put else 1, key, value or b"")
             outcome, read = "ok", None
@@ -106,9 +108,9 @@ async def workload(args: argparse.Namespace, client: Client) -> int:
                 outcome = "unknown" if is_put else "fail"
             if hist is not None:
                 val = value if is_put else read
-                hist.write(json.dumps({"process": f"{client.name}-{u}", "op": "put" if is_put else "get",
+                hist.write(json.dumps({"process": f"{stem}-{u}", "op": "put" if is_put else "get",
                                        "key": key.hex(), "value": val.hex() if val is not None else None,
-                                       "invoke_ms": t_inv, "complete_ms": int(time.time() * 1000),
+                                       "invoke_ms": round(t_inv, 3), "complete_ms": round(time.time() * 1000, 3),
                                        "result": outcome, "request_id": req.request_id}) + "\n")
 
     try:

@@ -187,7 +187,7 @@ class NodeRuntime:
             try:
                 link = await connect(target.host, target.peer_port, self.m.network_id, self.x_secret,
                                      self.hello(self.me), target.x25519_public, self.m.limits["max_message_bytes"],
-                                     expected_node=nid)
+                                     expected_node=nid, local_host=self.node.bind)
             except LinkClosed as exc:
                 if exc.reason:
                     self.log.reject(exc.reason, nid, exc.detail)

@@ -172,10 +172,11 @@ def hello_ok(hello: pb.Hello, network_id: str) -> None:
 
 async def connect(host: str, port: int, network_id: str, static: bytes, my_hello: pb.Hello,
                   expected_static: bytes, max_message: int, expected_node: str | None = None,
-                  timeout: float = HANDSHAKE_DEADLINE) -> Link:
+                  timeout: float = HANDSHAKE_DEADLINE, local_host: str | None = None) -> Link:
     """Dial and run the initiator side; the responder must present expected_static (and node id)."""
     async def run() -> Link:
-        reader, writer = await asyncio.open_connection(host, port)
+        local = (local_host, 0) if local_host else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         try:
             hs = HandshakeState(PROTOCOL, True, prologue(network_id), static, rekey_every=REKEY_EVERY)
             writer.write(_frame(hs.write_message(b"")))

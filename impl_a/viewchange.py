@@ -143,7 +143,10 @@ class ViewChangeMixin:
         self._try_new_view(vd.view)
 
     def _try_new_view(self, w: int) -> None:
-        got = self.view_data.get(w, {})
+        # A ViewData whose last_height its sender could not back (catch-up gave nothing) is left out:
+        # last_height is unauthenticated, and one liar must not stall the new view (errata/impl-a.md).
+        got = {n: vd for n, vd in self.view_data.get(w, {}).items()
+               if not (n in self.refuted and vd.last_height >= self.refuted[n])}
         if w != self.view or w in self.new_view_sent or self.me not in got or len(got) < self.cluster.q:
             return
         others = sorted((n for n in got if n != self.me), key=str.encode)[:self.cluster.q - 1]

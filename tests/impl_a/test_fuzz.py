@@ -124,3 +124,35 @@ def test_one_liar_claiming_a_huge_height_does_not_stall_the_leader(tmp_path):
     net.submit(r, "c0-n1")
     net.run(2000)
     assert net.answer(r, "c0-n1") is not None
+
+
+def test_view_data_with_an_unbacked_height_does_not_stall_the_new_view(tmp_path):
+    """A Byzantine member sends the next leader a ViewData claiming a huge last_height."""
+    net = SimNet(tmp_path, clusters=(("c0", "coordinator"), ("s0", "shard")), seed=23)
+    liar = net.nodes["c0-n3"].replica
+
+    def lie(dst, msg, data):
+        if msg.WhichOneof("body") == "view_data":
+            from impl_a.verify import sign_message
+
+            vd = pb.ViewData()
+            vd.CopyFrom(msg.view_data)
+            vd.last_height = 10**9
+            sign_message(liar.key, "view-data", net.m.network_id, vd)
+            return encode(pb.PeerMessage(view_data=vd))
+        if msg.WhichOneof("body") == "sync_response":
+            return encode(pb.PeerMessage(sync_response=pb.SyncResponse(cluster_id="c0")))
+        return data
+
+    net.mutators["c0-n3"] = lie
+    net.run(100)
+    others = {n for n in net.nodes if n != "c0-n0"}
+    net.partition({"c0-n0"}, others)  # the leader is cut off for a while: a view change follows
+    r = net.request(pb.OP_KIND_PUT, b"k", b"v")
+    net.submit(r, "c0-n2")
+    net.run(1500)
+    net.heal()
+    net.run(8000)
+    assert net.answer(r, "c0-n2") is not None
+    assert all(net.nodes[n].replica.view >= 1 for n in ("c0-n0", "c0-n1", "c0-n2"))
+    assert any(net.nodes[n].replica.refuted.get("c0-n3") == 10**9 for n in ("c0-n1", "c0-n2"))
