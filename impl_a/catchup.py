@@ -19,6 +19,7 @@ class CatchUpMixin:
         self.sync_next = 0
         self.sync_rotation = 0
         self.refuted: dict[str, int] = {}  # peer -> claimed height it could not back with decisions
+        self.soft_claims: set[str] = set()
 
     @property
     def sync_want(self) -> int:
@@ -29,15 +30,22 @@ class CatchUpMixin:
         above = sum(1 for h in self.sync_claims.values() if h > self.height)
         return above >= self.cluster.f + 1
 
-    def _want_height(self, peer: str, h: int) -> None:
+    def _want_height(self, peer: str, h: int, soft: bool = False) -> None:
+        """peer claims decided height h. soft: inferred from its Commit, so it may not have decided
+        yet; an empty SyncResponse then means "retry later", not a refuted claim."""
         if h <= self.height or peer not in self.members or peer == self.me:
             return
+        if soft:
+            self.soft_claims.add(peer)
+        elif h > self.sync_claims.get(peer, 0):
+            self.soft_claims.discard(peer)
         self.sync_claims[peer] = max(h, self.sync_claims.get(peer, 0))
         self._sync_tick()
 
     def _sync_tick(self) -> None:
         for peer in [p for p, h in self.sync_claims.items() if h <= self.height]:
             del self.sync_claims[peer]
+            self.soft_claims.discard(peer)
         for peer in [p for p, h in self.refuted.items() if h <= self.height]:
             del self.refuted[peer]
         if not self.sync_claims or self.now < self.sync_next:
@@ -84,7 +92,7 @@ class CatchUpMixin:
         if applied:
             self.sync_next = 0
             self._sync_tick()
-        else:
+        elif sender not in self.soft_claims:
             claim = self.sync_claims.pop(sender, None)  # it did not back its claim
             if claim is not None:
                 self.refuted[sender] = claim

@@ -403,7 +403,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if digest not in self.proposals:
             for nid in commits:
                 if nid != self.me:
-                    self._want_height(nid, self.height + 1)
+                    self._want_height(nid, self.height + 1, soft=True)
             return
         p, ex, outputs = self.proposals[digest]
         msg = decision_signing_bytes(self.m.network_id, p.header)
