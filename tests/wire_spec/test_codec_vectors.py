@@ -94,3 +94,10 @@ def test_invalid_case_rejected(case, pool):
     # for the other rules its own canonical re-encoding must differ from the input.
     if meta["spec_rule"].split()[-1] not in ("3", "4", "7", "9", "10"):
         assert canonical != data
+
+
+def test_protoc_compiles_the_schema(descriptor_set, pool):
+    assert descriptor_set
+    file = pool.FindFileByName("heraclius.proto")
+    assert file.package == "heraclius.v1"
+    assert len(file.message_types_by_name) == len(MESSAGES)
