@@ -132,6 +132,21 @@ def _dedup(net: Network) -> Sim:
     return sim
 
 
+def _limits(net: Network) -> Sim:
+    """Inputs exactly at the manifest limits: 8 inputs, 16-byte keys, 32-byte values, 1-byte keys."""
+    sim = Sim(net)
+    r = sim.req
+    k16 = [b"K" * 15 + bytes([65 + i]) for i in range(3)]
+    inputs = [r("alice", "c0", i + 1, PUT, k, bytes([48 + i]) * 32) for i, k in enumerate(k16)]
+    inputs += [r("bob", "c0", 1, GET, k16[0]), r("bob", "c0", 2, PUT, b"x", b"y"), r("bob", "c0", 3, GET, b"x"),
+               r("bob", "c0", 4, GET, b"\x00"), r("alice", "c0", 2**64 - 1, GET, k16[2])]
+    sim.decide("c0", inputs)
+    for shard in net.shards:
+        sim.decide(shard, [sim.remote("c0", 1, shard)])
+    sim.decide("c0", [sim.remote(shard, 1, "c0") for shard in net.shards])
+    return sim
+
+
 def _unknown_results(net: Network, sim: Sim) -> list[dict]:
     """c0 batches where a shard leaf holds results for requests c0 is not waiting for."""
     alice = net.clients["alice"].public
@@ -162,6 +177,11 @@ def generate(w: CaseWriter) -> None:
            "floor, already accepted, dropped from the id set, 2^64-1", net, "c0", dsim.batches["c0"])
     _write(w, "shard", True, "dedup_window_s0", "four compact decisions of c0 in one batch (seq 1..4)", net, "s0",
            dsim.batches["s0"])
+    lsim = _limits(net)
+    for cluster in ("c0", *net.shards):
+        _write(w, net.roles[cluster], True, f"limits_{cluster}", "a full batch (max_batch_inputs = 8) with keys of "
+               "max_key_bytes = 16 and values of max_value_bytes = 32, 1-byte keys, a GET of a key PUT earlier in "
+               "the same batch", net, cluster, lsim.batches[cluster])
     _write(w, "coordinator", True, "unknown_results_c0", "results for requests that are not pending are skipped "
            "(unknown id, a result repeated in one leaf, a result for another client), and a decision whose only "
            "input yields no output", net, "c0", _unknown_results(net, sim))
