@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from infra import faults as fault_ops
@@ -63,6 +64,11 @@ def status_table(dep, clusters) -> Table:
 
 def print_verdicts(clusters) -> None:
     for c in clusters:
+        for s in c.nodes:
+            if s.warnings:
+                more = f" (+{len(s.warnings) - 1} more)" if len(s.warnings) > 1 else ""
+                out.print(f"[yellow]{s.node.id}: /status does not follow status.schema.json: "
+                          f"{escape(s.warnings[0])}{more}[/]")
         if c.cut_off:
             out.print(f"cluster {c.id}: partitioned off: {', '.join(sorted(c.cut_off))}")
         style = VERDICT_STYLE[c.verdict]
@@ -88,17 +94,20 @@ def cli():
 @click.option("--testbed", is_flag=True, help="Mark the network as a testbed (allows Byzantine faults, SPEC 16).")
 @click.option("--network", type=click.Choice(["loopback", "netns"]), default="loopback", show_default=True,
               help="loopback: 127.0.<region>.x; netns: a network namespace per region (root; allows partitions).")
+@click.option("--latency-ms", type=int, default=0, show_default=True,
+              help="One-way delay between every pair of regions (needs --network netns).")
 @click.option("--health-timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for /health.")
 @click.option("--node-module", multiple=True, metavar="IMPL=MODULE",
               help="Run MODULE instead of IMPL.node (e.g. a stand-in); repeatable.")
 @click.option("--client-module", multiple=True, metavar="a|b=MODULE", help="Run MODULE instead of impl_x.client.")
 def deploy(name, home, provider, regions, coordinators, shards, nodes_per_cluster, mix, testbed,
-           network, health_timeout, node_module, client_module):
+           network, latency_ms, health_timeout, node_module, client_module):
     """Plan, generate keys and manifest, start every node, wait until healthy."""
     with out.status("deploying...") as spinner:
         dep = ops.deploy(name, home, provider, regions, coordinators, shards, nodes_per_cluster, mix, testbed,
                          _modules(node_module, "node-module"), _modules(client_module, "client-module"),
-                         health_timeout, progress=lambda m: spinner.update(m), network=network)
+                         health_timeout, progress=lambda m: spinner.update(m), network=network,
+                         latency_ms=latency_ms)
     clusters = collect_status(dep)
     out.print(status_table(dep, clusters))
     print_plan_lines(plan_from_manifest(dep.manifest))
@@ -260,6 +269,18 @@ def partition_cmd(name, home, regions):
     """Cut REGIONS off from the other regions (deployments made with --network netns)."""
     result = fault_ops.partition(load_deployment(name, home), list(regions))
     out.print("cut region pairs: " + ", ".join("/".join(p) for p in result["active"]))
+
+
+@fault.command("delay")
+@where
+@click.argument("region_a")
+@click.argument("region_b")
+@click.argument("ms", type=int)
+def delay_cmd(name, home, region_a, region_b, ms):
+    """One-way latency of MS milliseconds between two regions, both ways; 0 removes it (netns only)."""
+    result = fault_ops.delay(load_deployment(name, home), region_a, region_b, ms)
+    out.print("region delays (one-way ms): " + (", ".join(f"{k.replace('|', '/')}={v}" for k, v in
+                                                          result["active"].items()) or "none"))
 
 
 @fault.command("heal")

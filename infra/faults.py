@@ -1,5 +1,5 @@
 """Fault injection on a local deployment: crash, stop, pause/resume, start/restart, partition/heal
-(reports unavailability, see `partition_support`) and testbed Byzantine rules (SPEC 16).
+and region latency (`--network netns` deployments only) and testbed Byzantine rules (SPEC 16).
 
 Every function returns a small dict describing what was done; the monitor calls these too."""
 
@@ -101,6 +101,17 @@ def partition(dep: Deployment, regions: list[str]) -> dict:
     added = netns.partition(layout, regions)
     dep.save_state()
     return {"action": "partition", "regions": regions, "cut": added, "active": layout["partitions"]}
+
+
+def delay(dep: Deployment, region_a: str, region_b: str, ms: int) -> dict:
+    """One-way latency of `ms` between two regions, both directions (0 removes it). netns only."""
+    if not dep.state.get("netns"):
+        raise UsageError("latency needs a deployment made with `--network netns` (root)",
+                         fix="deploy with --network netns")
+    layout = dep.state["netns"]
+    netns.set_delay(layout, region_a, region_b, ms, dep.root / "delays.json", dep.log_path("delayd"))
+    dep.save_state()
+    return {"action": "delay", "regions": [region_a, region_b], "ms": ms, "active": dict(layout["delays"])}
 
 
 def heal(dep: Deployment) -> dict:

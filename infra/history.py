@@ -21,7 +21,7 @@ from pathlib import Path
 
 from infra.admin import get_log_entry, get_status
 from infra.deployment import Deployment
-from infra.errors import UsageError
+from infra.errors import RemoteError, UsageError
 
 
 @dataclass(frozen=True)
@@ -191,8 +191,8 @@ def check_cluster_logs(dep: Deployment, cluster_id: str, timeout: float = 2.0, m
 
     def height(n):
         try:
-            return get_status(*n.admin, timeout=timeout, node_id=n.id)["height"]
-        except OSError:
+            return get_status(*n.admin, timeout=timeout, node_id=n.id)[0]["height"]
+        except (OSError, RemoteError):
             return None
 
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:

@@ -4,20 +4,25 @@ Each region r gets a namespace `hx<tag>-r<r>` joined to the root namespace by a 
 listen on 10.<X>.<r>.<k> (the region side of the veth), the root side is 10.<X>.<r>.254 and routes
 between regions (net.ipv4.ip_forward=1). A partition is a pair of `ip rule ... blackhole` policy
 rules per region pair in the root namespace, so packets between the two sides are silently dropped
-while the operator (in the root namespace) still reaches every node. No latency: this kernel has no
-netem qdisc."""
+while the operator (in the root namespace) still reaches every node. Latency: this kernel has no
+netem qdisc, so packets between regions with a delay are routed through a TUN device served by
+`infra.delayd` (policy rules `iif <region veth> from <region> to <other region> lookup <table>`)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+from infra import process
 from infra.errors import UsageError
 
 RULE_PREF = 1200
+DELAY_PREF = 1100
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -63,7 +68,8 @@ def plan_layout(root: Path, regions: list[str]) -> dict:
             raise UsageError(f"network namespace {ns} already exists",
                              fix=f"remove the old deployment, or `ip netns del {ns}` if it is a leftover")
         regs[name] = {"index": i, "ns": ns, "veth": f"hx{tag}r{i}"}
-    return {"prefix": f"10.{free[0]}", "tag": tag, "regions": regs, "partitions": []}
+    return {"prefix": f"10.{free[0]}", "tag": tag, "regions": regs, "partitions": [],
+            "tun": f"hx{tag}t", "table": 1000 + int(tag, 16) % 30000, "delays": {}, "delayd_pid": None}
 
 
 def host(layout: dict, region: str, k: int) -> str:
@@ -92,8 +98,16 @@ def setup(layout: dict, hosts: dict[str, list[str]]) -> None:
 
 
 def teardown(layout: dict) -> None:
-    """Remove partitions and namespaces (their veths go with them). Idempotent."""
+    """Remove partitions, delays and namespaces (their veths go with them). Idempotent."""
     heal(layout)
+    for pair in list(layout.get("delays", {})):
+        for rule in _delay_rules(layout, *pair.split("|")):
+            _ip("rule", "del", *rule, check=False)
+    layout["delays"] = {}
+    stop_delayd(layout)
+    if layout.get("tun"):
+        _ip("route", "flush", "table", str(layout["table"]), check=False)
+        _ip("tuntap", "del", "dev", layout["tun"], "mode", "tun", check=False)
     for r in layout["regions"].values():
         _ip("netns", "del", r["ns"], check=False)
         _ip("link", "del", f"{r['veth']}a", check=False)
@@ -138,3 +152,76 @@ def heal(layout: dict) -> list[list[str]]:
             _ip("rule", "del", *rule, check=False)
     layout["partitions"] = []
     return healed
+
+
+# --- latency through infra.delayd --------------------------------------------------------------
+
+def _delay_rules(layout: dict, a: str, b: str) -> list[list[str]]:
+    p, t = layout["prefix"], str(layout["table"])
+    ra, rb = layout["regions"][a], layout["regions"][b]
+    return [["iif", f"{ra['veth']}a", "from", f"{p}.{ra['index']}.0/24", "to", f"{p}.{rb['index']}.0/24",
+             "lookup", t, "pref", str(DELAY_PREF)],
+            ["iif", f"{rb['veth']}a", "from", f"{p}.{rb['index']}.0/24", "to", f"{p}.{ra['index']}.0/24",
+             "lookup", t, "pref", str(DELAY_PREF)]]
+
+
+def _delayd_marker(layout: dict) -> str:
+    return f"--tun {layout['tun']} "
+
+
+def start_delayd(layout: dict, config: Path, log: Path) -> None:
+    """Create the TUN device, start the forwarder on it and route the delay table into it."""
+    if layout.get("delayd_pid") and process.is_alive(layout["delayd_pid"], _delayd_marker(layout)):
+        return
+    _ip("tuntap", "add", "dev", layout["tun"], "mode", "tun", check=False)
+    Path(f"/proc/sys/net/ipv4/conf/{layout['tun']}/rp_filter").write_text("0\n")
+    _write_delay_config(layout, config)
+    pid = process.spawn([sys.executable, "-m", "infra.delayd", "--tun", layout["tun"], "--config", str(config)],
+                        log, cwd=Path(__file__).resolve().parent.parent)
+    layout["delayd_pid"] = pid
+    _ip("link", "set", layout["tun"], "up")
+    _ip("route", "replace", "default", "dev", layout["tun"], "table", str(layout["table"]))
+
+
+def stop_delayd(layout: dict) -> None:
+    if layout.get("delayd_pid"):
+        process.stop(layout["delayd_pid"], _delayd_marker(layout), grace=2.0)
+        layout["delayd_pid"] = None
+
+
+def _write_delay_config(layout: dict, config: Path) -> None:
+    idx = {name: r["index"] for name, r in layout["regions"].items()}
+    delays = {}
+    for key, ms in layout["delays"].items():
+        a, b = key.split("|")
+        delays[f"{idx[a]}-{idx[b]}"] = ms
+    tmp = config.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"prefix": layout["prefix"], "delays": delays}))
+    tmp.replace(config)
+
+
+def set_delay(layout: dict, a: str, b: str, ms: int, config: Path, log: Path) -> None:
+    """One-way delay of `ms` between regions a and b (both directions); 0 removes it."""
+    for r in (a, b):
+        if r not in layout["regions"]:
+            raise UsageError(f"unknown region {r}", fix=f"use: {', '.join(layout['regions'])}")
+    if a == b:
+        raise UsageError("a delay needs two different regions (traffic inside a region is never delayed)")
+    if not 0 <= ms <= 10000:
+        raise UsageError(f"delay {ms} ms out of range", fix="use 0 to 10000")
+    a, b = sorted([a, b])
+    key = f"{a}|{b}"
+    if ms and not layout.get("delayd_pid"):
+        start_delayd(layout, config, log)
+    had = key in layout["delays"]
+    if ms:
+        layout["delays"][key] = ms
+    else:
+        layout["delays"].pop(key, None)
+    _write_delay_config(layout, config)
+    if ms and not had:
+        for rule in _delay_rules(layout, a, b):
+            _ip("rule", "add", *rule)
+    elif not ms and had:
+        for rule in _delay_rules(layout, a, b):
+            _ip("rule", "del", *rule, check=False)

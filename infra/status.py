@@ -26,6 +26,7 @@ class NodeStatus:
     process: str  # running / paused / down / remote
     status: dict | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # status.schema.json violations
 
     @property
     def up(self) -> bool:
@@ -94,7 +95,8 @@ def _probe(dep: Deployment, n: NodeInfo, timeout: float) -> NodeStatus:
     if local and not process.is_alive(n.pid, node_marker(dep, n.id)):
         return NodeStatus(n, "down", error=f"no process ({n.status})")
     try:
-        return NodeStatus(n, "running" if local else "remote", get_status(*n.admin, timeout=timeout, node_id=n.id))
+        doc, problems = get_status(*n.admin, timeout=timeout, node_id=n.id)
+        return NodeStatus(n, "running" if local else "remote", doc, warnings=problems)
     except RemoteError as e:
         return NodeStatus(n, "running", error=e.message)
     except OSError as e:
@@ -149,7 +151,8 @@ def status_document(clusters: list[ClusterStatus]) -> dict:
             nodes.append({"id": s.node.id, "implementation": s.node.implementation, "region": s.node.region,
                           "address": f"{s.node.host}:{s.node.ports['peer']}", "up": s.up, "process": s.process,
                           "view": st.get("view"), "leader": st.get("leader"), "height": st.get("height"),
-                          "in_view_change": st.get("in_view_change"), "error": s.error})
+                          "in_view_change": st.get("in_view_change"), "error": s.error,
+                          "schema_problems": s.warnings})
         out.append({"id": c.id, "role": c.role, "n": c.n, "f": c.f, "faults_now": c.faults_now,
                     "faulty": c.faulty, "margin": c.margin, "verdict": c.verdict, "height": c.height,
                     "leader": c.leader, "nodes": nodes})

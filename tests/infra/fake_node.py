@@ -2,7 +2,8 @@
 checks, data dir lock, /health, /status, /log/<h>, SIGTERM) without any consensus.
 
 Its height grows by one every 0.2 s; /log/<h> serves b"decision <cluster> <h>" for decided heights.
-FAKE_NODE_MODE=fail-start makes it log an error and exit 1 before becoming healthy."""
+FAKE_NODE_MODE=fail-start makes it log an error and exit 1 before becoming healthy; old-schema
+leaves `pending` out of /status; garbage-status serves a /status without the fields infra needs."""
 
 from __future__ import annotations
 
@@ -97,9 +98,14 @@ def main() -> int:
                        "in_view_change": False, "height": h, "head_hash": "00" * 32,
                        "last_decision_ms": int(time.time() * 1000), "started_ms": int(STARTED * 1000),
                        "peers": [], "queues": {"next_in": {}, "next_out": {}},
+                       "pending": {"requests": 0, "remote": 0},
                        "counters": {"decisions": h, "view_changes": 0, "client_requests": 0, "client_replies": 0,
-                                    "starts": restarts + 1},
+                                    "client_errors": 0, "starts": restarts + 1},
                        "rejected": {}, "byzantine_evidence": [], "testbed_faults": me.get("faults", [])}
+                if os.environ.get("FAKE_NODE_MODE") == "old-schema":
+                    del doc["pending"]
+                if os.environ.get("FAKE_NODE_MODE") == "garbage-status":
+                    doc = {"node_id": me["id"]}
                 self.send(200, json.dumps(doc).encode(), "application/json")
             elif self.path.startswith("/log/"):
                 h = int(self.path[5:])

@@ -205,3 +205,19 @@ def test_deployment_objects_see_changes_made_elsewhere(fake_deployment):
     assert watcher.manifest["clusters"][0]["nodes"][2]["faults"] == [{"action": "silent"}]
     c0 = next(c for c in collect_status(watcher) if c.id == "c0")
     assert c0.byzantine == ["c0-n2"] and c0.verdict == "at-risk"
+
+
+@pytest.mark.parametrize("mode, up", [("old-schema", True), ("garbage-status", False)])
+def test_nonconformant_status(home, monkeypatch, request, mode, up):
+    """A node whose /status lags behind the schema stays usable (problems listed); one without the
+    fields infra needs counts as a fault."""
+    monkeypatch.setenv("FAKE_NODE_MODE", mode)
+    request.addfinalizer(lambda: ops.destroy("odd", home))
+    dep = ops.deploy("odd", home, node_modules=FAKE, health_timeout=20)
+    c0 = collect_status(dep)[0]
+    assert all(s.up == up for s in c0.nodes)
+    if up:
+        assert c0.verdict == "healthy"
+        assert "'pending' is a required property" in c0.nodes[0].warnings[0]
+    else:
+        assert c0.verdict == "stalled" and "lacks a valid 'view'" in c0.nodes[0].error

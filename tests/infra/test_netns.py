@@ -7,19 +7,21 @@ import sys
 import pytest
 
 from infra import faults, ops
+from infra.errors import UsageError
 from infra.status import collect_status
 from tests.infra.conftest import FAKE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 PROBE = """
-import socket, sys
+import socket, sys, time
+t = time.monotonic()
 try:
     socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5)
 except OSError as e:
     print(type(e).__name__)
     sys.exit(1)
-print("connected")
+print("connected", time.monotonic() - t)
 """
 
 
@@ -29,7 +31,16 @@ def connect_from(dep, region, node_id):
     n = dep.node(node_id)
     r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE, n.host, str(n.ports["peer"])],
                        capture_output=True, text=True, timeout=20)
-    return r.stdout.strip()
+    return r.stdout.split()[0]
+
+
+def connect_seconds(dep, region, node_id):
+    ns = dep.state["netns"]["regions"][region]["ns"]
+    n = dep.node(node_id)
+    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE, n.host, str(n.ports["peer"])],
+                       capture_output=True, text=True, timeout=20)
+    assert r.stdout.startswith("connected"), r.stdout + r.stderr
+    return float(r.stdout.split()[1])
 
 
 @pytest.fixture
@@ -64,3 +75,26 @@ def test_partition_and_heal(netns_deployment, home):
     faults.restart(dep, "s0-n0")
     assert ops.destroy("nets", home)
     assert f"hx{tag}-" not in namespaces()
+
+
+def test_region_latency(netns_deployment):
+    """A TCP connect costs one round trip: 2 x the one-way delay between the two regions."""
+    dep = netns_deployment
+    assert connect_seconds(dep, "us-east", "c0-n1") < 0.05           # us-east -> eu-west
+    result = faults.delay(dep, "us-east", "eu-west", 150)
+    assert result["active"] == {"eu-west|us-east": 150}
+    assert 0.29 <= connect_seconds(dep, "us-east", "c0-n1") < 1.0
+    assert 0.29 <= connect_seconds(dep, "eu-west", "c0-n0") < 1.0    # both directions
+    assert connect_seconds(dep, "us-east", "c0-n2") < 0.05           # ap-south is not delayed
+    faults.partition(dep, ["eu-west"])                               # a cut beats a delay
+    assert connect_from(dep, "us-east", "c0-n1") == "TimeoutError"
+    faults.heal(dep)
+    faults.delay(dep, "us-east", "eu-west", 0)
+    assert connect_seconds(dep, "us-east", "c0-n1") < 0.05
+    with pytest.raises(UsageError, match="two different regions"):
+        faults.delay(dep, "us-east", "us-east", 10)
+
+
+def test_latency_needs_netns(fake_deployment):
+    with pytest.raises(UsageError, match="--network netns"):
+        faults.delay(fake_deployment, "us-east", "eu-west", 10)

@@ -1,0 +1,294 @@
+"""Scenario toolkit for testbed tests: deploy networks whose clusters have their own implementation
+mixes and short timeouts, read cluster state, wait for conditions, and check logs and histories.
+
+Everything goes through infra's library (infra.local, infra.faults, infra.client) and the nodes'
+SPEC 15 endpoints; nothing here imports an implementation."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import http.client
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import local
+from infra.client import run_client, workload
+from infra.deployment import Deployment
+from infra.errors import RemoteError, UsageError
+from infra.history import check_history, compare_logs, load_history
+from infra.manifest import DEFAULT_TIMEOUTS, validate_manifest, write_manifest
+from infra.planner import IMPLEMENTATIONS, REGION_NAMES, ClusterPlan, NodePlan, Plan
+
+# Short but not twitchy: the CI box has 2 shared cores, so a heartbeat timeout much below a second
+# turns scheduler hiccups into spurious view changes.
+FAST_TIMEOUTS = {
+    **DEFAULT_TIMEOUTS,
+    "heartbeat_interval": 150, "heartbeat_timeout": 1500, "request_forward": 500, "censorship": 2500,
+    "view_change": 2000, "queue_long_poll": 500, "sync_retry": 250, "client_timeout": 4000,
+}
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """One cluster of a scenario network: id, role and member implementations ('aabb' = a,a,b,b)."""
+
+    id: str
+    role: str
+    mix: str
+
+    def implementations(self) -> list[str]:
+        if len(self.mix) < 4 or (len(self.mix) - 1) % 3 or any(c not in IMPLEMENTATIONS for c in self.mix):
+            raise UsageError(f"cluster {self.id}: mix {self.mix!r} must be 3f+1 letters a/b")
+        return [IMPLEMENTATIONS[c] for c in self.mix]
+
+
+def make_plan(specs: list[ClusterSpec], regions: int = 3) -> Plan:
+    """Member i of cluster k goes to region (i + k) mod R, as infra.planner does."""
+    names = REGION_NAMES[:regions]
+    clusters = []
+    for k, spec in enumerate(specs):
+        c = ClusterPlan(spec.id, spec.role)
+        for i, impl in enumerate(spec.implementations()):
+            c.nodes.append(NodePlan(f"{spec.id}-n{i}", spec.id, spec.role, i, impl, names[(i + k) % len(names)]))
+        clusters.append(c)
+    return Plan(names, clusters)
+
+
+def deploy(name: str, home: Path, specs: list[ClusterSpec], timeouts: dict | None = None,
+           testbed: bool = True, health_timeout: float = 60.0) -> Deployment:
+    """Create the deployment, replace the manifest's timeouts (before any node reads it), start all."""
+    dep = local.create(make_plan(specs), name, home, testbed)
+    try:
+        m = copy.deepcopy(dep.manifest)
+        m["timeouts_ms"] = dict(timeouts or FAST_TIMEOUTS)
+        write_manifest(dep.manifest_path, validate_manifest(m))
+        return local.start_all(dep.reload(), health_timeout)
+    except BaseException:
+        local.destroy(name, home)
+        raise
+
+
+# --- reading the network ---------------------------------------------------------------------
+
+def admin_get(dep: Deployment, node_id: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """GET on the node's admin port (SPEC 15); raises OSError when it cannot be reached."""
+    host, port = dep.node(node_id).admin
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except http.client.HTTPException as e:
+        raise OSError(f"bad HTTP from {node_id}: {e}") from e
+    finally:
+        conn.close()
+
+
+def node_status(dep: Deployment, node_id: str, timeout: float = 2.0) -> dict | None:
+    """The node's /status, or None when it does not answer (down, paused, overloaded)."""
+    try:
+        code, body = admin_get(dep, node_id, "/status", timeout)
+        doc = json.loads(body) if code == 200 else None
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def log_entries(dep: Deployment, node_id: str, upto: int, timeout: float = 5.0) -> list[bytes]:
+    """/log/1..upto of one node (stops at the first 404)."""
+    out = []
+    for h in range(1, upto + 1):
+        code, body = admin_get(dep, node_id, f"/log/{h}", timeout)
+        if code == 404:
+            break
+        if code != 200:
+            raise RemoteError(f"{node_id} answered /log/{h} with HTTP {code}")
+        out.append(body)
+    return out
+
+
+def cluster_status(dep: Deployment, cluster_id: str) -> dict[str, dict | None]:
+    ids = [n.id for n in dep.cluster_nodes(cluster_id)]
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        return dict(zip(ids, pool.map(lambda i: node_status(dep, i), ids), strict=True))
+
+
+def leader(dep: Deployment, cluster_id: str) -> str | None:
+    """Leader of the highest view that a majority of answering members agree on, else None."""
+    sts = [s for s in cluster_status(dep, cluster_id).values() if s and not s["in_view_change"]]
+    votes: dict[tuple[int, str], int] = {}
+    for s in sts:
+        votes[(s["view"], s["leader"])] = votes.get((s["view"], s["leader"]), 0) + 1
+    f = (len(dep.cluster_nodes(cluster_id)) - 1) // 3
+    agreed = [k for k, v in votes.items() if v >= 2 * f + 1 or (v >= f + 1 and v == len(sts))]
+    return max(agreed)[1] if agreed else None
+
+
+def heights(dep: Deployment, cluster_id: str) -> dict[str, int | None]:
+    return {i: (s["height"] if s else None) for i, s in cluster_status(dep, cluster_id).items()}
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.3):
+    """Poll until `predicate()` is truthy and return its value; AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def wait_leader(dep: Deployment, cluster_id: str, timeout: float = 30.0, other_than: str | None = None) -> str:
+    def ok():
+        ld = leader(dep, cluster_id)
+        return ld if ld and ld != other_than else None
+    return wait_for(ok, timeout, f"an agreed leader of {cluster_id}" + (f" other than {other_than}" if other_than else ""))
+
+
+def wait_heights(dep: Deployment, cluster_id: str, at_least: int, nodes: list[str] | None = None,
+                 timeout: float = 40.0) -> dict[str, int | None]:
+    """Wait until every node in `nodes` (default: the whole cluster) has decided `at_least`."""
+    ids = nodes or [n.id for n in dep.cluster_nodes(cluster_id)]
+
+    def ok():
+        hs = heights(dep, cluster_id)
+        return hs if all((hs[i] or 0) >= at_least for i in ids) else None
+    try:
+        return wait_for(ok, timeout, f"{ids} to reach height {at_least}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; heights now {heights(dep, cluster_id)}") from None
+
+
+def wait_converged(dep: Deployment, cluster_id: str, nodes: list[str] | None = None, timeout: float = 40.0) -> int:
+    """Wait until the given nodes report one common height; return it."""
+    ids = nodes or [n.id for n in dep.cluster_nodes(cluster_id)]
+
+    def ok():
+        hs = heights(dep, cluster_id)
+        vals = {hs[i] for i in ids}
+        return vals.pop() if len(vals) == 1 and None not in vals else None
+    try:
+        return wait_for(ok, timeout, f"{ids} to converge")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; heights now {heights(dep, cluster_id)}") from None
+
+
+def assert_logs_identical(dep: Deployment, cluster_id: str, min_height: int = 1, all_nodes: bool = True,
+                          timeout: float = 40.0) -> int:
+    """Wait for convergence, then compare /log/1..h byte for byte on every node (or every answering
+    node). Returns the compared height."""
+    ids = [n.id for n in dep.cluster_nodes(cluster_id)]
+    if all_nodes:
+        wait_converged(dep, cluster_id, timeout=timeout)
+    hs = {i: h for i, h in heights(dep, cluster_id).items() if h is not None}
+    if all_nodes:
+        assert sorted(hs) == ids, f"not every node of {cluster_id} answers: {hs}"
+    low = min(hs.values(), default=0)
+    with ThreadPoolExecutor(max_workers=len(hs) or 1) as pool:
+        logs = dict(zip(hs, pool.map(lambda i: log_entries(dep, i, low), hs), strict=True))
+    check = compare_logs(cluster_id, logs)
+    assert check.ok, check.summary()
+    assert check.compared_to >= min_height, check.summary()
+    return check.compared_to
+
+
+def evidence(dep: Deployment, node_ids: list[str] | None = None) -> list[dict]:
+    """Byzantine evidence records reported by the given nodes (default every node), with reporter."""
+    out = []
+    for n in dep.nodes:
+        if node_ids is not None and n.id not in node_ids:
+            continue
+        st = node_status(dep, n.id)
+        for e in (st or {}).get("byzantine_evidence", []):
+            out.append({**e, "reporter": n.id})
+    return out
+
+
+def rejected(dep: Deployment, node_id: str) -> dict[str, int]:
+    st = node_status(dep, node_id) or {}
+    return dict(st.get("rejected", {}))
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+def shard_of(dep: Deployment, key: str) -> str:
+    """SPEC 3 shard map."""
+    shards = dep.manifest["shard_map"]["shards"]
+    return shards[int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % len(shards)]
+
+
+def keys_on_shards(dep: Deployment, prefix: str, per_shard: int) -> dict[str, list[str]]:
+    """`per_shard` key names with `prefix` owned by each shard."""
+    out: dict[str, list[str]] = {s: [] for s in dep.manifest["shard_map"]["shards"]}
+    i = 0
+    while any(len(v) < per_shard for v in out.values()):
+        k = f"{prefix}{i}"
+        if len(out[shard_of(dep, k)]) < per_shard:
+            out[shard_of(dep, k)].append(k)
+        i += 1
+    return out
+
+
+def kv(dep: Deployment, client: str, *args: str, cluster: str | None = None, timeout_ms: int = 15000,
+       manifest: Path | None = None) -> dict:
+    """One get/put through a client library's command line; returns its JSON document."""
+    extra = ["--cluster", cluster] if cluster else []
+    cmd_args = [*extra, "--timeout-ms", str(timeout_ms), *args]
+    if manifest is None:
+        return run_client(dep, client, cmd_args, timeout_ms / 1000 + 20).doc
+    return run_client_with_manifest(dep, client, manifest, cmd_args, timeout_ms / 1000 + 20)
+
+
+def run_client_with_manifest(dep: Deployment, client: str, manifest: Path, args: list[str], timeout_s: float) -> dict:
+    """A client command that reads `manifest` instead of the deployment's (Twins observers)."""
+    import subprocess
+    import sys
+
+    from infra.deployment import CLIENT_IDS
+    cmd = [sys.executable, "-m", f"impl_{client}.client", "--manifest", str(manifest),
+           "--key", str(dep.client_key(CLIENT_IDS[client])), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=local.REPO_ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"client timed out after {timeout_s:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return {"error": f"no JSON from client (exit {proc.returncode}): {proc.stderr[-500:]}"}
+
+
+def checked_workload(dep: Deployment, history: Path, prefix: str, ops: int = 30, keys: int = 6,
+                     clients: tuple[str, ...] = ("a", "b"), seed: int = 1, cluster: str | None = None,
+                     concurrency: int = 3, allow_failures: bool = False) -> list[dict]:
+    """Run a write/read workload with each client library, then a read-only pass over the same keys
+    (final reads), all into `history`; assert every op succeeded (unless allowed) and the merged
+    history is linearizable. Returns the workload summaries."""
+    docs = []
+    for i, client in enumerate(clients):
+        if cluster:
+            args = ["--cluster", cluster, "workload", "--ops", str(ops), "--concurrency", str(concurrency),
+                    "--keys", str(keys), "--put-ratio", "0.6", "--seed", str(seed + i), "--key-prefix", prefix,
+                    "--history", str(history)]
+            r = run_client(dep, client, args, 180)
+        else:
+            r = workload(dep, client, ops=ops, concurrency=concurrency, keys=keys, put_ratio=0.6, seed=seed + i,
+                         key_prefix=prefix, history=history, timeout_s=180)
+        assert allow_failures or (r.ok and r.doc.get("ok") == ops), f"client {client}: {r.doc} {r.stderr[-500:]}"
+        docs.append(r.doc)
+    final = run_client(dep, clients[0], [*(["--cluster", cluster] if cluster else []), "workload", "--ops", str(keys),
+                                         "--concurrency", "1", "--keys", str(keys), "--put-ratio", "0",
+                                         "--seed", str(seed + 99), "--key-prefix", prefix,
+                                         "--history", str(history)], 120)
+    assert allow_failures or final.ok, final.doc
+    report = check_history(load_history(history))
+    assert report.ok, f"{report.summary()}: {report.violations[:3]}"
+    assert report.reads_checked > 0, report.summary()
+    return docs
