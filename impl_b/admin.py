@@ -27,6 +27,10 @@ def metrics_text(rt) -> str:
     metric("heraclius_client_requests_total", "counter", "requests accepted on the client port",
            [("", c["client_requests"])])
     metric("heraclius_client_replies_total", "counter", "answers sent to clients", [("", c["client_replies"])])
+    metric("heraclius_client_errors_total", "counter", "ClientReply{error} messages sent by code",
+           [(f',code="{k}"', v) for k, v in sorted(rt.client_errors.items())])
+    metric("heraclius_pending_requests", "gauge", "size of the request pool", [("", st["pending"]["requests"])])
+    metric("heraclius_pending_remote", "gauge", "size of the remote-input pool", [("", st["pending"]["remote"])])
     metric("heraclius_rejected_total", "counter", "rejected inputs by reason",
            [(f',reason="{k}"', v) for k, v in sorted(st["rejected"].items())])
     metric("heraclius_byzantine_evidence_total", "counter", "evidence records by kind",

@@ -7,7 +7,6 @@ The command line of SPEC 4.1 is in client_cli.py (`python -m impl_b.client`).
 """
 
 import contextlib
-import itertools
 import os
 import random
 import socket
@@ -47,15 +46,24 @@ class Answer:
 
 
 class _Ids:
-    """Strictly increasing request ids: microseconds at start, then +1 (SPEC 14.2)."""
+    """Strictly increasing request ids: max(previous + 1, microseconds now) (SPEC 14.2).
+
+    Following the clock (rather than +1 from the start time) keeps a long-lived client from falling
+    below the dedup window when another process with the same key starts later."""
 
     def __init__(self):
-        self._it = itertools.count(int(time.time() * 1_000_000))
+        self._last = 0
         self._lock = threading.Lock()
 
     def next(self) -> int:
         with self._lock:
-            return next(self._it)
+            self._last = max(self._last + 1, int(time.time() * 1_000_000))
+            return self._last
+
+
+# One generator per process: every Client of this process (e.g. the users of a workload sharing
+# one key) draws from it, so request ids stay unique per client key.
+_PROCESS_IDS = _Ids()
 
 
 class Connection:
@@ -117,7 +125,7 @@ class Client:
         self.members = manifest.clusters[self.cluster].members
         self.timeout_ms = timeout_ms
         self.checker = Checker(manifest)
-        self.ids = _Ids()
+        self.ids = _PROCESS_IDS
         self.rng = random.Random(seed)
         self.pos = self.rng.randrange(len(self.members))
         self.conn: Connection | None = None

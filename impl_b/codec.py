@@ -20,23 +20,35 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-class Message:
-    """Base of the generated message classes: attribute per field, proto3 defaults."""
+_set = object.__setattr__
 
-    __slots__ = ()
+
+class Message:
+    """Base of the generated message classes: attribute per field, proto3 defaults.
+
+    A message caches its canonical encoding in `_raw` (set by decode and encode). Assigning a field
+    clears the cache of that message; after changing a nested message or a list in place, call
+    `touch(msg)` on the outer message."""
+
+    __slots__ = ("_raw",)
     _name = ""
     _fields: tuple = ()
 
     def __init__(self, **kw):
         for _num, fname, ftype, rep in self._fields:
             if fname in kw:
-                setattr(self, fname, kw.pop(fname))
+                _set(self, fname, kw.pop(fname))
             elif rep:
-                setattr(self, fname, [])
+                _set(self, fname, [])
             else:
-                setattr(self, fname, _default(ftype))
+                _set(self, fname, _default(ftype))
+        _set(self, "_raw", None)
         if kw:
             raise TypeError(f"{self._name}: unknown fields {sorted(kw)}")
+
+    def __setattr__(self, name, value):
+        _set(self, name, value)
+        _set(self, "_raw", None)
 
     def __eq__(self, other):
         return type(self) is type(other) and all(
@@ -98,7 +110,28 @@ def _varint(v: int, out: bytearray) -> None:
     out.append(v)
 
 
+def touch(msg) -> None:
+    """Forget cached encodings of `msg` and everything inside it (after in-place changes)."""
+    _set(msg, "_raw", None)
+    for _n, fname, ftype, rep in msg._fields:
+        if ftype in MESSAGES:
+            val = getattr(msg, fname)
+            for sub in (val if rep else [val]):
+                if sub is not None:
+                    touch(sub)
+
+
 def _enc(msg: Message, out: bytearray) -> None:
+    raw = msg._raw
+    if raw is not None:
+        out += raw
+        return
+    start = len(out)
+    _enc_fields(msg, out)
+    _set(msg, "_raw", bytes(out[start:]))
+
+
+def _enc_fields(msg: Message, out: bytearray) -> None:
     name = msg._name
     if name in ONEOFS and sum(getattr(msg, f[1]) is not None for f in msg._fields) != 1:
         raise ValueError(f"{name}: oneof must have exactly one member")
@@ -136,9 +169,11 @@ def _enc_one(num: int, ftype: str, val, out: bytearray, always: bool) -> None:
 
 def encode(msg: Message) -> bytes:
     """Canonical encoding of `msg` (raises ValueError on local misuse, e.g. an empty oneof)."""
+    if msg._raw is not None:
+        return msg._raw
     out = bytearray()
     _enc(msg, out)
-    return bytes(out)
+    return msg._raw
 
 
 def _read_varint(data, pos: int, end: int) -> tuple[int, int]:
@@ -164,6 +199,7 @@ def _read_varint(data, pos: int, end: int) -> tuple[int, int]:
 
 
 def _dec(name: str, data, pos: int, end: int) -> Message:
+    start = pos
     table = _BYNUM[name]
     cls = CLASSES[name]
     vals: dict = {}
@@ -224,7 +260,9 @@ def _dec(name: str, data, pos: int, end: int) -> Message:
         raise DecodeError("malformed", f"{name}: overrun")
     if name in ONEOFS and len(vals) != 1:
         raise DecodeError("malformed", f"{name}: oneof must have exactly one member")
-    return cls(**vals)
+    msg = cls(**vals)
+    _set(msg, "_raw", bytes(data[start:end]))
+    return msg
 
 
 def decode(name: str, data: bytes) -> Message:

@@ -83,6 +83,7 @@ class FaultPlan:
         for entry in leaf.calls or leaf.results or leaf.responses:
             if getattr(entry, "value", b""):
                 entry.value = entry.value[:-1] + bytes([entry.value[-1] ^ 1])
+                codec.touch(cd)
                 return cd
         entries = leaf.calls or leaf.results or leaf.responses
         if entries and getattr(entries[0], "client_key", b""):
@@ -90,6 +91,7 @@ class FaultPlan:
             entries[0].client_key = bytes([ck[0] ^ 1]) + ck[1:]
         else:
             leaf.height ^= 1
+        codec.touch(cd)
         return cd
 
     def describe(self) -> list[dict]:

@@ -60,6 +60,7 @@ class IOLoop(threading.Thread):
         self.backoff: dict[str, float] = {n: 0.1 for n in dial}
         self.next_dial: dict[str, float] = {n: 0.0 for n in dial}
         self.cmds: collections.deque = collections.deque()
+        self._wake_pending = False
         self._wr, self._ww = socket.socketpair()
         self._wr.setblocking(False)
         self._ww.setblocking(False)
@@ -73,6 +74,10 @@ class IOLoop(threading.Thread):
     # ------------------------------------------------------------ thread-safe API
 
     def _wake(self) -> None:
+        # One pending wake-up byte is enough; skipping the rest avoids a GIL hand-off per send.
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         with contextlib.suppress(OSError):
             self._ww.send(b"x")
 
@@ -105,6 +110,7 @@ class IOLoop(threading.Thread):
             for key, mask in self.sel.select(timeout=0.05):
                 tag, arg = key.data
                 if tag == "wake":
+                    self._wake_pending = False
                     try:
                         while self._wr.recv(4096):
                             pass

@@ -1,5 +1,6 @@
 """JSON-lines logging (SPEC 4) with rejection rate limiting, counters and Byzantine evidence."""
 
+import hashlib
 import json
 import sys
 import threading
@@ -64,7 +65,8 @@ class NodeLog:
 
     def add_evidence(self, node: str, kind: str, detail: str, messages: list[str]) -> None:
         with self._lock:
-            self.evidence.append({"node_id": node, "kind": kind, "detail": detail, "time_ms": now_ms(),
+            eid = hashlib.sha256(b"".join(sorted(bytes.fromhex(m) for m in messages))).hexdigest()
+            self.evidence.append({"id": eid, "node_id": node, "kind": kind, "detail": detail, "time_ms": now_ms(),
                                   "messages_hex": messages})
             del self.evidence[:-100]
             self.evidence_counts[kind] = self.evidence_counts.get(kind, 0) + 1

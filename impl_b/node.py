@@ -104,11 +104,19 @@ def main(argv=None) -> int:
     log.log("info", "ready", f"node {args.node_id} ready at height {rt.replica.height}",
             height=rt.replica.height, view=rt.replica.view)
     code = 0
+    prof = None
+    if os.environ.get("IMPL_B_PROFILE"):  # developer aid: cProfile the consensus thread
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     try:
         rt.run()
     except Exception as e:  # an internal bug: log and exit 1
         log.log("error", "internal_error", repr(e))
         code = 1
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(os.environ["IMPL_B_PROFILE"] + f".{args.node_id}")
     io.stop()
     io.join(timeout=2)
     admin.stop()

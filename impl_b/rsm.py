@@ -82,6 +82,12 @@ def execute(state: State, manifest, batch, height: int, parent_hash: bytes,
 
     Raises InvalidBatch when an input is invalid."""
     ex = Execution(state)
+    if checker is not None:
+        lim = manifest.limits
+        if not batch.inputs:
+            raise InvalidBatch("invalid_proposal", "empty batch")
+        if len(batch.inputs) > lim["max_batch_inputs"] or len(encode(batch)) > lim["max_batch_bytes"]:
+            raise InvalidBatch("oversized", "batch over limits")
     out: dict[str, list] = {}
     seen_ids: set = set()
     role = state.role

@@ -19,6 +19,8 @@ from .logs import now_ms
 from .queues import QueueMixin
 from .rsm import execute
 
+CODE_NAMES = {1: "malformed", 2: "bad_signature", 3: "unauthorised", 4: "wrong_cluster", 5: "too_large",
+              6: "stale", 7: "overloaded", 8: "timeout"}
 ERROR_CODES = {"malformed": 1, "non_canonical": 1, "bad_signature": 2, "unauthorised_client": 3,
                "wrong_cluster": 4, "oversized": 5, "stale": 6, "overloaded": 7}
 
@@ -48,7 +50,8 @@ class Runtime(QueueMixin):
         self.waiters: dict[tuple, list] = {}  # (client_key, request_id) -> [(link_id, deadline)]
         self.last_decision_ms = 0
         self.counters = {"decisions": 0, "view_changes": 0, "client_requests": 0, "client_replies": 0,
-                         "batch_inputs": 0}
+                         "client_errors": 0, "batch_inputs": 0}
+        self.client_errors: dict[str, int] = {}
         self.peer_up: dict[str, bool] = {}
         self.peer_seen: dict[str, int] = {}
         self.delayed: list = []
@@ -258,10 +261,14 @@ class Runtime(QueueMixin):
             cd = codec.decode("CompactDecision", encode(cd))
             for r in cd.leaf.responses:
                 r.value = r.value + b"!"
+            codec.touch(cd)
         self.counters["client_replies"] += 1
         self.io.send_conn(link_id, encode(codec.ClientReply(answer=cd)))
 
     def _client_error(self, link_id: int, code: int, rid: int, msg: str) -> None:
+        self.counters["client_errors"] += 1
+        name = CODE_NAMES.get(code, "malformed")
+        self.client_errors[name] = self.client_errors.get(name, 0) + 1
         err = codec.ClientError(code=code, request_id=rid, message=msg)
         self.io.send_conn(link_id, encode(codec.ClientReply(error=err)))
 
@@ -286,11 +293,9 @@ class Runtime(QueueMixin):
     def status(self) -> dict:
         r = self.replica
         peers = []
-        for c in self.m.clusters.values():
-            for n in c.members:
-                if n != self.me:
-                    peers.append({"node_id": n, "cluster_id": c.id, "connected": bool(self.io and self.io.connected(n)),
-                                  "last_seen_ms": self.peer_seen.get(n, 0)})
+        for n in (self.io.dial_nodes if self.io else []):
+            peers.append({"node_id": n, "cluster_id": self.m.nodes[n].cluster,
+                          "connected": bool(self.io.connected(n)), "last_seen_ms": self.peer_seen.get(n, 0)})
         self.counters["view_changes"] = r.view_changes
         return {
             "node_id": self.me, "cluster_id": self.cid, "role": self.cluster.role, "implementation": "impl_b",
@@ -301,6 +306,7 @@ class Runtime(QueueMixin):
             "started_ms": self.started_ms, "peers": peers,
             "queues": {"next_in": {s: r.state.in_seq(s) for s in self.m.other_role_clusters(self.cid)},
                        "next_out": {d: s for d, s in r.state.next_out.items()}},
+            "pending": {"requests": len(r.requests), "remote": sum(len(p) for p in r.remote.values())},
             "counters": dict(self.counters), "rejected": dict(self.log.rejected),
             "byzantine_evidence": list(self.log.evidence),
             "testbed_faults": self.faults.describe() if self.faults else [],

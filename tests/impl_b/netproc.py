@@ -30,14 +30,15 @@ class Network:
         self.procs: dict[str, subprocess.Popen] = {}
         self.key = os.path.join(self.root, "keys", "alice.key")
 
-    def start(self, node: str) -> None:
+    def start(self, node: str, env: dict | None = None) -> None:
         log = os.path.join(self.root, f"{node}.log")
         err = open(os.path.join(self.root, f"{node}.err"), "ab")  # noqa: SIM115
         self.procs[node] = subprocess.Popen(
             [PY, "-m", "impl_b.node", "--manifest", self.path, "--node-id", node,
              "--keys", os.path.join(self.root, "keys", node), "--data", os.path.join(self.root, "data", node),
              "--log", log],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+            env={**os.environ, **(env or {})})
         err.close()
 
     def start_all(self) -> None:
