@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sys
 import time
@@ -50,7 +51,8 @@ class Log:
                       detail=detail[:200], count=self.rejected[reason])
 
     def add_evidence(self, node: str, kind: str, detail: str, messages: list[bytes]) -> None:
-        self.evidence.append({"node_id": node, "kind": kind, "detail": detail, "time_ms": now_ms(),
+        ident = hashlib.sha256(b"".join(sorted(messages))).hexdigest()
+        self.evidence.append({"id": ident, "node_id": node, "kind": kind, "detail": detail, "time_ms": now_ms(),
                               "messages_hex": [m.hex() for m in messages]})
         self.evidence_counts[kind] = self.evidence_counts.get(kind, 0) + 1
         self.emit("warning", "byzantine_evidence", f"{kind} by {node}: {detail}", accused=node, kind=kind)

@@ -111,6 +111,7 @@ class Puller:
             return
         seq = fl[2]
         good = []
+        cd = None
         try:
             for cd in qb.decisions:
                 check_compact(self.r.m, cd, src, self.r.cluster.id, seq, self.r.qc_cache)
@@ -118,9 +119,9 @@ class Puller:
                 seq += 1
         except RemoteViolation as exc:
             self.r._reject(exc.reason, sender, "queue batch: " + exc.detail)
-            if exc.reason in ("bad_qc", "bad_proof", "wrong_destination", "malformed"):
+            if exc.reason in ("bad_qc", "bad_proof", "wrong_destination", "malformed") and cd is not None:
                 kind = "bad_qc" if exc.reason == "bad_qc" else "tampered_compact"
-                self.r._evidence(sender, kind, f"queue of {src}: {exc.detail}", [encode(qb)[:4096]])
+                self.r._evidence(sender, kind, f"queue of {src} seq {cd.leaf.seq}: {exc.detail}", [encode(cd)])
             good = []
         for cd in good:
             self.r.on_remote(cd)

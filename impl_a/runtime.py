@@ -50,6 +50,7 @@ class NodeRuntime:
         self.last_seen: dict[str, int] = {}
         self.waiters: dict[tuple[bytes, int], list[asyncio.Future]] = {}
         self.counters = {"client_requests": 0, "client_replies": 0}
+        self.client_errors: dict[str, int] = {}
         self.decided_event = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
         self.servers: list[asyncio.AbstractServer] = []
@@ -360,6 +361,8 @@ class NodeRuntime:
             await link.send(pb.ClientReply(answer=cd))
 
     async def _client_error(self, link: Link, code: int, rid: int, message: str) -> None:
+        name = pb.ClientErrorCode.Name(code).removeprefix("CLIENT_ERROR_").lower()
+        self.client_errors[name] = self.client_errors.get(name, 0) + 1
         with contextlib.suppress(LinkClosed):
             await link.send(pb.ClientReply(error=pb.ClientError(code=code, request_id=rid, message=message)))
 
