@@ -14,6 +14,7 @@ from rich.table import Table
 from infra import faults as fault_ops
 from infra import history as hist
 from infra import ops, process
+from infra.bench_cli import bench_cmd
 from infra.client import kv_get, kv_put, workload
 from infra.deployment import DEFAULT_NAME, list_deployments, load_deployment
 from infra.errors import OpsError, RemoteError, UsageError
@@ -331,6 +332,9 @@ def destroy(name, home):
         out.print(f"destroyed deployment {name}")
     else:
         out.print(f"no deployment {name}: nothing to do")
+
+
+cli.add_command(bench_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
