@@ -183,3 +183,27 @@ def test_stream(case, pool):
         assert stream == (case / "stream.bin").read_bytes() == b"".join(struct.pack(">I", len(m)) + m for m in messages)
     else:
         assert error_at == meta["failing_message"]
+
+
+@pytest.mark.parametrize("case", sorted(VECTORS.glob("noise/transport/*/*")), ids=lambda p: "/".join(p.parts[-2:]))
+def test_receiving_cipherstate(case):
+    meta = json.loads((case / "meta.json").read_text())
+    inp = json.loads((case / "input.json").read_text())
+    cipher = ChaCha20Cipher()
+    k, n, plain, failed_at = bytes.fromhex(inp["key"]), inp["first_nonce"], [], None
+    for i, ct in enumerate(inp["ciphertexts"], 1):
+        cipher.initialize(k)
+        try:
+            plain.append(cipher.decrypt(k, n, bytes.fromhex(inp["ad"]), bytes.fromhex(ct)).hex())
+        except Exception:  # noqa: BLE001 - InvalidTag: the connection closes, the nonce does not advance
+            failed_at = i
+            break
+        if (n + 1) % 65536 == 0:
+            cipher.initialize(k)
+            k = cipher.rekey(k)
+        n += 1
+    if meta["verdict"] == "accept":
+        assert failed_at is None
+        assert plain == json.loads((case / "expected.json").read_text())["plaintexts"]
+    else:
+        assert failed_at == meta["failing_message"]

@@ -29,6 +29,7 @@ AREAS = [
     ("execution", "execution_cases", "generate"),
     ("noise", "noise_cases", "generate_handshake"),
     ("noise", "noise_cases", "generate_rekey"),
+    ("noise", "noise_cases", "generate_transport"),
     ("transport", "transport_cases", "generate"),
 ]
 # Modules that also write generated format documents into formats/.

@@ -220,3 +220,44 @@ def generate_rekey(w: CaseWriter) -> None:
             {"input.json": {"key": key.hex(), "first_nonce": first, "ad": "", "plaintexts": [p.hex() for p in pts]},
              "expected.json": {"ciphertexts": cts, "keys": keys_used, "final_key": k.hex(),
                                "final_nonce": first + count}})
+
+
+def generate_transport(w: CaseWriter) -> None:
+    """Receiving CipherStates: decryption with the SPEC 13 rekey rule, and the failures that close a link."""
+    key = seed("noise/transport/key")
+
+    def schedule(first: int, count: int, rekeying: bool = True) -> list[tuple[int, bytes]]:
+        k, out = key, []
+        for i in range(count):
+            n = first + i
+            out.append((n, k))
+            if rekeying and (n + 1) % 65536 == 0:
+                k = rekey(k)
+        return out
+
+    def case(valid: bool, name: str, description: str, first: int, cts: list[bytes], pts: list[bytes],
+             failing: int | None = None) -> None:
+        meta = {"description": description, "verdict": "accept" if valid else "reject"}
+        if failing is not None:
+            meta["failing_message"] = failing
+        files = {"input.json": {"key": key.hex(), "first_nonce": first, "ad": "",
+                                "ciphertexts": [c.hex() for c in cts]}}
+        if valid:
+            files["expected.json"] = {"plaintexts": [p.hex() for p in pts]}
+        w.case("noise", "transport", valid, name, meta, files)
+
+    pts = [b"frame %d" % i for i in range(4)]
+    sched = schedule(65534, 4)
+    cts = [encrypt(k, n, b"", p) for (n, k), p in zip(sched, pts, strict=True)]
+    case(True, "across_rekey", "nonces 65534..65537: the receiver rekeys after decrypting nonce 65535", 65534, cts, pts)
+    first = schedule(0, 3)
+    cts0 = [encrypt(k, n, b"", p) for (n, k), p in zip(first, pts, strict=False)]
+    case(True, "from_zero", "the first three transport messages of a direction", 0, cts0, pts[:3])
+    stale = [encrypt(k, n, b"", p) for (n, k), p in zip(schedule(65534, 4, rekeying=False), pts, strict=True)]
+    case(False, "sender_did_not_rekey", "the sender kept the old key after nonce 65535", 65534, stale, [], 3)
+    tampered = list(cts)
+    tampered[1] = tampered[1][:-1] + bytes([tampered[1][-1] ^ 1])
+    case(False, "tampered_tag", "the second ciphertext has one tag bit flipped", 65534, tampered, [], 2)
+    case(False, "skipped_message", "the second message is missing (nonce gap)", 65534, [cts[0], cts[2]], [], 2)
+    case(False, "replayed_message", "the first message is delivered twice", 65534, [cts[0], cts[0]], [], 2)
+    case(False, "reordered", "the first two messages swapped", 65534, [cts[1], cts[0]], [], 1)
