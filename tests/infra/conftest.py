@@ -20,4 +20,4 @@ def home(tmp_path, monkeypatch):
 def fake_deployment(home, request):
     """A 1 coordinator + 1 shard testbed deployment of stand-in nodes in 3 regions."""
     request.addfinalizer(lambda: ops.destroy("fake", home))
-    return ops.deploy("fake", home, testbed=True, node_modules=FAKE, health_timeout=20)
+    return ops.deploy("fake", home, testbed=True, node_modules=FAKE, health_timeout=60)

@@ -95,7 +95,7 @@ def test_node_that_never_gets_healthy(home, monkeypatch, request):
     monkeypatch.setenv("FAKE_NODE_MODE", "fail-start")
     request.addfinalizer(lambda: ops.destroy("broken", home))
     with pytest.raises(RemoteError) as e:
-        ops.deploy("broken", home, node_modules=FAKE, health_timeout=15)
+        ops.deploy("broken", home, node_modules=FAKE, health_timeout=60)
     assert "exited before becoming healthy" in e.value.message
     assert "disk on fire" in e.value.detail
     assert "heraclius-ops logs" in e.value.fix
@@ -213,7 +213,7 @@ def test_nonconformant_status(home, monkeypatch, request, mode, up):
     fields infra needs counts as a fault."""
     monkeypatch.setenv("FAKE_NODE_MODE", mode)
     request.addfinalizer(lambda: ops.destroy("odd", home))
-    dep = ops.deploy("odd", home, node_modules=FAKE, health_timeout=20)
+    dep = ops.deploy("odd", home, node_modules=FAKE, health_timeout=60)
     c0 = collect_status(dep)[0]
     assert all(s.up == up for s in c0.nodes)
     if up:
