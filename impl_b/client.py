@@ -45,25 +45,25 @@ class Answer:
     request_id: int
 
 
-class _Ids:
-    """Strictly increasing request ids: max(previous + 1, microseconds now) (SPEC 14.2).
+class RequestIds:
+    """Strictly increasing request ids: microseconds at creation, then +1 per request (SPEC 14.2).
 
-    Following the clock (rather than +1 from the start time) keeps a long-lived client from falling
-    below the dedup window when another process with the same key starts later."""
+    Ids advance by one per request, not with the clock: concurrent users of one key must stay
+    within the coordinator's dedup window of 65536 ids of each other."""
 
     def __init__(self):
-        self._last = 0
+        self._next = int(time.time() * 1_000_000)
         self._lock = threading.Lock()
 
     def next(self) -> int:
         with self._lock:
-            self._last = max(self._last + 1, int(time.time() * 1_000_000))
-            return self._last
+            self._next += 1
+            return self._next
 
 
 # One generator per process: every Client of this process (e.g. the users of a workload sharing
 # one key) draws from it, so request ids stay unique per client key.
-_PROCESS_IDS = _Ids()
+_PROCESS_IDS = RequestIds()
 
 
 class Connection:
@@ -116,7 +116,8 @@ class Connection:
 class Client:
     """A client of one coordinator cluster."""
 
-    def __init__(self, manifest, signer, cluster: str | None = None, timeout_ms: int = 10000, seed=None):
+    def __init__(self, manifest, signer, cluster: str | None = None, timeout_ms: int = 10000, seed=None,
+                 ids: RequestIds | None = None):
         self.m = manifest
         self.signer = signer
         self.cluster = cluster or manifest.default_coordinator(signer.public)
@@ -125,7 +126,7 @@ class Client:
         self.members = manifest.clusters[self.cluster].members
         self.timeout_ms = timeout_ms
         self.checker = Checker(manifest)
-        self.ids = _PROCESS_IDS
+        self.ids = ids or _PROCESS_IDS
         self.rng = random.Random(seed)
         self.pos = self.rng.randrange(len(self.members))
         self.conn: Connection | None = None

@@ -6,7 +6,7 @@ import os
 import jsonschema
 import pytest
 
-from impl_b.client import Client
+from impl_b.client import Client, RequestIds
 from impl_b.crypto import Signer, read_key_file
 
 from .netproc import ROOT, Network
@@ -25,7 +25,7 @@ def net(tmp_path_factory):
 @pytest.fixture
 def client(net):
     # A fresh client per test: the CLI shares the key, and request ids are time based.
-    c = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=20000, seed=1)
+    c = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=20000, seed=1, ids=RequestIds())
     yield c
     c.close()
 
