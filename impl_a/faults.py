@@ -66,10 +66,10 @@ class Faults:
             hooks["equivocate"] = eq[0].targets or set()
         return hooks
 
-    def tamper(self, cd: pb.CompactDecision) -> pb.CompactDecision:
-        """tamper_compact: change one byte of the leaf's value (or flip a flag when there is no value)."""
-        if not self.of("tamper_compact"):
-            return cd
+    @staticmethod
+    def tamper(cd: pb.CompactDecision) -> pb.CompactDecision:
+        """For tamper_compact / false_client_response: change one byte of a leaf value (or flip a
+        flag when there is no value); the proof or QC then no longer matches."""
         out = pb.CompactDecision()
         out.CopyFrom(cd)
         for entries in (out.leaf.responses, out.leaf.results):

@@ -85,7 +85,8 @@ class ProcNet:
     def client(self, *args: str, timeout: float = 60) -> tuple[int, list[dict]]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         out = subprocess.run([PY, "-m", "impl_a.client", "--manifest", str(self.manifest), "--key",
-                              str(self.root / "clients" / "client0.key"), *args], cwd=ROOT, env=env,
+                              str(self.root / "clients" / "client0.key"), "--timeout-ms", "30000", *args],
+                             cwd=ROOT, env=env,
                              capture_output=True, timeout=timeout)
         lines = [json.loads(x) for x in out.stdout.decode().splitlines() if x.strip()]
         return out.returncode, lines
