@@ -66,9 +66,13 @@ def status_doc(node_id: str, cluster_id: str, role: str, peers: list[str], *, he
                rejected: dict[str, int] | None = None, evidence: list[dict] | None = None,
                down_peers: tuple[str, ...] = (), next_in: dict[str, int] | None = None,
                next_out: dict[str, int] | None = None, in_view_change: bool = False,
-               started_ms: int = T0_MS - 600_000) -> dict[str, Any]:
-    """A /status document valid against wire_spec/status.schema.json."""
+               started_ms: int = T0_MS - 600_000, client_errors: int = 0,
+               pending: tuple[int, int] = (0, 0), other_peers: dict[str, str] | None = None,
+               ) -> dict[str, Any]:
+    """A /status document valid against wire_spec/status.schema.json. `peers` are the other
+    members of its cluster; `other_peers` maps nodes of other clusters it dials to their cluster."""
     members = sorted(peers + [node_id])
+    dialled = [(p, cluster_id) for p in peers] + sorted((other_peers or {}).items())
     return {
         "node_id": node_id, "cluster_id": cluster_id, "role": role, "implementation": implementation,
         "crypto_backend": "libsodium 1.0.20" if implementation == "impl_a" else "OpenSSL 3.5.0",
@@ -77,22 +81,28 @@ def status_doc(node_id: str, cluster_id: str, role: str, peers: list[str], *, he
         "in_view_change": in_view_change, "height": height,
         "head_hash": _hex32(f"{cluster_id}/{height}"),
         "last_decision_ms": now_ms - 150 if height else 0, "started_ms": started_ms,
-        "peers": [{"node_id": p, "cluster_id": cluster_id, "connected": p not in down_peers,
-                   "last_seen_ms": now_ms - 100} for p in peers],
+        "peers": [{"node_id": p, "cluster_id": c, "connected": p not in down_peers,
+                   "last_seen_ms": now_ms - 100} for p, c in dialled],
         "queues": {"next_in": next_in or {}, "next_out": next_out or {}},
+        "pending": {"requests": pending[0], "remote": pending[1]},
         "counters": {"decisions": height if decisions is None else decisions,
                      "view_changes": view, "client_requests": client_requests,
-                     "client_replies": client_replies},
+                     "client_replies": client_replies, "client_errors": client_errors},
         "rejected": rejected or {}, "byzantine_evidence": evidence or [], "testbed_faults": [],
     }
 
 
 REPLIES = (0, 30, 75, 135)  # cumulative client answers of c0-n1 at each step
 
+def evidence_id(messages_hex: list[str]) -> str:
+    """SPEC 15: hex SHA-256 of the messages' bytes, sorted bytewise, concatenated."""
+    return hashlib.sha256(b"".join(sorted(bytes.fromhex(m) for m in messages_hex))).hexdigest()
+
+
+_SIGNED = ["0a02633010001876" + "ab" * 20, "0a02633010001876" + "cd" * 20]
 EVIDENCE = {
-    "node_id": "c0-n0", "kind": "equivocation", "detail": "two proposals for view 0 height 118",
-    "time_ms": T0_MS + 1500,
-    "messages_hex": ["0a02633010001876" + "ab" * 20, "0a02633010001876" + "cd" * 20],
+    "id": evidence_id(_SIGNED), "node_id": "c0-n0", "kind": "equivocation",
+    "detail": "two proposals for view 0 height 118", "time_ms": T0_MS + 1500, "messages_hex": _SIGNED,
 }
 
 
@@ -103,6 +113,7 @@ def demo_statuses(step: int) -> dict[str, dict[str, Any] | None]:
     out: dict[str, dict[str, Any] | None] = {}
     for cid, role in CLUSTERS:
         ids = [f"{cid}-n{i}" for i in range(4)]
+        others = {f"{oc}-n{k}": oc for oc, orole in CLUSTERS if orole != role for k in range(4)}
         for i, nid in enumerate(ids):
             if nid == "s1-n3" and step >= 2:
                 out[nid] = None
@@ -120,7 +131,8 @@ def demo_statuses(step: int) -> dict[str, dict[str, Any] | None]:
                 client_replies=(400 + REPLIES[step]) * (i == 1),
                 rejected={"stale": 3 + step, "bad_signature": 2} if cid == "c0" else {"stale": 1},
                 evidence=[EVIDENCE] if cid == "c0" and step >= 2 and i > 0 else [],
-                down_peers=("s1-n3",) if cid == "s1" and step >= 2 else (),
+                down_peers=("s1-n3",) if step >= 2 else (), other_peers=others,
+                client_errors=(3 * step) * (i == 1), pending=(2, 1) if role == "coordinator" else (0, 1),
                 next_in=queues["next_in"], next_out=queues["next_out"],
             )
     return out

@@ -13,7 +13,7 @@ from tui.snapshot import Snapshot
 @dataclass(frozen=True)
 class Event:
     time_ms: int
-    kind: str  # node_down, node_up, restart, testbed, view_change, byzantine, verdict, deployment
+    kind: str  # node_down, node_up, restart, spec, testbed, view_change, byzantine, verdict, deployment
     severity: str  # info, warn, alert
     text: str
     node: str | None = None
@@ -30,7 +30,8 @@ def fault_actions_of(status: dict) -> list[str]:
 
 
 def evidence_key(ev: dict) -> tuple:
-    return (ev.get("node_id"), ev.get("kind"), ev.get("time_ms"), ev.get("detail"))
+    """One misdeed reported by several nodes has one key (SPEC 15 evidence `id`)."""
+    return (ev.get("node_id"), ev.get("kind"), ev.get("id"))
 
 
 def diff(prev: Snapshot | None, prev_health: dict[str, ClusterHealth] | None, cur: Snapshot,
@@ -59,6 +60,12 @@ def diff(prev: Snapshot | None, prev_health: dict[str, ClusterHealth] | None, cu
                                 node.id, node.cluster))
         elif old.up and new.up and old.status.get("started_ms") != new.status.get("started_ms"):
             events.append(Event(now, "restart", "warn", f"{node.id} restarted", node.id, node.cluster))
+        if new.up and new.violation != (old.violation if old is not None and old.up else None):
+            if new.violation:
+                events.append(Event(now, "spec", "warn", f"{node.id} {new.violation}", node.id, node.cluster))
+            else:
+                events.append(Event(now, "spec", "info", f"{node.id} /status follows the spec again",
+                                    node.id, node.cluster))
         if new.up:
             rules = fault_actions_of(new.status)
             before = fault_actions_of(old.status) if old is not None and old.up else []

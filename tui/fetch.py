@@ -61,11 +61,11 @@ def http_get(host: str, port: int, path: str, timeout: float) -> str:
 
 
 def fetch_node(node: NodeSpec, timeout: float, network_id: str | None = None) -> NodeSample:
-    """Status (validated) and metrics of one node. Metrics are optional: a node whose /metrics
-    fails is still up, its counters then come from /status."""
+    """Status (checked, see tui.status_check) and metrics of one node. Metrics are optional: a node
+    whose /metrics fails is still up, its counters then come from /status."""
     try:
-        doc: Any = json.loads(http_get(node.host, node.admin_port, "/status", timeout))
-        check_status(doc, node.id, node.cluster, network_id)
+        raw: Any = json.loads(http_get(node.host, node.admin_port, "/status", timeout))
+        doc, violation = check_status(raw, node.id, node.cluster, network_id)
     except json.JSONDecodeError as exc:
         return NodeSample(node.id, error=f"/status: invalid JSON ({exc.msg})")
     except RemoteError as exc:
@@ -74,7 +74,7 @@ def fetch_node(node: NodeSpec, timeout: float, network_id: str | None = None) ->
         samples = tuple(metrics_text.parse(http_get(node.host, node.admin_port, "/metrics", timeout)))
     except RemoteError:
         samples = ()
-    return NodeSample(node.id, status=doc, metrics=samples)
+    return NodeSample(node.id, status=doc, metrics=samples, violation=violation)
 
 
 class HttpSource:

@@ -16,6 +16,7 @@ COUNTERS = {
     "view_changes": "heraclius_view_changes_total",
     "client_requests": "heraclius_client_requests_total",
     "client_replies": "heraclius_client_replies_total",
+    "client_errors": "heraclius_client_errors_total",
 }
 
 
@@ -50,16 +51,13 @@ class NodeRow:
     view: int | None
     height: int | None
     decision_age_ms: int | None
-    links_up: int
+    links_up: int  # outbound links to members of its own cluster
     links_total: int
+    xlinks_up: int  # outbound links to nodes of other clusters (queue pulls)
+    xlinks_total: int
     in_view_change: bool
     status: dict[str, Any] | None
-
-    @property
-    def state_word(self) -> str:
-        if not self.up:
-            return "✖ down"
-        return "! byzantine" if self.accused else "● up"
+    violation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,17 +92,19 @@ def accused_nodes(snapshot: Snapshot) -> set[str]:
 
 def node_row(spec: NodeSpec, sample: NodeSample, now_ms: int, accused: set[str]) -> NodeRow:
     if not sample.up:
-        return NodeRow(spec, False, sample.error, spec.id in accused, False, None, None, None, 0, 0,
+        return NodeRow(spec, False, sample.error, spec.id in accused, False, None, None, None, 0, 0, 0, 0,
                        False, None)
     st = sample.status
     last = int(st.get("last_decision_ms", 0))
-    peers = st.get("peers", [])
+    own = [p for p in st.get("peers", []) if p.get("cluster_id", spec.cluster) == spec.cluster]
+    other = [p for p in st.get("peers", []) if p.get("cluster_id", spec.cluster) != spec.cluster]
     return NodeRow(
         spec=spec, up=True, error=None, accused=spec.id in accused,
         leader=st.get("leader") == spec.id, view=int(st.get("view", 0)), height=int(st.get("height", 0)),
         decision_age_ms=max(0, now_ms - last) if last else None,
-        links_up=sum(1 for p in peers if p.get("connected")), links_total=len(peers),
-        in_view_change=bool(st.get("in_view_change")), status=st,
+        links_up=sum(1 for p in own if p.get("connected")), links_total=len(own),
+        xlinks_up=sum(1 for p in other if p.get("connected")), xlinks_total=len(other),
+        in_view_change=bool(st.get("in_view_change")), status=st, violation=sample.violation,
     )
 
 
@@ -125,12 +125,21 @@ def queue_backlog(deployment: Deployment, snapshot: Snapshot, cluster: ClusterSp
     return out
 
 
+def pools(rows: list[NodeRow]) -> list[str]:
+    """Work waiting in the members' pools (SPEC 15 `pending`), largest over the up members."""
+    out = []
+    for key, word in (("requests", "requests"), ("remote", "remote")):
+        size = max((int(r.status.get("pending", {}).get(key, 0)) for r in rows if r.status), default=0)
+        if size > 0:
+            out.append(f"{size} {word} pooled")
+    return out
+
+
 def cluster_health(deployment: Deployment, snapshot: Snapshot, cluster: ClusterSpec,
-                   extra_pending: list[str], still_for_ms: int, stall_after_ms: int,
-                   accused: set[str]) -> ClusterHealth:
+                   still_for_ms: int, stall_after_ms: int, accused: set[str]) -> ClusterHealth:
     rows = tuple(node_row(n, snapshot.sample(n.id), snapshot.taken_ms, accused) for n in cluster.nodes)
     up_rows = [r for r in rows if r.up]
-    pending = queue_backlog(deployment, snapshot, cluster) + extra_pending
+    pending = pools(up_rows) + queue_backlog(deployment, snapshot, cluster)
     if any(r.in_view_change for r in up_rows):
         pending.append("a view change")
     result = assess(

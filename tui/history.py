@@ -1,5 +1,5 @@
 """Progress and rates across polls: when each cluster last advanced, decisions per second,
-client operations per second, kept as short series for sparklines."""
+client answers and errors per second, kept as short series for sparklines."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ SERIES_LEN = 60
 class ClusterProgress:
     height: int
     advanced_ms: int
-    requests_at_advance: int
 
 
 @dataclass
@@ -24,24 +23,12 @@ class History:
     progress: dict[str, ClusterProgress] = field(default_factory=dict)
     decision_rate: dict[str, deque] = field(default_factory=dict)
     ops_rate: deque = field(default_factory=lambda: deque(maxlen=SERIES_LEN))
+    error_rate: deque = field(default_factory=lambda: deque(maxlen=SERIES_LEN))
     _prev: Snapshot | None = None
-
-    def _cluster_requests(self, snap: Snapshot, cluster_id: str) -> int:
-        cluster = snap.deployment.cluster(cluster_id)
-        return sum(counter(snap.sample(n.id), "client_requests") for n in cluster.nodes
-                   if snap.sample(n.id).up)
 
     def still_for_ms(self, cluster_id: str, now_ms: int) -> int:
         p = self.progress.get(cluster_id)
         return max(0, now_ms - p.advanced_ms) if p else 0
-
-    def waiting_requests(self, snap: Snapshot, cluster_id: str) -> list[str]:
-        """Client requests accepted since the cluster last advanced (coordinators)."""
-        p = self.progress.get(cluster_id)
-        if p is None:
-            return []
-        new = self._cluster_requests(snap, cluster_id) - p.requests_at_advance
-        return [f"{new} new client requests"] if new > 0 else []
 
     def update(self, snap: Snapshot) -> None:
         """Record a snapshot: heights that advanced, then rates since the previous snapshot."""
@@ -55,11 +42,9 @@ class History:
             p = self.progress.get(cluster.id)
             if p is None:
                 start = min(now, last_decision) if last_decision else now
-                self.progress[cluster.id] = ClusterProgress(
-                    height, start, self._cluster_requests(snap, cluster.id))
+                self.progress[cluster.id] = ClusterProgress(height, start)
             elif height > p.height:
-                self.progress[cluster.id] = ClusterProgress(
-                    height, now, self._cluster_requests(snap, cluster.id))
+                self.progress[cluster.id] = ClusterProgress(height, now)
         prev = self._prev
         if prev is not None and prev.deployment is not None and now > prev.taken_ms:
             dt = (now - prev.taken_ms) / 1000
@@ -70,14 +55,16 @@ class History:
                            if snap.sample(n.id).up), default=0)
                 series = self.decision_rate.setdefault(cluster.id, deque(maxlen=SERIES_LEN))
                 series.append(max(0, new - old) / dt)
-            replies = 0
+            replies = errors = 0
             for node in snap.deployment.nodes:
                 if node.role != "coordinator":
                     continue
                 a, b = prev.sample(node.id), snap.sample(node.id)
-                if a.up and b.up:
+                if a.up and b.up:  # a restarted node's counters start again from 0: clip at 0
                     replies += max(0, counter(b, "client_replies") - counter(a, "client_replies"))
+                    errors += max(0, counter(b, "client_errors") - counter(a, "client_errors"))
             self.ops_rate.append(replies / dt)
+            self.error_rate.append(errors / dt)
         self._prev = snap
 
     def rate(self, cluster_id: str) -> float:
@@ -87,3 +74,7 @@ class History:
     @property
     def ops_per_s(self) -> float:
         return self.ops_rate[-1] if self.ops_rate else 0.0
+
+    @property
+    def errors_per_s(self) -> float:
+        return self.error_rate[-1] if self.error_rate else 0.0

@@ -11,12 +11,14 @@ from tui.metrics_text import Sample
 
 @dataclass(frozen=True)
 class NodeSample:
-    """One node's answer to a poll. `error` is set when it could not be reached or answered badly."""
+    """One node's answer to a poll. `error` is set when it could not be reached or answered
+    unusably; `violation` when it answered usably but not as SPEC 15 says (it is then still up)."""
 
     node_id: str
     status: dict[str, Any] | None = None
     metrics: tuple[Sample, ...] = ()
     error: str | None = None
+    violation: str | None = None
 
     @property
     def up(self) -> bool:

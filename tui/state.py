@@ -33,9 +33,8 @@ class MonitorState:
         if snap.deployment is not None:
             accused = accused_nodes(snap)
             for cluster in snap.deployment.clusters:
-                waiting = self.history.waiting_requests(snap, cluster.id)
                 health[cluster.id] = cluster_health(
-                    snap.deployment, snap, cluster, waiting,
+                    snap.deployment, snap, cluster,
                     self.history.still_for_ms(cluster.id, snap.taken_ms), self.stall_after_ms, accused)
             self.losses = loss_scenarios(
                 snap.deployment,

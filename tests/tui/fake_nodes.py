@@ -69,7 +69,10 @@ class FakeNode:
                  f"heraclius_decisions_total{{{labels}}} {st['counters']['decisions']}",
                  f"heraclius_client_replies_total{{{labels}}} {st['counters']['client_replies']}",
                  f"heraclius_client_requests_total{{{labels}}} {st['counters']['client_requests']}",
-                 f"heraclius_view_changes_total{{{labels}}} {st['counters']['view_changes']}"]
+                 f"heraclius_view_changes_total{{{labels}}} {st['counters']['view_changes']}",
+                 f'heraclius_client_errors_total{{{labels},code="timeout"}} {st["counters"]["client_errors"]}',
+                 f"heraclius_pending_requests{{{labels}}} {st['pending']['requests']}",
+                 f"heraclius_pending_remote{{{labels}}} {st['pending']['remote']}"]
         lines += [f'heraclius_rejected_total{{{labels},reason="{r}"}} {v}' for r, v in st["rejected"].items()]
         return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ import time
 
 from tests.tui.pilot_helpers import cell, events_text, sync, wait_until
 from tui.app import MonitorApp
+from tui.demo import evidence_id
 from tui.verdict import Verdict
 from tui.widgets.cluster_table import ClusterTable
 from tui.widgets.confirm_screen import ConfirmScreen
@@ -84,9 +85,13 @@ async def test_rates_view_changes_and_evidence(fake_deployment):
             node.status["view"] = 1
             node.status["leader"] = "c0-n1"
             node.status["counters"]["view_changes"] = 1
-        fake_deployment["c0-n2"].status["byzantine_evidence"] = [{
-            "node_id": "c0-n0", "kind": "equivocation", "detail": "two proposals for view 0 height 11",
-            "time_ms": int(time.time() * 1000), "messages_hex": ["0a0263301001", "0a0263301002"]}]
+        signed = ["0a0263301001", "0a0263301002"]
+        record = {"id": evidence_id(signed), "node_id": "c0-n0", "kind": "equivocation",
+                  "detail": "two proposals for view 0 height 11", "time_ms": int(time.time() * 1000),
+                  "messages_hex": signed}
+        fake_deployment["c0-n2"].status["byzantine_evidence"] = [record]
+        # the same misdeed seen later by another member: same id, one event
+        fake_deployment["c0-n3"].status["byzantine_evidence"] = [{**record, "time_ms": record["time_ms"] + 7}]
         await wait_until(pilot, lambda: app.state.clusters["c0"].view == 1)
         await pilot.pause()
         assert app.state.history.decision_rate["c0"] and max(app.state.history.decision_rate["c0"]) > 0
@@ -96,6 +101,7 @@ async def test_rates_view_changes_and_evidence(fake_deployment):
         assert "c0 view 0 → 1, leader c0-n1" in text
         assert "c0-n0 equivocation (seen by c0-n2): two proposals for view 0 height 11" in text
         assert "signed 0a0263301001, 0a0263301002" in text
+        assert text.count("equivocation") == 1
         assert app.state.clusters["c0"].assessment.verdict is Verdict.AT_RISK
         assert cell(app.query_one(NodeTable), "c0-n0", "state") == "! byz"
 
@@ -194,3 +200,20 @@ async def test_cluster_with_backlog_and_no_progress_is_stalled(fake_deployment):
             fake_deployment[f"s0-n{i}"].status["queues"]["next_in"] = {"c0": 40}
         await wait_until(pilot, lambda: app.state.clusters["s0"].assessment.verdict is Verdict.HEALTHY)
         assert "s0 stalled → ✔ healthy" in events_text(app)
+
+
+@sync
+async def test_off_spec_node_stays_up_and_is_flagged(fake_deployment):
+    del fake_deployment["s0-n1"].status["pending"]  # e.g. a node built against an older schema
+    app = make_app(fake_deployment.path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.state.polls >= 1)
+        await pilot.press("down")  # s0
+        await pilot.pause()
+        assert cell(app.query_one(NodeTable), "s0-n1", "state") == "⚠ spec"
+        assert app.state.clusters["s0"].assessment.verdict is Verdict.HEALTHY
+        assert "s0-n1 /status off-spec at document: 'pending' is a required property" in events_text(app)
+        fake_deployment["s0-n1"].status["pending"] = {"requests": 0, "remote": 0}
+        await wait_until(pilot, lambda: "s0-n1 /status follows the spec again" in events_text(app))
+        await pilot.pause()
+        assert cell(app.query_one(NodeTable), "s0-n1", "state") == "● up"

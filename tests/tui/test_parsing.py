@@ -42,18 +42,36 @@ def test_metrics_malformed_line_is_remote_error(bad):
 
 def test_status_check_accepts_valid_and_rejects_invalid():
     doc = status_doc("c0-n0", "c0", "coordinator", ["c0-n1"], height=3)
-    check_status(doc, "c0-n0")
-    check_status(doc, "c0-n0", "c0", "heraclius-demo")
+    assert check_status(doc, "c0-n0") == (doc, None)
+    assert check_status(doc, "c0-n0", "c0", "heraclius-demo")[1] is None
     with pytest.raises(RemoteError, match="node_id is 'c0-n0', expected 'c0-n1'"):
         check_status(doc, "c0-n1")
     with pytest.raises(RemoteError, match="cluster_id is 'c0', expected 's0'"):
         check_status(doc, "c0-n0", "s0")
     with pytest.raises(RemoteError, match="network_id"):
         check_status(doc, "c0-n0", "c0", "other-net")
-    with pytest.raises(RemoteError, match="height"):
+    with pytest.raises(RemoteError, match="invalid at height"):
         check_status({**doc, "height": -1}, "c0-n0")
-    with pytest.raises(RemoteError, match="rejected"):
-        check_status({**doc, "rejected": {"made_up_reason": 1}}, "c0-n0")
+    with pytest.raises(RemoteError, match="invalid at view"):
+        check_status({**doc, "view": "1"}, "c0-n0")
+    with pytest.raises(RemoteError, match="not a JSON object"):
+        check_status([doc], "c0-n0")
+
+
+def test_status_check_off_spec_is_usable_and_sanitised():
+    doc = status_doc("c0-n0", "c0", "coordinator", ["c0-n1"], height=3)
+    bad = {**doc, "rejected": {"made_up_reason": 1}}
+    assert check_status(bad, "c0-n0")[1].startswith("/status off-spec at rejected")
+    older = {k: v for k, v in doc.items() if k != "pending"}
+    clean, violation = check_status(older, "c0-n0")
+    assert violation == "/status off-spec at document: 'pending' is a required property"
+    assert clean["pending"] == {}
+    broken = {**doc, "peers": "none", "counters": {"decisions": "many", "view_changes": 2},
+              "queues": None, "last_decision_ms": "x"}
+    clean, violation = check_status(broken, "c0-n0")
+    assert violation is not None
+    assert (clean["peers"], clean["counters"], clean["queues"], clean["last_decision_ms"]) == (
+        [], {"view_changes": 2}, {"next_in": {}, "next_out": {}}, 0)
 
 
 def test_load_deployment_errors_are_local(tmp_path):
@@ -138,14 +156,18 @@ def test_stall_detected_from_queue_backlog(tmp_path):
     state = MonitorState(stall_after_ms=5_000)
     frozen = demo_statuses(1)
     for doc in frozen.values():
+        doc["pending"] = {"requests": 0, "remote": 0}
         if doc["cluster_id"] == "c0":
             doc["queues"]["next_out"]["s0"] = 90  # 90 leaves for s0, which took far fewer
+            doc["pending"]["requests"] = 5 if doc["node_id"] == "c0-n2" else 0
     for step in range(0, 8):
         samples = {nid: NodeSample(nid, status=d) for nid, d in frozen.items()}
         state.ingest(Snapshot(taken_ms=2_000_000 + 1000 * step, deployment=dep, samples=samples))
     s0 = state.clusters["s0"].assessment
     assert s0.verdict is Verdict.STALLED and "queued from c0" in s0.why
-    assert state.clusters["s1"].assessment.verdict is Verdict.HEALTHY
+    c0 = state.clusters["c0"].assessment
+    assert c0.verdict is Verdict.STALLED and "with 5 requests pooled" in c0.why
+    assert state.clusters["s1"].assessment.verdict is Verdict.HEALTHY  # nothing waiting: idle
 
 
 def test_loss_scenarios(tmp_path):

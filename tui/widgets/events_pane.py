@@ -13,7 +13,7 @@ from textual.widgets import Static
 from tui.events import Event, clock_text
 
 SYMBOLS = {"node_down": "↓", "node_up": "↑", "restart": "⟳", "view_change": "↻", "byzantine": "☠",
-           "verdict": "◆", "deployment": "!", "testbed": "⚙"}
+           "verdict": "◆", "deployment": "!", "testbed": "⚙", "spec": "⚠"}
 STYLES = {"info": "green", "warn": "yellow", "alert": "bold red"}
 KEEP = 200
 

@@ -26,9 +26,11 @@ HELP = """\
   ?          this help            q     quit
 
 Node state: ● up · ✖ down · ! byz (named in Byzantine evidence)
-· ↻ vc (in a view change). Links: outbound peer links up/total.
+· ⚠ spec (up, /status breaks the schema) · ↻ vc (in a view change). links / x-links: outbound links up/total
+to its own cluster / to other clusters.
 Events: ↓ down · ↑ up · ⟳ restart · ↻ view change · ☠ evidence
-· ◆ verdict change · ⚙ testbed fault rules. Times are UTC.
+· ◆ verdict change · ⚙ testbed fault rules · ⚠ off-spec status.
+Times are UTC.
 """
 
 
