@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from infra.bench_report import series_label  # noqa: E402
 
@@ -34,8 +35,10 @@ def plot_sweep(doc: dict, path: Path) -> Path:
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
     ax_t.set_ylim(bottom=0)
     ax_l.set_yscale("log")
+    ax_l.yaxis.set_major_formatter(ticker.ScalarFormatter())
     fig.suptitle(f"Heraclius {cfg['workload'].upper()} sweep, {cfg['step_s']:g} s per step "
                  f"({doc['started_utc']}, load {doc['machine']['loadavg_1m']:.1f} on {doc['machine']['cpus']} CPUs)")
     fig.tight_layout()

@@ -63,6 +63,16 @@ def status_table(dep, clusters) -> Table:
     return t
 
 
+def print_network(dep) -> None:
+    layout = dep.state.get("netns")
+    if not layout:
+        out.print("network: loopback (127.0.<region>.x); no partitions or latency possible")
+        return
+    cuts = ", ".join("/".join(p) for p in layout["partitions"]) or "none"
+    delays = ", ".join(f"{k.replace('|', '/')} {v} ms" for k, v in layout["delays"].items()) or "none"
+    out.print(f"network: netns {layout['prefix']}.0.0/16; partitions: {cuts}; one-way delays: {delays}")
+
+
 def print_verdicts(clusters) -> None:
     for c in clusters:
         for s in c.nodes:
@@ -142,9 +152,14 @@ def status(name, home, as_json):
     dep = load_deployment(name, home)
     clusters = collect_status(dep)
     if as_json:
-        click.echo(json.dumps(status_document(clusters), indent=2))
+        doc = status_document(clusters)
+        layout = dep.state.get("netns") or {}
+        doc["network"] = {"mode": dep.state.get("network", "loopback"),
+                          "partitions": layout.get("partitions", []), "delays_ms": layout.get("delays", {})}
+        click.echo(json.dumps(doc, indent=2))
         return
     out.print(status_table(dep, clusters))
+    print_network(dep)
     print_verdicts(clusters)
 
 

@@ -10,6 +10,8 @@ import copy
 import hashlib
 import http.client
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import local
-from infra.client import run_client, workload
-from infra.deployment import Deployment
+from infra.client import client_command, run_client, workload
+from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import RemoteError, UsageError
 from infra.history import check_history, compare_logs, load_history
 from infra.manifest import DEFAULT_TIMEOUTS, validate_manifest, write_manifest
@@ -248,10 +250,6 @@ def kv(dep: Deployment, client: str, *args: str, cluster: str | None = None, tim
 
 def run_client_with_manifest(dep: Deployment, client: str, manifest: Path, args: list[str], timeout_s: float) -> dict:
     """A client command that reads `manifest` instead of the deployment's (Twins observers)."""
-    import subprocess
-    import sys
-
-    from infra.deployment import CLIENT_IDS
     cmd = [sys.executable, "-m", f"impl_{client}.client", "--manifest", str(manifest),
            "--key", str(dep.client_key(CLIENT_IDS[client])), *args]
     try:
@@ -292,3 +290,44 @@ def checked_workload(dep: Deployment, history: Path, prefix: str, ops: int = 30,
     assert report.ok, f"{report.summary()}: {report.violations[:3]}"
     assert report.reads_checked > 0, report.summary()
     return docs
+
+
+# --- changing nodes --------------------------------------------------------------------------
+
+def set_rules(dep: Deployment, rules: dict[str, list[dict]], timeout: float = 60.0) -> None:
+    """Give several nodes their SPEC 16 `faults` (empty list clears) in one manifest write, then
+    restart exactly those nodes together (the others keep running with what they read at start)."""
+    m = copy.deepcopy(dep.manifest)
+    for c in m["clusters"]:
+        for n in c["nodes"]:
+            if n["id"] in rules:
+                if rules[n["id"]]:
+                    n["faults"] = rules[n["id"]]
+                else:
+                    n.pop("faults", None)
+    write_manifest(dep.manifest_path, validate_manifest(m))
+    restart(dep, list(rules), timeout)
+
+
+def restart(dep: Deployment, node_ids: list[str], timeout: float = 60.0) -> None:
+    """Clean stop (if running) then start with the same data dirs; wait for /health."""
+    local.stop_nodes(dep, node_ids)
+    start(dep, node_ids, timeout)
+
+
+def start(dep: Deployment, node_ids: list[str], timeout: float = 60.0) -> None:
+    for i in node_ids:
+        local.start_node(dep, i)
+    local.wait_healthy(dep, node_ids, timeout)
+
+
+def background_workload(dep: Deployment, client: str, history: Path, prefix: str, ops: int, seed: int,
+                        duration_s: float, log: Path, concurrency: int = 3, keys: int = 6,
+                        timeout_ms: int = 8000) -> subprocess.Popen:
+    """Start a workload client process without waiting (the caller kills it in a finalizer)."""
+    args = ["--timeout-ms", str(timeout_ms), "workload", "--ops", str(ops), "--concurrency", str(concurrency),
+            "--keys", str(keys), "--put-ratio", "0.6", "--seed", str(seed), "--key-prefix", prefix,
+            "--duration-s", str(duration_s), "--history", str(history)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(client_command(dep, client, args), stdout=out, stderr=out,
+                                stdin=subprocess.DEVNULL, cwd=local.REPO_ROOT)

@@ -154,6 +154,9 @@ def test_cli_deploy_status_fault_destroy(home, capsys, request):
     doc = json.loads(out)
     s0 = doc["clusters"][1]
     assert (s0["verdict"], s0["faulty"], s0["margin"]) == ("at-risk", ["s0-n0"], 0)
+    assert doc["network"] == {"mode": "loopback", "partitions": [], "delays_ms": {}}
+    code, out, _ = run_cli(capsys, "status")
+    assert code == 0 and "network: loopback" in out and "s0 (shard): f=1, faults now 1 (s0-n0), margin 0" in out
     code, out, _ = run_cli(capsys, "logs", "c0-n0", "-n", "1")
     assert json.loads(out)["event"] == "ready"
     code, _, err = run_cli(capsys, "fault", "byzantine", "c0-n0", "equivocate", "--targets", "c0-n1")

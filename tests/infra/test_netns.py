@@ -1,5 +1,6 @@
 """Region namespaces and partitions (root only), with stand-in nodes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -101,3 +102,23 @@ def test_region_latency(netns_deployment):
 def test_latency_needs_netns(fake_deployment):
     with pytest.raises(UsageError, match="--network netns"):
         faults.delay(fake_deployment, "us-east", "eu-west", 10)
+
+
+def test_cli_partition_delay_and_status(netns_deployment, capsys):
+    from tests.infra.test_local import run_cli
+
+    code, out, _ = run_cli(capsys, "fault", "delay", "us-east", "eu-west", "20", "--name", "nets")
+    assert code == 0 and "eu-west/us-east=20" in out
+    code, out, _ = run_cli(capsys, "fault", "partition", "ap-south", "--name", "nets")
+    assert code == 0 and "ap-south/us-east" in out and "ap-south/eu-west" in out
+    code, out, _ = run_cli(capsys, "status", "--json", "--name", "nets")
+    net = json.loads(out)["network"]
+    assert net == {"mode": "netns", "partitions": [["ap-south", "us-east"], ["ap-south", "eu-west"]],
+                   "delays_ms": {"eu-west|us-east": 20}}
+    code, out, _ = run_cli(capsys, "status", "--name", "nets")
+    assert "partitions: ap-south/us-east, ap-south/eu-west; one-way delays: eu-west/us-east 20 ms" in out
+    assert "cluster c0: partitioned off: c0-n2" in out
+    code, out, _ = run_cli(capsys, "fault", "heal", "--name", "nets")
+    assert code == 0 and "healed: ap-south/us-east, ap-south/eu-west" in out
+    code, _, err = run_cli(capsys, "fault", "delay", "us-east", "mars", "5", "--name", "nets")
+    assert code == 2 and "unknown region mars" in err

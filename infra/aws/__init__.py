@@ -1,0 +1,1 @@
+"""AWS provider: boto3 provisioning (provision.py) and deployment through Ansible (provider.py)."""
