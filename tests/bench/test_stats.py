@@ -1,0 +1,96 @@
+"""Pure functions of the benchmark: step statistics from histories, /proc parsing, step plans."""
+
+import json
+
+import pytest
+
+from infra import bench, bench_stats
+from infra.bench_procstat import TICKS, parse_machine_stat, parse_stat_cpu
+from infra.errors import UsageError
+
+
+def rec(invoke, latency, op="get", result="ok", value="76"):
+    return {"op": op, "key": "6b", "value": value, "invoke_ms": invoke, "complete_ms": invoke + latency,
+            "result": result}
+
+
+def test_percentile_nearest_rank():
+    values = sorted(float(v) for v in range(1, 101))
+    assert bench_stats.percentile(values, 50) == 50.0
+    assert bench_stats.percentile(values, 99) == 99.0
+    assert bench_stats.percentile(values, 100) == 100.0
+    assert bench_stats.percentile([7.0], 99) == 7.0
+    assert bench_stats.percentile([], 50) is None
+
+
+def test_summarise_window_latency_errors_and_samples():
+    t0 = 1_000_000.0
+    records = [rec(t0, 900.0)]  # start-up op: inside the warm-up, latency not measured
+    # after 1 s of warm-up: 10 ops/s for 4 s, latencies 10..49 ms
+    records += [rec(t0 + 1000 + 100 * i, 10.0 + i) for i in range(40)]
+    records += [rec(t0 + 2000, 5000.0, result="fail"), rec(t0 + 2500, 30.0, op="get", value=None)]
+    s = bench_stats.summarise(records, warmup_s=1.0)
+    assert s["ops_total"] == 43 and s["errors"] == 1 and s["ops_ok"] == 42
+    assert s["get_not_found"] == 1
+    end = t0 + 2000 + 5000.0  # the failed op completes last
+    assert s["window_s"] == pytest.approx((end - (t0 + 1000)) / 1000)
+    assert s["ops_per_s"] == pytest.approx(41 / s["window_s"], rel=1e-3)  # the 900 ms op completed before the window
+    lat = s["latency_ms"]
+    assert lat["max"] == 49.0 and lat["p50"] == 30.0 and lat["p99"] == 49.0  # 41 measured values, 30 appears twice
+    assert sum(x["ok"] for x in s["samples"]) == 41
+    assert sum(x["failed"] for x in s["samples"]) == 1
+    assert [x["t_s"] for x in s["samples"]] == sorted(x["t_s"] for x in s["samples"])
+
+
+def test_summarise_no_success():
+    s = bench_stats.summarise([rec(0.0, 10.0, result="unknown")], warmup_s=1.0)
+    assert s["ops_ok"] == 0 and s["errors"] == 1 and s["ops_per_s"] == 0.0 and s["latency_ms"]["p50"] is None
+    assert bench_stats.summarise([], 1.0)["ops_total"] == 0
+
+
+def test_load_records_ignores_torn_last_line_only(tmp_path):
+    good = json.dumps(rec(1.0, 2.0))
+    p = tmp_path / "h.jsonl"
+    p.write_text(good + "\n" + good + "\n" + good[:20])
+    assert len(bench_stats.load_records(p)) == 2
+    p.write_text(good + "\n{not json\n" + good + "\n")
+    with pytest.raises(ValueError):
+        bench_stats.load_records(p)
+    assert bench_stats.load_records(tmp_path / "missing") == []
+
+
+def test_peak_and_slo():
+    steps = [{"users": u, "ops_per_s": t, "latency_ms": {"p50": p}} for u, t, p in
+             ((8, 100.0, 20.0), (16, 180.0, 90.0), (32, 200.0, 150.0), (64, 190.0, 300.0))]
+    assert bench_stats.peak(steps)["users"] == 32
+    assert bench_stats.peak(steps, slo_p50_ms=100.0)["users"] == 16
+    assert bench_stats.peak(steps, slo_p50_ms=10.0) is None
+
+
+def test_proc_stat_parsing():
+    line = "1234 (py thon) (x)) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0 100 0 0"
+    assert parse_stat_cpu(line) == pytest.approx(400 / TICKS)
+    busy, total = parse_machine_stat("cpu  100 5 50 800 45 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    assert busy == pytest.approx(155 / TICKS) and total == pytest.approx(1000 / TICKS)
+
+
+def test_steps_users_split_and_keys():
+    cfg = bench.BenchConfig(users_start=3, users_end=40, keys=1000)
+    assert cfg.user_steps() == [3, 6, 12, 24]
+    assert bench.split_users(5, ["c0", "c1"]) == {"c0": 3, "c1": 2}
+    assert bench.split_users(1, ["c0", "c1", "c2"]) == {"c0": 1}
+    keys = {bytes.fromhex(k) for k in cfg.expected_keys()}
+    assert len(keys) == 1000 and max(len(k) for k in keys) == bench.KEY_BYTES
+    assert bench.BenchConfig(workload="payments").key_prefix() == "acct-"
+    assert bench.BenchConfig(workload="mixed").ratio == 0.5 and bench.BenchConfig(workload="put").ratio == 1.0
+    for bad in (dict(workload="scan"), dict(users_start=0), dict(users_start=9, users_end=8), dict(client="c")):
+        with pytest.raises(UsageError):
+            bench.BenchConfig(**bad).check()
+
+
+def test_cost_of_diversity_ratio():
+    def series(homog, peak):
+        return {"coordinators": 1, "shards": 1, "homogeneous": homog, "peak": {"ops_per_s": peak}}
+    d = bench.diversity([series(None, 90.0), series("impl_a", 120.0), series("impl_b", 100.0)])
+    assert d == [{"coordinators": 1, "shards": 1, "mixed_peak": 90.0, "fastest_homogeneous": "impl_a",
+                  "homogeneous_peak": 120.0, "ratio": 0.75}]
