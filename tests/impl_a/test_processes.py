@@ -1,5 +1,6 @@
 """Real processes and sockets: GET/PUT, crash of any node incl. leaders, kill -9 of all, admin port."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -104,3 +105,20 @@ def test_sigterm_is_clean_and_lock_is_exclusive(net):
                         "--keys", str(net.root / "keys" / "c0-n3"), "--data", str(net.root / "data" / "c0-n3")],
                        cwd=ROOT, capture_output=True, timeout=30)
     assert p.returncode == 4
+
+
+def test_garbage_on_ports_is_counted_not_fatal(net):
+    import socket
+
+    for port_name in ("peer", "client"):
+        port = net.nodes["c0-n1"]["ports"][port_name]
+        for junk in (b"\x00\x00", b"\x00\x05hello", b"\xff" * 3000, b"\x00\x20" + bytes(32)):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(junk)
+                s.settimeout(1)
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    s.recv(100)
+    assert _put(net, "still", "alive")["found"] is False
+    st = net.status("c0-n1")
+    assert sum(st["rejected"].get(r, 0) for r in ("handshake_failed", "malformed")) >= 2
+    assert net.procs["c0-n1"].poll() is None

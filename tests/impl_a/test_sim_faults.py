@@ -189,3 +189,20 @@ def test_view_change_carries_prepared_proposal(tmp_path):
         d.ParseFromString(net.nodes[n].store.decision(height))
         assert header_hash(d.header) == digest  # the prepared proposal survived the view change
     assert net.answer(r, "c0-n2").kind == pb.OP_KIND_PUT
+
+
+def test_censoring_leader_is_replaced(tmp_path):
+    """The leader keeps sending heartbeats but never proposes: the censorship timer moves the view."""
+    net = SimNet(tmp_path, clusters=NET2, seed=13)
+
+    def censor(dst, msg, data):
+        return None if msg.WhichOneof("body") == "proposal" else data
+
+    net.mutators["c0-n0"] = censor
+    r = net.request(pb.OP_KIND_PUT, b"censored", b"no more")
+    net.submit(r, "c0-n2")
+    net.run(700)
+    assert net.answer(r, "c0-n2") is None and net.nodes["c0-n2"].replica.view == 0
+    net.run(4000)
+    assert net.answer(r, "c0-n2") is not None
+    assert all(net.nodes[n].replica.view >= 1 for n in ("c0-n1", "c0-n2", "c0-n3"))
