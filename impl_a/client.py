@@ -142,8 +142,9 @@ class Client:
             if c is not None and c.alive:
                 return c
             hello = pb.Hello(protocol_version=1, network_id=self.m.network_id)
+            # SPEC 13: on the client port the dialled node is identified by its static key alone.
             link = await connect(node.host, node.client_port, self.m.network_id, self._static, hello,
-                                 node.x25519_public, self.m.limits["max_message_bytes"], expected_node=node.id,
+                                 node.x25519_public, self.m.limits["max_message_bytes"],
                                  timeout=min(5.0, timeout))
             c = _Conn(link)
             self.conns[node.id] = c
