@@ -39,12 +39,14 @@ def run(name: str = DEFAULT_NAME, seconds: float = 3.0) -> int:
     dep = ensure_deployment(name)
     ok = True
     histories = []
+    # fresh keys each run: the history checker must see every write of the keys it checks
+    run_id = int(time.time())
     for client in ("a", "b"):
         path = dep.root / f"demo-history-{client}.jsonl"
         path.unlink(missing_ok=True)
         with out.status(f"workload through client library impl_{client} ({seconds:.0f} s)..."):
             result = workload(dep, client, ops=400, concurrency=4, keys=8, duration_s=seconds,
-                              key_prefix=f"demo-{client}-", history=path, seed=int(time.time()))
+                              key_prefix=f"demo-{run_id}-{client}-", history=path, seed=run_id)
         d = result.doc
         if "ops" in d:
             lat = d.get("latency_ms", {})

@@ -184,6 +184,19 @@ def _tag_filter(name: str) -> list[dict]:
     return [{"Name": f"tag:{TAG}", "Values": [name]}]
 
 
+def _wait_terminated(ec2, ids: list[str], timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [i["State"]["Name"] for r in _call(ec2.describe_instances, InstanceIds=ids)["Reservations"]
+                  for i in r["Instances"]]
+        if all(st == "terminated" for st in states):
+            return
+        if time.monotonic() > deadline:
+            raise RemoteError(f"instances {', '.join(ids)} not terminated after {timeout:.0f} s",
+                              fix="run destroy again; the rest is removed once they are gone")
+        time.sleep(1.0)
+
+
 def destroy_region(s: boto3.Session, name: str, aws_region: str, endpoint_url: str | None = None) -> dict:
     """Remove everything tagged with `name` in one AWS region, in dependency order. Returns counts."""
     ec2 = _client(s, aws_region, endpoint_url)
@@ -194,7 +207,7 @@ def destroy_region(s: boto3.Session, name: str, aws_region: str, endpoint_url: s
            for i in r["Instances"] if i["State"]["Name"] != "terminated"]
     if ids:
         _call(ec2.terminate_instances, InstanceIds=ids)
-        ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+        _wait_terminated(ec2, ids)
         gone["instances"] = len(ids)
     for kp in _call(ec2.describe_key_pairs, Filters=f)["KeyPairs"]:
         _call(ec2.delete_key_pair, KeyName=kp["KeyName"])

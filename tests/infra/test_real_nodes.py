@@ -3,12 +3,16 @@ with both client libraries, workload history and log checks, crash the leader an
 partition a region (root), destroy."""
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from infra import faults, local, ops, process
 from infra.client import kv_get, kv_put, workload
+from infra.deployment import load_deployment
 from infra.history import check_cluster_logs, check_history, load_history
 from infra.status import collect_status, status_document
 
@@ -141,3 +145,22 @@ def test_byzantine_silent_leader(mixed):
     assert "faults" not in next(n for n in mixed.reload().manifest["clusters"][0]["nodes"] if n["id"] == leader)
     wait_for(lambda: verdicts(mixed)["c0"] in ("healthy", "degraded"), 60, "c0 to recover", mixed)
     assert kv_get(mixed, "silent-1", client="a").doc["value"] == "b"
+
+
+def test_demo_deploys_once_and_leaves_the_network_running(tmp_path):
+    """`./dev demo` = `python -m infra.demo`: deploys, runs both clients, checks, prints verdicts;
+    a second run reuses the running deployment."""
+    env = {**os.environ, "HERACLIUS_HOME": str(tmp_path)}
+    try:
+        for _ in range(2):
+            r = subprocess.run([sys.executable, "-m", "infra.demo"], capture_output=True, text=True, env=env,
+                               timeout=240, cwd=Path(__file__).resolve().parents[2])
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            for needle in ("client impl_a: ", "client impl_b: ", ": OK", "cluster c0 (coordinator): f=1",
+                           "losing impl_a stops clusters c0, s0", "Stop it with: .venv/bin/heraclius-ops destroy"):
+                assert needle in r.stdout, needle
+        assert "using the existing deployment 'default'" in r.stdout
+        dep = load_deployment("default", tmp_path)
+        assert all(local.node_pid_alive(dep, n.id) for n in dep.nodes)
+    finally:
+        ops.destroy("default", tmp_path)
