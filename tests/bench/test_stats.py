@@ -94,3 +94,15 @@ def test_cost_of_diversity_ratio():
     d = bench.diversity([series(None, 90.0), series("impl_a", 120.0), series("impl_b", 100.0)])
     assert d == [{"coordinators": 1, "shards": 1, "mixed_peak": 90.0, "fastest_homogeneous": "impl_a",
                   "homogeneous_peak": 120.0, "ratio": 0.75}]
+
+
+def test_profile_summary_by_function():
+    from infra.bench_profile import summarise_raw
+    raw = ("<module> (impl/node.py:3);run_forever (asyncio/base_events.py:9);persist (impl/storage.py:40) 6\n"
+           "<module> (impl/node.py:3);run_forever (asyncio/base_events.py:9);verify (impl/crypto.py:7) 3\n"
+           "<module> (impl/node.py:3);handle (impl/runtime.py:5);verify (impl/crypto.py:7) 1\n")
+    s = summarise_raw(raw)
+    assert s["samples"] == 10
+    assert s["self"] == [("persist (storage.py)", 60.0), ("verify (crypto.py)", 40.0)]
+    inclusive = dict(s["inclusive"])
+    assert inclusive == {"persist (storage.py)": 60.0, "verify (crypto.py)": 40.0, "handle (runtime.py)": 10.0}
