@@ -12,7 +12,6 @@ import random
 import socket
 import threading
 import time
-from dataclasses import dataclass
 
 from . import codec, crypto
 from .checks import Checker, client_destination, sign_message
@@ -31,18 +30,32 @@ class ClientFailure(Exception):
         self.cluster, self.request_id, self.failures = cluster, request_id, failures
 
 
-@dataclass
 class Answer:
-    op: str
-    key: bytes
-    found: bool
-    value: bytes | None
-    cluster: str
-    height: int
-    node: str
-    shard: str
-    shard_height: int
-    request_id: int
+    """A validated answer: our request, the coordinator's compact decision and our response in it."""
+
+    __slots__ = ("request", "compact", "response", "node")
+
+    def __init__(self, request, compact, response, node: str):
+        self.request, self.compact, self.response, self.node = request, compact, response, node
+
+    op = property(lambda self: "get" if self.request.op.kind == OP_GET else "put")
+    key = property(lambda self: self.request.op.key)
+    found = property(lambda self: self.response.found)
+    cluster = property(lambda self: self.compact.header.cluster_id)
+    height = property(lambda self: self.compact.header.height)
+    shard = property(lambda self: self.response.shard_id)
+    shard_height = property(lambda self: self.response.shard_height)
+    request_id = property(lambda self: self.request.request_id)
+
+    @property
+    def value(self) -> bytes | None:
+        """GET: the value read (None when absent); PUT: the value written."""
+        if self.request.op.kind == OP_PUT:
+            return self.request.op.value
+        return self.response.value if self.response.found else None
+
+    def __repr__(self):
+        return f"Answer({self.op} {self.key!r} -> found={self.found} value={self.value!r} at {self.cluster}/{self.height})"
 
 
 class RequestIds:
@@ -204,10 +217,7 @@ class Client:
             if r.request_id == req.request_id:
                 if r.kind != req.op.kind:
                     return None
-                value = r.value if (req.op.kind == OP_GET and r.found) else (req.op.value if req.op.kind == OP_PUT else None)
-                return Answer("get" if req.op.kind == OP_GET else "put", req.op.key, r.found, value, self.cluster,
-                              cd.header.height, self.conn.node if self.conn else "", r.shard_id, r.shard_height,
-                              req.request_id)
+                return Answer(req, cd, r, self.conn.node if self.conn else "")
         return None
 
 

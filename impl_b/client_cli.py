@@ -101,6 +101,12 @@ def _workload(m, signer, args, key_name: str) -> int:
     return 0 if counts["failed"] == 0 and n > 0 else 1
 
 
+# workload options of SPEC 4.1: (flag, type, default)
+_WORKLOAD_OPTIONS = (("--ops", int, None), ("--concurrency", int, 8), ("--keys", int, 16), ("--put-ratio", float, 0.5),
+                     ("--seed", int, 0), ("--duration-s", float, None), ("--key-prefix", str, "k"),
+                     ("--history", str, None))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m impl_b.client")
     ap.add_argument("--manifest", required=True)
@@ -108,21 +114,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cluster")
     ap.add_argument("--timeout-ms", type=int, default=10000)
     ap.add_argument("--hex", action="store_true")
-    sub = ap.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("get")
-    g.add_argument("op_key", metavar="KEY")
-    p = sub.add_parser("put")
-    p.add_argument("op_key", metavar="KEY")
-    p.add_argument("value")
-    w = sub.add_parser("workload")
-    w.add_argument("--ops", type=int, required=True)
-    w.add_argument("--concurrency", type=int, default=8)
-    w.add_argument("--keys", type=int, default=16)
-    w.add_argument("--put-ratio", type=float, default=0.5)
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--duration-s", type=float)
-    w.add_argument("--key-prefix", default="k")
-    w.add_argument("--history")
+    commands = ap.add_subparsers(dest="command", required=True)
+    for name, positionals in (("get", ("op_key",)), ("put", ("op_key", "value"))):
+        cmd = commands.add_parser(name)
+        for pos in positionals:
+            cmd.add_argument(pos, metavar=pos.replace("op_", "").upper())
+    wl = commands.add_parser("workload")
+    for flag, typ, default in _WORKLOAD_OPTIONS:
+        wl.add_argument(flag, type=typ, default=default, required=flag == "--ops")
     args = ap.parse_args(argv)
     try:
         m = load(args.manifest)

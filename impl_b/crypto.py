@@ -19,15 +19,12 @@ P = 2**255 - 19
 _RAW = serialization.Encoding.Raw
 _RAWPUB = serialization.PublicFormat.Raw
 
-BLOCKLIST = frozenset(bytes.fromhex(h) for h in (
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-))
+# SPEC 7 blocklist: the five encodings whose y is 0, 1, p-1, p or p+1 (orders 4, 1, 2, 4, 1) and
+# the two order-8 points.
+_ORDER_EIGHT = ("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+                "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+BLOCKLIST = frozenset([y.to_bytes(32, "little") for y in (0, 1, P - 1, P, P + 1)]
+                      + [bytes.fromhex(h) for h in _ORDER_EIGHT])
 
 
 def backend_name() -> str:

@@ -3,6 +3,7 @@
 Used by impl_b's tests and by operators who want a throwaway local network of impl_b nodes.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -12,17 +13,11 @@ from .crypto import Signer, write_key_file, x25519_public
 
 def free_ports(count: int) -> list[int]:
     """Distinct free TCP ports on 127.0.0.1 (bind port 0, then release)."""
-    socks, ports = [], []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
+    with contextlib.ExitStack() as stack:
+        holders = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for h in holders:
+            h.bind(("127.0.0.1", 0))
+        return [h.getsockname()[1] for h in holders]
 
 
 def seed_for(name: str, purpose: str) -> bytes:
@@ -47,15 +42,12 @@ def build(layout: dict[str, str], nodes_per_cluster: int = 4, clients: tuple = (
             nid = f"{cid}-n{i}"
             ed, xs = seed_for(nid, "ed25519"), seed_for(nid, "x25519")
             secrets[nid] = {"ed25519": ed, "x25519": xs}
-            if all_ports:
-                p = {"peer": all_ports[k], "client": all_ports[k + 1], "admin": all_ports[k + 2]}
-            else:
-                p = {"peer": 10000 + k, "client": 10001 + k, "admin": 10002 + k}
+            triple = all_ports[k:k + 3] if all_ports else [10000 + k + j for j in range(3)]
             k += 3
-            node = {"id": nid, "implementation": "impl_b", "region": "local", "host": "127.0.0.1", "ports": p,
-                    "ed25519_public": Signer(ed).public.hex(), "x25519_public": x25519_public(xs).hex()}
-            if faults and nid in faults:
-                node["faults"] = faults[nid]
+            node = dict(id=nid, implementation="impl_b", region="local", host="127.0.0.1",
+                        ports=dict(zip(("peer", "client", "admin"), triple, strict=True)),
+                        ed25519_public=Signer(ed).public.hex(), x25519_public=x25519_public(xs).hex())
+            node.update({"faults": faults[nid]} if faults and nid in faults else {})
             nodes.append(node)
         clusters.append({"id": cid, "role": role, "nodes": nodes})
     cl = []

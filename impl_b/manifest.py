@@ -3,20 +3,15 @@
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jsonschema
 
 _SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "..", "wire_spec", "manifest.schema.json")
 
-TIMEOUT_DEFAULTS = {
-    "heartbeat_interval": 250, "heartbeat_timeout": 2000, "request_forward": 1000, "censorship": 4000,
-    "view_change": 3000, "queue_long_poll": 1000, "sync_retry": 500, "client_timeout": 5000, "batch_wait": 2,
-}
-LIMIT_DEFAULTS = {
-    "max_batch_inputs": 1024, "max_batch_bytes": 4194304, "max_message_bytes": 16777216,
-    "max_key_bytes": 1024, "max_value_bytes": 65536, "max_pending_requests": 100000,
-}
+# SPEC 3 defaults, written as "name=value" pairs.
+TIMEOUT_DEFAULTS = {k: int(v) for k, v in (item.split("=") for item in ["heartbeat_interval=250", "heartbeat_timeout=2000", "request_forward=1000", "censorship=4000", "view_change=3000", "queue_long_poll=1000", "sync_retry=500", "client_timeout=5000", "batch_wait=2"])}
+LIMIT_DEFAULTS = {k: int(v) for k, v in (item.split("=") for item in ["max_batch_inputs=1024", "max_batch_bytes=4194304", "max_message_bytes=16777216", "max_key_bytes=1024", "max_value_bytes=65536", "max_pending_requests=100000"])}
 
 
 class ManifestError(Exception):
@@ -28,42 +23,47 @@ class ManifestError(Exception):
         self.stage, self.rule = stage, rule
 
 
-@dataclass
 class NodeInfo:
-    id: str
-    cluster: str
-    index: int
-    host: str
-    bind: str
-    peer_port: int
-    client_port: int
-    admin_port: int
-    ed25519: bytes
-    x25519: bytes
-    implementation: str
-    faults: list = field(default_factory=list)
+    """One node entry of the manifest, with its keys decoded and its position in its cluster."""
+
+    __slots__ = ("id", "cluster", "index", "host", "bind", "peer_port", "client_port", "admin_port",
+                 "ed25519", "x25519", "implementation", "faults")
+
+    def __init__(self, entry: dict, cluster_id: str, index: int):
+        ports = entry["ports"]
+        self.id, self.cluster, self.index = entry["id"], cluster_id, index
+        self.host = entry["host"]
+        self.bind = entry.get("bind") or entry["host"]
+        self.peer_port, self.client_port, self.admin_port = ports["peer"], ports["client"], ports["admin"]
+        self.ed25519 = bytes.fromhex(entry["ed25519_public"])
+        self.x25519 = bytes.fromhex(entry["x25519_public"])
+        self.implementation = entry["implementation"]
+        self.faults = list(entry.get("faults", ()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterInfo:
+    """A cluster with its fault threshold precomputed: n = 3f + 1 members, quorum q = 2f + 1."""
+
     id: str
     role: str
-    members: list[str]
+    members: tuple
+    n: int
+    f: int
+    q: int
 
-    @property
-    def n(self) -> int:
-        return len(self.members)
-
-    @property
-    def f(self) -> int:
-        return (self.n - 1) // 3
-
-    @property
-    def q(self) -> int:
-        return 2 * self.f + 1
+    @classmethod
+    def of(cls, entry: dict) -> "ClusterInfo":
+        names = tuple(node["id"] for node in entry["nodes"])
+        faulty = (len(names) - 1) // 3
+        return cls(entry["id"], entry["role"], names, len(names), faulty, 2 * faulty + 1)
 
     def leader(self, view: int) -> str:
         return self.members[view % self.n]
+
+
+def _u64_index(data: bytes, modulus: int) -> int:
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") % modulus
 
 
 class Manifest:
@@ -72,29 +72,23 @@ class Manifest:
     def __init__(self, doc: dict):
         self.doc = doc
         self.network_id: str = doc["network_id"]
-        self.testbed: bool = doc.get("testbed", False)
-        self.timeouts = {**TIMEOUT_DEFAULTS, **doc.get("timeouts_ms", {})}
-        self.limits = {**LIMIT_DEFAULTS, **doc.get("limits", {})}
-        self.clusters: dict[str, ClusterInfo] = {}
-        self.nodes: dict[str, NodeInfo] = {}
-        for c in doc["clusters"]:
-            self.clusters[c["id"]] = ClusterInfo(c["id"], c["role"], [n["id"] for n in c["nodes"]])
-            for i, n in enumerate(c["nodes"]):
-                self.nodes[n["id"]] = NodeInfo(
-                    n["id"], c["id"], i, n["host"], n.get("bind", n["host"]), n["ports"]["peer"],
-                    n["ports"]["client"], n["ports"]["admin"], bytes.fromhex(n["ed25519_public"]),
-                    bytes.fromhex(n["x25519_public"]), n["implementation"], n.get("faults", []))
-        self.shards: list[str] = doc["shard_map"]["shards"]
-        self.coordinators = [c for c, ci in self.clusters.items() if ci.role == "coordinator"]
-        self.clients: dict[bytes, str] = {bytes.fromhex(c["ed25519_public"]): c["id"] for c in doc["clients"]}
+        self.testbed: bool = bool(doc.get("testbed"))
+        self.timeouts = dict(TIMEOUT_DEFAULTS)
+        self.timeouts.update(doc.get("timeouts_ms", {}))
+        self.limits = dict(LIMIT_DEFAULTS)
+        self.limits.update(doc.get("limits", {}))
+        self.clusters = {entry["id"]: ClusterInfo.of(entry) for entry in doc["clusters"]}
+        self.nodes = {node["id"]: NodeInfo(node, entry["id"], pos)
+                      for entry in doc["clusters"] for pos, node in enumerate(entry["nodes"])}
+        self.shards: list[str] = list(doc["shard_map"]["shards"])
+        self.coordinators = [cid for cid, info in self.clusters.items() if info.role == "coordinator"]
+        self.clients = {bytes.fromhex(cl["ed25519_public"]): cl["id"] for cl in doc["clients"]}
 
     def shard_of(self, key: bytes) -> str:
-        d = hashlib.sha256(key).digest()
-        return self.shards[int.from_bytes(d[:8], "big") % len(self.shards)]
+        return self.shards[_u64_index(key, len(self.shards))]
 
     def default_coordinator(self, client_key: bytes) -> str:
-        d = hashlib.sha256(client_key).digest()
-        return self.coordinators[int.from_bytes(d[:8], "big") % len(self.coordinators)]
+        return self.coordinators[_u64_index(client_key, len(self.coordinators))]
 
     def other_role_clusters(self, cluster_id: str) -> list[str]:
         role = self.clusters[cluster_id].role

@@ -3,28 +3,31 @@
 from .crypto import sha256
 
 EMPTY_ROOT = sha256(b"")
+_LEAF, _NODE = b"\x00", b"\x01"  # RFC 6962 domain separation prefixes
 
 
 def leaf_hash(data: bytes) -> bytes:
-    return sha256(b"\x00" + data)
+    return sha256(_LEAF + data)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return sha256(b"\x01" + left + right)
+    return sha256(b"".join((_NODE, left, right)))
 
 
 def _split(n: int) -> int:
-    k = 1
-    while k << 1 < n:
-        k <<= 1
-    return k
+    """Largest power of two strictly below n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
 
 
 def _root_of_hashes(hs: list[bytes]) -> bytes:
-    if len(hs) == 1:
-        return hs[0]
-    k = _split(len(hs))
-    return node_hash(_root_of_hashes(hs[:k]), _root_of_hashes(hs[k:]))
+    level = list(hs)
+    # Bottom-up pairing gives the RFC 6962 tree: an odd last node is promoted unchanged.
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
 
 
 def root(leaves: list[bytes]) -> bytes:
@@ -51,25 +54,25 @@ def proofs(leaves: list[bytes]) -> tuple[bytes, list[list[bytes]]]:
     return _root_of_hashes(hs), [_path(i, hs) for i in range(len(hs))]
 
 
+def _climb(index: int, size: int, start: bytes, path: list[bytes]) -> bytes | None:
+    """Root of a `size`-leaf tree given leaf `index`'s hash and its path (bottom-up), by the
+    RFC 6962 2.1.1 subtree split; None when the path length does not fit the tree."""
+    if size == 1:
+        return start if not path else None
+    if not path:
+        return None
+    half = _split(size)
+    *lower, top = path
+    if index < half:
+        sub = _climb(index, half, start, lower)
+        return None if sub is None else node_hash(sub, top)
+    sub = _climb(index - half, size - half, start, lower)
+    return None if sub is None else node_hash(top, sub)
+
+
 def verify_inclusion(leaf_hash_: bytes, index: int, size: int, proof: list[bytes], root_: bytes) -> bool:
-    """RFC 9162 2.1.3.2 with SPEC 8's extra rules (32-byte hashes, exact path length)."""
-    if index >= size or len(root_) != 32 or len(leaf_hash_) != 32:
+    """Inclusion check of SPEC 8: 32-byte hashes only, index < size, exact path length."""
+    hashes_ok = len(root_) == 32 and len(leaf_hash_) == 32 and all(len(p) == 32 for p in proof)
+    if not hashes_ok or not 0 <= index < size or len(proof) > 64:
         return False
-    if any(len(p) != 32 for p in proof):
-        return False
-    fn, sn = index, size - 1
-    r = leaf_hash_
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root_
+    return _climb(index, size, leaf_hash_, list(proof)) == root_

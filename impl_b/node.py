@@ -29,15 +29,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return s
 
 
+# SPEC 4 options: (flag, required, extra argparse settings)
+_OPTIONS = (
+    ("--manifest", True, {}), ("--node-id", True, {}), ("--keys", True, {}), ("--data", True, {}),
+    ("--log", False, {}), ("--log-level", False, {"default": "info", "choices": ("debug", "info", "warning", "error")}),
+)
+
+
+def _parse(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m impl_b.node", description="run one impl_b node")
+    for flag, required, extra in _OPTIONS:
+        parser.add_argument(flag, required=required, **extra)
+    return parser.parse_args(argv)
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m impl_b.node")
-    ap.add_argument("--manifest", required=True)
-    ap.add_argument("--node-id", required=True)
-    ap.add_argument("--keys", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--log")
-    ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    args = ap.parse_args(argv)
+    args = _parse(argv)
     try:
         m = load(args.manifest)
     except ManifestError as e:

@@ -5,7 +5,7 @@ Supports the 25519 DH, ChaChaPoly cipher, BLAKE2b and SHA256 hashes and the XX, 
 """
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -13,45 +13,54 @@ MAX_MESSAGE = 65535
 TAG = 16
 MAX_NONCE = 2**64 - 1
 
-PATTERNS = {
-    "XX": ([], [], [["e"], ["e", "ee", "s", "es"], ["s", "se"]]),
-    "IK": ([], ["s"], [["e", "es", "s", "ss"], ["e", "ee", "se"]]),
-    "KK": (["s"], ["s"], [["e", "es", "ss"], ["e", "ee", "se"]]),
+# Handshake patterns: "pre-messages / messages", tokens separated by spaces, messages by "|".
+_PATTERN_TEXT = {
+    "XX": (" / ", "e | e ee s es | s se"),
+    "IK": (" / s", "e es s ss | e ee se"),
+    "KK": ("s / s", "e es ss | e ee se"),
 }
+
+
+def _pattern(name: str) -> tuple[list[str], list[str], list[list[str]]]:
+    pre, msgs = _PATTERN_TEXT[name]
+    pre_i, pre_r = (side.split() for side in pre.split("/"))
+    return pre_i, pre_r, [m.split() for m in msgs.split("|")]
 
 
 class NoiseError(Exception):
     """Handshake or transport failure caused by the remote side (decryption, length, key)."""
 
 
+# name -> (hash algorithm factory, HASHLEN)
+_HASHES = {"BLAKE2b": (lambda: hashes.BLAKE2b(64), 64), "SHA256": (hashes.SHA256, 32)}
+
+
 class _Hash:
+    """HASH, HMAC-HASH and HKDF of the Noise spec (section 4.3) on pyca/cryptography."""
+
     def __init__(self, name: str):
-        if name == "BLAKE2b":
-            self.algo, self.hashlen, self.blocklen = (lambda: hashes.BLAKE2b(64)), 64, 128
-        elif name == "SHA256":
-            self.algo, self.hashlen, self.blocklen = hashes.SHA256, 32, 64
-        else:
+        if name not in _HASHES:
             raise ValueError(f"unsupported hash {name}")
+        self.algo, self.hashlen = _HASHES[name]
 
     def hash(self, data: bytes) -> bytes:
-        h = hashes.Hash(self.algo())
-        h.update(data)
-        return h.finalize()
+        ctx = hashes.Hash(self.algo())
+        ctx.update(data)
+        return ctx.finalize()
 
     def hmac(self, key: bytes, data: bytes) -> bytes:
-        if len(key) > self.blocklen:
-            key = self.hash(key)
-        key = key.ljust(self.blocklen, b"\x00")
-        inner = self.hash(bytes(b ^ 0x36 for b in key) + data)
-        return self.hash(bytes(b ^ 0x5C for b in key) + inner)
+        mac = hmac.HMAC(key, self.algo())
+        mac.update(data)
+        return mac.finalize()
 
-    def hkdf(self, ck: bytes, ikm: bytes, n: int) -> list[bytes]:
-        tk = self.hmac(ck, ikm)
-        o1 = self.hmac(tk, b"\x01")
-        o2 = self.hmac(tk, o1 + b"\x02")
-        if n == 2:
-            return [o1, o2]
-        return [o1, o2, self.hmac(tk, o2 + b"\x03")]
+    def hkdf(self, chaining_key: bytes, ikm: bytes, outputs: int) -> list[bytes]:
+        temp = self.hmac(chaining_key, ikm)
+        result: list[bytes] = []
+        prev = b""
+        for i in range(1, outputs + 1):
+            prev = self.hmac(temp, prev + bytes([i]))
+            result.append(prev)
+        return result
 
 
 def _nonce(n: int) -> bytes:
@@ -120,7 +129,7 @@ class HandshakeState:
         parts = protocol_name.split("_")
         if len(parts) != 5 or parts[0] != "Noise" or parts[2] != "25519" or parts[3] != "ChaChaPoly":
             raise ValueError(f"unsupported protocol {protocol_name}")
-        pre_i, pre_r, self.messages = PATTERNS[parts[1]]
+        pre_i, pre_r, self.messages = _pattern(parts[1])
         self.hash = _Hash(parts[4])
         name = protocol_name.encode()
         self.h = name.ljust(self.hash.hashlen, b"\x00") if len(name) <= self.hash.hashlen else self.hash.hash(name)
@@ -149,15 +158,11 @@ class HandshakeState:
         self.ck, k = self.hash.hkdf(self.ck, ikm, 2)
         self.cs = CipherState(k[:32])
 
-    def _enc_hash(self, pt: bytes) -> bytes:
-        ct = self.cs.encrypt(self.h, pt)
-        self._mix_hash(ct)
-        return ct
-
-    def _dec_hash(self, ct: bytes) -> bytes:
-        pt = self.cs.decrypt(self.h, ct)
-        self._mix_hash(ct)
-        return pt
+    def _crypt_hash(self, data: bytes, sealing: bool) -> bytes:
+        """EncryptAndHash (sealing) or DecryptAndHash: the ciphertext is always what gets hashed."""
+        out = self.cs.encrypt(self.h, data) if sealing else self.cs.decrypt(self.h, data)
+        self._mix_hash(out if sealing else data)
+        return out
 
     def _dh_token(self, token: str) -> bytes:
         local_is_first = self.initiator
@@ -186,10 +191,10 @@ class HandshakeState:
                 out += epub
                 self._mix_hash(epub)
             elif token == "s":
-                out += self._enc_hash(_pub(self.s))
+                out += self._crypt_hash(_pub(self.s), True)
             else:
                 self._mix_key(self._dh_token(token))
-        out += self._enc_hash(payload)
+        out += self._crypt_hash(payload, True)
         self.turn += 1
         if len(out) > MAX_MESSAGE:
             raise ValueError("handshake message too long")
@@ -198,27 +203,29 @@ class HandshakeState:
     def read_message(self, message: bytes) -> bytes:
         if self.finished or self._my_turn():
             raise NoiseError("unexpected handshake message")
-        pos = 0
+        data = bytes(message)
+        cursor = 0
+
+        def take(width: int) -> bytes:
+            nonlocal cursor
+            if cursor + width > len(data):
+                raise NoiseError("short handshake message")
+            cursor += width
+            return data[cursor - width:cursor]
+
         for token in self.messages[self.turn]:
-            if token == "e":
-                if len(message) < pos + 32:
-                    raise NoiseError("short handshake message")
-                self.re = bytes(message[pos:pos + 32])
-                pos += 32
-                self._mix_hash(self.re)
-            elif token == "s":
-                ln = 32 + (TAG if self.cs.has_key() else 0)
-                if len(message) < pos + ln:
-                    raise NoiseError("short handshake message")
-                self.rs = self._dec_hash(bytes(message[pos:pos + ln]))
-                pos += ln
-            else:
+            if token in ("ee", "es", "se", "ss"):
                 self._mix_key(self._dh_token(token))
-        if self.cs.has_key() and len(message) - pos < TAG:
+            elif token == "e":
+                self.re = take(32)
+                self._mix_hash(self.re)
+            else:
+                self.rs = self._crypt_hash(take(32 + (TAG if self.cs.has_key() else 0)), False)
+        rest = data[cursor:]
+        if self.cs.has_key() and len(rest) < TAG:
             raise NoiseError("short handshake message")
-        payload = self._dec_hash(bytes(message[pos:]))
         self.turn += 1
-        return payload
+        return self._crypt_hash(rest, False)
 
     def split(self) -> tuple[CipherState, CipherState]:
         """(initiator->responder, responder->initiator) cipher states."""

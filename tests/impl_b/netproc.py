@@ -47,12 +47,14 @@ class Network:
         self.wait_healthy(list(self.m.nodes))
 
     def admin(self, node: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-        port = self.m.nodes[node].admin_port
+        """(HTTP status, body) of GET `path` on the node's admin port."""
+        url = "http://127.0.0.1:%d%s" % (self.m.nodes[node].admin_port, path)  # noqa: UP031
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+            resp = urllib.request.urlopen(url, timeout=timeout)
+        except urllib.error.HTTPError as err:
+            resp = err
+        with resp:
+            return resp.status if hasattr(resp, "status") else resp.code, resp.read()
 
     def status(self, node: str) -> dict:
         return json.loads(self.admin(node, "/status")[1])
@@ -72,20 +74,24 @@ class Network:
                     raise TimeoutError(f"{n} not healthy")
                 time.sleep(0.1)
 
+    def _end(self, node: str, sig: int) -> int | None:
+        proc = self.procs.pop(node, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        return proc.wait(timeout=10)
+
     def kill9(self, node: str) -> None:
-        p = self.procs.pop(node, None)
-        if p is not None and p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
+        self._end(node, signal.SIGKILL)
 
     def stop(self, node: str) -> int:
-        p = self.procs.pop(node)
-        p.send_signal(signal.SIGTERM)
-        return p.wait(timeout=10)
+        """SIGTERM, returning the exit code."""
+        return self._end(node, signal.SIGTERM)
 
     def close(self) -> None:
-        for n in list(self.procs):
-            self.kill9(n)
+        while self.procs:
+            self.kill9(next(iter(self.procs)))
 
     def cli(self, *args, timeout: float = 60.0) -> tuple[int, str]:
         r = subprocess.run([PY, "-m", "impl_b.client", "--manifest", self.path, "--key", self.key, *args],
