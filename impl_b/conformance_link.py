@@ -7,7 +7,7 @@ import os
 
 from .codec import DecodeError, decode
 from .manifest import validate
-from .noise import CipherState
+from .noise import CipherState, NoiseError
 from .session import (
     LinkError,
     Session,
@@ -163,5 +163,21 @@ def h_transport_stream(case: str, meta: dict) -> None:
         decode(meta["message_type"], raw)
 
 
-LINK_HANDLERS = {("noise", "handshake"): h_noise_handshake, ("noise", "rekey"): h_noise_rekey,
+def h_noise_transport(case: str, meta: dict) -> None:
+    inp = _json(case, "input.json")
+    rx = CipherState(bytes.fromhex(inp["key"]), auto_rekey=True)
+    rx.n = inp["first_nonce"]
+    ad = bytes.fromhex(inp["ad"])
+    got = []
+    for i, ct in enumerate(inp["ciphertexts"], start=1):
+        try:
+            got.append(rx.decrypt(ad, bytes.fromhex(ct)).hex())
+        except NoiseError:
+            _expect(meta["verdict"] == "reject" and i == meta["failing_message"], f"message {i} failed to decrypt")
+            return
+    _expect(meta["verdict"] == "accept", "every message decrypted")
+    _expect(got == _json(case, "expected.json")["plaintexts"], "plaintexts differ")
+
+
+LINK_HANDLERS = {("noise", "transport"): h_noise_transport, ("noise", "handshake"): h_noise_handshake, ("noise", "rekey"): h_noise_rekey,
                  ("transport", "stream"): h_transport_stream}
