@@ -41,7 +41,7 @@ async def serve(args: argparse.Namespace, log: Log) -> int:
     if x25519_public(xs) != node.x25519_public:
         raise LocalError("x25519.key does not match the manifest's x25519_public", 3)
     rt = NodeRuntime(manifest, args.node_id, ed, xs, args.data, log)
-    stop = asyncio.Event()
+    stop = rt.stop_event
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -52,7 +52,7 @@ async def serve(args: argparse.Namespace, log: Log) -> int:
         raise LocalError(f"cannot listen: {exc}", 1) from None
     await stop.wait()
     await rt.stop()
-    return 0
+    return 1 if rt.fatal else 0
 
 
 def main(argv: list[str] | None = None) -> int:

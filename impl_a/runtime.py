@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import time
 
 from impl_a import heraclius_pb2 as pb
 from impl_a.admin import AdminServer
@@ -55,6 +57,9 @@ class NodeRuntime:
         self.tasks: set[asyncio.Task] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.running = True
+        self.fatal = False
+        self.stop_event = asyncio.Event()
+        self._internal_errors: dict[str, float] = {}
         self._wake_armed = False
         self.admin = AdminServer(self)
 
@@ -94,11 +99,30 @@ class NodeRuntime:
 
     async def _ticker(self) -> None:
         while self.running:
-            now = now_ms()
-            self.replica.tick(now)
-            self.puller.tick(now)
-            self._drain()
+            self._guard(self._tick_once)
             await asyncio.sleep(TICK_S)
+
+    def _tick_once(self) -> None:
+        now = now_ms()
+        self.replica.tick(now)
+        self.puller.tick(now)
+        self._drain()
+
+    def _guard(self, fn, *args) -> None:
+        """Run one event handler. A storage failure is fatal (durability is gone); any other bug is
+        logged (at most once per 10 s per kind) and the node carries on with the next event."""
+        try:
+            fn(*args)
+        except sqlite3.Error as exc:
+            self.log.emit("error", "storage_failed", f"storage failure, stopping: {exc}")
+            self.fatal = True
+            self.stop_event.set()
+        except Exception as exc:  # noqa: BLE001 - a bug must not wedge the node
+            key = type(exc).__name__
+            last = self._internal_errors.get(key, 0.0)
+            if time.monotonic() - last >= 10:
+                self._internal_errors[key] = time.monotonic()
+                self.log.emit("error", "internal_error", f"{key}: {exc}", where=getattr(fn, "__name__", "?"))
 
     # -- actions --------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -139,8 +163,7 @@ class NodeRuntime:
 
     def _wake(self) -> None:
         self._wake_armed = False
-        self.replica.tick(now_ms())
-        self._drain()
+        self._guard(self._tick_once)
 
     def _send(self, nid: str, msg: pb.PeerMessage, reply: bool = False) -> None:
         link = self.reply_link.get(nid) if reply else None
@@ -253,6 +276,9 @@ class NodeRuntime:
                 del self.reply_link[nid]
 
     def _on_peer_message(self, nid: str, msg: pb.PeerMessage, link: Link) -> None:
+        self._guard(self._handle_peer_message, nid, msg, link)
+
+    def _handle_peer_message(self, nid: str, msg: pb.PeerMessage, link: Link) -> None:
         now = now_ms()
         self.replica.now = now
         kind = msg.WhichOneof("body")
@@ -336,9 +362,7 @@ class NodeRuntime:
             fut = asyncio.get_running_loop().create_future()
             self.waiters.setdefault(ident, []).append(fut)
             if submit:
-                r.now = now_ms()
-                r.on_client_request(req)
-                self._drain()
+                self._guard(self._submit, req)
             try:
                 h = await asyncio.wait_for(fut, self.m.timeouts["client_timeout"] / 1000)
             except TimeoutError:
@@ -359,6 +383,11 @@ class NodeRuntime:
         self.counters["client_replies"] += 1
         with contextlib.suppress(LinkClosed):
             await link.send(pb.ClientReply(answer=cd))
+
+    def _submit(self, req: pb.ClientRequest) -> None:
+        self.replica.now = now_ms()
+        self.replica.on_client_request(req)
+        self._drain()
 
     async def _client_error(self, link: Link, code: int, rid: int, message: str) -> None:
         name = pb.ClientErrorCode.Name(code).removeprefix("CLIENT_ERROR_").lower()
