@@ -1,0 +1,1 @@
+"""Docker provider pieces: the engine connection (engine.py) and node images (images.py, Dockerfile.*)."""
