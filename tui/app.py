@@ -56,8 +56,11 @@ class MonitorApp(App[None]):
     ]
 
     def __init__(self, deployment_dir: Path, poll_interval: float = 1.0, source: Source | None = None,
-                 stall_after_s: float = 10.0, actions: Actions = fault_actions.perform) -> None:
+                 stall_after_s: float = 10.0, actions: Actions = fault_actions.perform,
+                 max_polls: int | None = None) -> None:
+        """max_polls: stop polling after that many polls (fixed screenshots); None polls forever."""
         super().__init__()
+        self.max_polls = max_polls
         self.deployment_dir = Path(deployment_dir)
         self.poll_interval = poll_interval
         self.source = source or HttpSource(self.deployment_dir, timeout=min(0.8, max(0.2, poll_interval)))
@@ -116,7 +119,8 @@ class MonitorApp(App[None]):
             if isinstance(self.screen, NodeDetailScreen):
                 self.screen.show(snap)
         finally:
-            if not self._stopping:
+            more = self.max_polls is None or self.state.polls < self.max_polls
+            if more and not self._stopping:
                 self.set_timer(self.poll_interval, self._start_poll)
 
     def render_state(self) -> None:
@@ -151,11 +155,15 @@ class MonitorApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_detail(self) -> None:
+        if isinstance(self.screen, NodeDetailScreen):
+            return
         node = self.selected_node()
         if node is None:
             self.notify("no node selected", severity="warning")
             return
-        screen = NodeDetailScreen(node)
+        snap = self.state.snapshot
+        log_path = snap.deployment.log_path(node) if snap and snap.deployment else None
+        screen = NodeDetailScreen(node, log_path)
         self.push_screen(screen)
         if self.state.snapshot is not None:
             screen.call_after_refresh(screen.show, self.state.snapshot)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tui.deployment import load_deployment
+from tui.deployment import load_deployment, tail_log
 from tui.snapshot import NodeSample, Snapshot
 
 T0_MS = 1795672800000  # 2026-11-26T06:00:00Z
@@ -53,10 +53,20 @@ def demo_manifest(admin_ports: dict[str, int] | None = None, testbed: bool = Tru
     }
 
 
-def write_deployment(directory: Path, manifest: dict[str, Any]) -> Path:
+def write_deployment(directory: Path, manifest: dict[str, Any], logs: bool = False) -> Path:
+    """Write manifest.json (and, with logs, a few SPEC 4 log lines per node) into directory."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))
     (directory / "logs").mkdir(exist_ok=True)
+    if logs:
+        for cluster in manifest["clusters"]:
+            for node in cluster["nodes"]:
+                lines = [{"ts": "2026-11-26T05:50:00.000Z", "level": "info", "node": node["id"],
+                          "event": "ready", "msg": "listening"}]
+                lines += [{"ts": f"2026-11-26T06:00:0{k}.000Z", "level": "info", "node": node["id"],
+                           "event": "decided", "msg": "decided", "height": 100 + k} for k in range(3)]
+                (directory / "logs" / f"{node['id']}.log").write_text(
+                    "".join(json.dumps(line) + "\n" for line in lines))
     return directory
 
 
@@ -157,11 +167,7 @@ class ScriptedSource:
             else NodeSample(nid, error="/status: connection refused")
             for nid, doc in docs.items()
         }
-        tail = ()
-        if log_node:
-            tail = tuple(json.dumps({"ts": f"2026-11-26T06:00:0{k}.000Z", "level": "info",
-                                     "node": log_node, "event": "decided", "msg": "decided",
-                                     "height": 100 + k}) for k in range(3))
+        tail = tuple(tail_log(self.deployment.log_path(log_node), lines=40)) if log_node else ()
         return Snapshot(taken_ms=T0_MS + 1000 * step, deployment=self.deployment, samples=samples,
                         elapsed_ms=12, log_node=log_node, log_tail=tail)
 
@@ -169,18 +175,20 @@ class ScriptedSource:
         pass
 
 
-def demo_app(deployment_dir: Path, steps: int = 4, poll_interval: float = 0.05):
+def demo_app(deployment_dir: Path, steps: int = 4, poll_interval: float = 0.05,
+             max_polls: int | None = None):
+    """The monitor on the demo data; with max_polls it stops polling (a still picture)."""
     from tui.app import MonitorApp
 
-    write_deployment(deployment_dir, demo_manifest())
-    return MonitorApp(deployment_dir, poll_interval=poll_interval,
+    write_deployment(deployment_dir, demo_manifest(), logs=True)
+    return MonitorApp(deployment_dir, poll_interval=poll_interval, max_polls=max_polls,
                       source=ScriptedSource(deployment_dir, steps=steps))
 
 
 async def save_screenshot(path: Path, size: tuple[int, int], deployment_dir: Path) -> None:
-    app = demo_app(deployment_dir, poll_interval=1.0)
+    app = demo_app(deployment_dir, poll_interval=1.0, max_polls=5)
     async with app.run_test(size=size) as pilot:
-        while app.state.polls < 6:
+        while app.state.polls < 5:
             await pilot.pause(0.05)
         await pilot.pause()
         app.save_screenshot(filename=path.name, path=str(path.parent))

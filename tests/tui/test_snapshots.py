@@ -10,8 +10,14 @@ import pytest
 
 from tui.demo import demo_app
 
+POLLS = 5  # the demo data is steady from the 4th poll on; the app stops polling after this many
 
-def wait_for_polls(count: int):
+
+def app(tmp_path):
+    return demo_app(tmp_path, max_polls=POLLS)
+
+
+def wait_for_polls(count: int = POLLS):
     async def run_before(pilot) -> None:
         deadline = time.monotonic() + 30
         while pilot.app.state.polls < count:
@@ -24,32 +30,35 @@ def wait_for_polls(count: int):
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_main_screen(snap_compare, tmp_path, size):
-    assert snap_compare(demo_app(tmp_path), terminal_size=size, run_before=wait_for_polls(6))
+    assert snap_compare(app(tmp_path), terminal_size=size, run_before=wait_for_polls())
 
 
 def test_main_screen_shard_selected(snap_compare, tmp_path):
     async def select_s1(pilot) -> None:
-        await wait_for_polls(6)(pilot)
+        await wait_for_polls()(pilot)
         await pilot.press("down", "down")
         await pilot.pause()
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=select_s1)
+    assert snap_compare(app(tmp_path), terminal_size=(80, 24), run_before=select_s1)
 
 
 def test_help_screen(snap_compare, tmp_path):
     async def open_help(pilot) -> None:
-        await wait_for_polls(6)(pilot)
+        await wait_for_polls()(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=open_help)
+    assert snap_compare(app(tmp_path), terminal_size=(80, 24), run_before=open_help)
 
 
 def test_node_detail_screen(snap_compare, tmp_path):
     async def open_detail(pilot) -> None:
-        await wait_for_polls(6)(pilot)
+        await wait_for_polls()(pilot)
         await pilot.press("d")
-        polls = pilot.app.state.polls
-        await wait_for_polls(polls + 2)(pilot)
+        deadline = time.monotonic() + 30
+        while "height=102" not in str(pilot.app.screen.query_one("#log-body").content):
+            assert time.monotonic() < deadline, "log tail not shown"
+            await pilot.pause(0.05)
+        await pilot.pause()
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=open_detail)
+    assert snap_compare(app(tmp_path), terminal_size=(80, 24), run_before=open_detail)
