@@ -100,3 +100,15 @@ def markdown_tables(doc: dict) -> str:
                      f"{d['mixed_peak']:.1f} ops/s / fastest homogeneous (all {d['fastest_homogeneous']}) "
                      f"{d['homogeneous_peak']:.1f} ops/s = **{d['ratio']:.2f}**")
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m infra.bench_report RESULT.json...`: print the markdown tables (for docs/benchmarks.md)."""
+    import sys
+
+    for path in (argv if argv is not None else sys.argv[1:]):
+        print(markdown_tables(json.loads(Path(path).read_text())))
+
+
+if __name__ == "__main__":
+    main()
