@@ -58,10 +58,17 @@ class CatchUpMixin:
         if progressed:
             self.sync_next = now  # ask again at once if still behind
             self.sync_misses = 0
-        else:
-            # The peer had nothing newer: after every other member said so, the hint was stale.
-            self.sync_misses = getattr(self, "sync_misses", 0) + 1
-            if self.sync_misses >= self.cluster.n - 1:
+            return
+        vd = self.vdata.get(sender)
+        if vd is not None and not self.view_active and vd.last_height > self.height:
+            # SPEC 12.6.3: an unbackable last_height claim; leave that ViewData out.
+            del self.vdata[sender]
+            self._try_new_view(now)
+        if self.sync_to > self.height:
+            # The peer had nothing newer (it may not have decided yet: ask again after sync_retry);
+            # after every other member said so, the hint was stale.
+            self.sync_misses += 1
+            if self.sync_misses >= 2 * (self.cluster.n - 1):
                 self.sync_misses = 0
                 self.sync_to = self.height
                 self._after_progress(now)

@@ -3,14 +3,12 @@
 import argparse
 import json
 import os
-import random
 import sys
-import threading
-import time
 
 from . import crypto
 from .client import Client, ClientFailure
 from .manifest import ManifestError, load
+from .workload import Workload
 
 
 def _text(b: bytes | None, hexmode: bool):
@@ -36,75 +34,11 @@ def _single(c: Client, args) -> int:
     return 0
 
 
-def _workload(m, signer, args, key_name: str) -> int:
-    ops_left = [args.ops]
-    lock = threading.Lock()
-    lat: list[float] = []
-    counts = {"ok": 0, "failed": 0}
-    t_start = time.monotonic()
-    end = t_start + args.duration_s if args.duration_s else None
-    hist = open(args.history, "a", encoding="utf-8") if args.history else None  # noqa: SIM115
-    uniq = [0]
-
-    def user(u: int) -> None:
-        rng = random.Random(f"{args.seed}/{u}")
-        c = Client(m, signer, cluster=args.cluster, timeout_ms=args.timeout_ms, seed=rng.random())
-        try:
-            while True:
-                with lock:
-                    if ops_left[0] <= 0 or (end and time.monotonic() >= end):
-                        return
-                    ops_left[0] -= 1
-                    uniq[0] += 1
-                    n = uniq[0]
-                key = f"{args.key_prefix}{rng.randrange(args.keys)}".encode()
-                is_put = rng.random() < args.put_ratio
-                value = f"v-{args.seed}-{u}-{n}".encode() if is_put else b""
-                req = c.make_request(2 if is_put else 1, key, value)
-                t0 = time.time()
-                try:
-                    ans = c.execute(req.op.kind, key, value, req=req)
-                    result, out_val = "ok", ans.value
-                except ClientFailure:
-                    result, out_val = "unknown" if is_put else "fail", value if is_put else None
-                t1 = time.time()
-                with lock:
-                    lat.append((t1 - t0) * 1000)
-                    counts["ok" if result == "ok" else "failed"] += 1
-                    if hist:
-                        hist.write(json.dumps({
-                            "process": f"{key_name}-{u}", "op": "put" if is_put else "get", "key": key.hex(),
-                            "value": out_val.hex() if out_val is not None else None,
-                            "invoke_ms": round(t0 * 1000, 3), "complete_ms": round(t1 * 1000, 3), "result": result,
-                            "request_id": req.request_id}) + "\n")
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=user, args=(u,), daemon=True) for u in range(args.concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if hist:
-        hist.close()
-    elapsed = time.monotonic() - t_start
-    lat.sort()
-    n = len(lat)
-
-    def pct(p):
-        return round(lat[min(n - 1, int(p * n))], 3) if n else 0.0
-
-    print(json.dumps({"ops": n, "ok": counts["ok"], "failed": counts["failed"], "elapsed_s": round(elapsed, 3),
-                      "ops_per_s": round(n / elapsed, 2) if elapsed > 0 else 0.0,
-                      "latency_ms": {"mean": round(sum(lat) / n, 3) if n else 0.0, "p50": pct(0.5),
-                                     "p99": pct(0.99), "max": round(lat[-1], 3) if n else 0.0}}))
-    return 0 if counts["failed"] == 0 and n > 0 else 1
-
-
 # workload options of SPEC 4.1: (flag, type, default)
 _WORKLOAD_OPTIONS = (("--ops", int, None), ("--concurrency", int, 8), ("--keys", int, 16), ("--put-ratio", float, 0.5),
                      ("--seed", int, 0), ("--duration-s", float, None), ("--key-prefix", str, "k"),
-                     ("--history", str, None))
+                     ("--key-bytes", int, None), ("--pattern", str, "uniform"), ("--history", str, None),
+                     ("--samples", str, None))
 
 
 def main(argv=None) -> int:
@@ -121,7 +55,8 @@ def main(argv=None) -> int:
             cmd.add_argument(pos, metavar=pos.replace("op_", "").upper())
     wl = commands.add_parser("workload")
     for flag, typ, default in _WORKLOAD_OPTIONS:
-        wl.add_argument(flag, type=typ, default=default, required=flag == "--ops")
+        wl.add_argument(flag, type=typ, default=default)
+    wl.add_argument("--preload", action="store_true")
     args = ap.parse_args(argv)
     try:
         m = load(args.manifest)
@@ -134,7 +69,15 @@ def main(argv=None) -> int:
         return 2
     name = os.path.splitext(os.path.basename(args.key))[0]
     if args.command == "workload":
-        return _workload(m, signer, args, name)
+        if args.ops is None and not args.preload:
+            print(json.dumps({"op": "workload", "error": "--ops is required (unless --preload)"}))
+            return 2
+        if args.pattern not in ("uniform", "payments") or (args.key_bytes is not None and not 1 <= args.key_bytes <= 32):
+            print(json.dumps({"op": "workload", "error": "bad --pattern or --key-bytes"}))
+            return 2
+        summary = Workload(m, signer, args, name).run()
+        print(json.dumps(summary))
+        return 0 if summary["failed"] == 0 and summary["ops"] > 0 else 1
     c = Client(m, signer, cluster=args.cluster, timeout_ms=args.timeout_ms)
     try:
         return _single(c, args)

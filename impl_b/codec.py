@@ -1,9 +1,10 @@
 """impl_b's canonical codec for heraclius.proto (SPEC 5), without Google's protobuf runtime.
 
 `encode(msg)` writes the one canonical encoding; `decode(name, data)` parses strictly and raises
-DecodeError("non_canonical") for anything a canonical writer would not produce (order, defaults,
-non-minimal varints, unknown fields, wrong wire types) and DecodeError("malformed") for input that
-cannot be parsed at all (truncation, bad UTF-8, out-of-range enums, empty oneofs).
+DecodeError("malformed") for a length running past the end or a truncated varint, and
+DecodeError("non_canonical") for everything else it refuses (SPEC 5 as amended: order, defaults,
+non-minimal or over-long varints, unknown fields, wrong wire types, bad UTF-8, unknown enum values,
+oneofs without exactly one member).
 """
 
 from .schema import ENUMS, MESSAGES, ONEOFS
@@ -190,11 +191,11 @@ def _read_varint(data, pos: int, end: int) -> tuple[int, int]:
             break
         shift += 7
         if pos - start >= 10:
-            raise DecodeError("malformed", "varint longer than 10 bytes")
+            raise DecodeError("non_canonical", "varint longer than 10 bytes")
     if b == 0 and pos - start > 1:
         raise DecodeError("non_canonical", "non-minimal varint")
     if result >= 1 << 64:
-        raise DecodeError("malformed", "varint above 2^64")
+        raise DecodeError("non_canonical", "varint above 2^64")
     return result, pos
 
 
@@ -210,7 +211,7 @@ def _dec(name: str, data, pos: int, end: int) -> Message:
         f = table.get(num)
         if f is None:
             if wt not in (0, 1, 2, 5):
-                raise DecodeError("malformed", f"{name}: bad wire type {wt}")
+                raise DecodeError("non_canonical", f"{name}: bad wire type {wt}")
             raise DecodeError("non_canonical", f"{name}: unknown field {num}")
         fname, ftype, rep, want_wt = f
         if num < last or (num == last and not rep):
@@ -229,7 +230,7 @@ def _dec(name: str, data, pos: int, end: int) -> Message:
                     raise DecodeError("non_canonical", f"{name}.{fname}: bool not 0x01")
                 v = True
             elif ftype in ENUMS and v not in ENUMS[ftype]:
-                raise DecodeError("malformed", f"{name}.{fname}: unknown enum value {v}")
+                raise DecodeError("non_canonical", f"{name}.{fname}: unknown enum value {v}")
             vals[fname] = v
             continue
         length, pos = _read_varint(data, pos, end)
@@ -244,7 +245,7 @@ def _dec(name: str, data, pos: int, end: int) -> Message:
                 try:
                     v = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise DecodeError("malformed", f"{name}.{fname}: invalid UTF-8") from None
+                    raise DecodeError("non_canonical", f"{name}.{fname}: invalid UTF-8") from None
             else:
                 v = raw
         elif ftype in _VARINT_TYPES:
@@ -259,7 +260,7 @@ def _dec(name: str, data, pos: int, end: int) -> Message:
     if pos != end:
         raise DecodeError("malformed", f"{name}: overrun")
     if name in ONEOFS and len(vals) != 1:
-        raise DecodeError("malformed", f"{name}: oneof must have exactly one member")
+        raise DecodeError("non_canonical", f"{name}: oneof must have exactly one member")
     msg = cls(**vals)
     _set(msg, "_raw", bytes(data[start:end]))
     return msg

@@ -58,6 +58,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.sync_to = 0
         self.sync_peers: list[str] = []
         self.sync_next = 0
+        self.sync_misses = 0
         self.seen_props: dict[tuple, object] = {}
         self.seen_prep: dict[tuple, object] = {}
         self.seen_commit: dict[tuple, object] = {}
@@ -329,14 +330,15 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
             self.last_leader_contact = now
         elif hb.view > self.view and sender == self.leader_of(hb.view) and hb.leader_id == sender:
-            self._view_behind(now)
+            self._view_behind(now, hb.view, [sender])
         if hb.height > self.height:
             self._need_sync(hb.height, sender)
 
     def _on_proposal(self, sender, p, now, pm) -> None:
         if p.view > self.view or (p.view == self.view and not self.view_active):
             self._buffer(sender, pm, ("proposal", p.view, p.height))
-            self._view_behind(now)
+            if p.view > self.view and sender == self.leader_of(p.view) == p.leader_id:
+                self._view_behind(now, p.view, [sender])
             return
         if p.view < self.view or self.in_vc:
             self._reject("stale", sender, "proposal of an old view")
@@ -413,6 +415,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             return
         if pr.view > self.view:
             self._buffer(sender, pm, ("prepare", pr.view, pr.height))
+            self._seen_higher_view(sender, pr.view, now)
             return
         if not self._height_check(sender, "prepare", pr.height, pm, ("prepare", pr.view, pr.height)):
             return
@@ -452,12 +455,14 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if c.node_id != sender:
             self._reject("malformed", sender, "commit relayed for another node")
             return
+        if c.view > self.view:
+            self._seen_higher_view(sender, c.view, now)
         if not self._height_check(sender, "commit", c.height, pm, ("commit", c.view, c.height)):
             return
-        key = (sender, c.height)
+        key = (sender, c.view, c.height)  # only Commits of the same view can be evidence (SPEC 12.6)
         prev = self.seen_commit.get(key)
         if prev is not None and prev.digest != c.digest:
-            self._emit(Evidence(sender, "equivocation", f"two decision signatures for height {c.height}",
+            self._emit(Evidence(sender, "equivocation", f"two commits for view {c.view} height {c.height}",
                                 [encode(prev).hex(), encode(c).hex()]))
             return
         self.seen_commit[key] = c
@@ -489,6 +494,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self._apply_decision(dec, ex, now)
 
     def _apply_decision(self, dec, ex, now: int) -> None:
+        d = header_hash(dec.header)
+        in_view = sum(1 for c in self.commits.get(d, {}).values() if c.view == self.view) >= self.cluster.q
         self._emit(Persist({"decision": dec}))
         ex.apply()
         self._advance(dec.header)
@@ -506,11 +513,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             for k in [k for k in tbl if k[-1] <= self.height]:
                 del tbl[k]
         self._emit(Decided(dec, ex))
-        self._after_progress(now)
+        self._after_progress(now, in_view)
 
-    def _after_progress(self, now: int) -> None:
+    def _after_progress(self, now: int, quorum_in_view: bool = False) -> None:
         self._replay_future(now)
-        self._vc_after_progress(now)
+        self._vc_after_progress(now, quorum_in_view)
         if self.is_leader() and (self.requests or any(self.remote.values())):
             self.batch_due = None
             self._want_batch(now)

@@ -91,7 +91,7 @@ class CipherState:
     def encrypt(self, ad: bytes, plaintext: bytes) -> bytes:
         if self.k is None:
             return plaintext
-        if self.n >= MAX_NONCE - 1:
+        if self.n >= MAX_NONCE:  # the last usable nonce is 2^64 - 2
             raise NoiseError("nonce exhausted")
         ct = self._aead.encrypt(_nonce(self.n), plaintext, ad)
         self._advance()
@@ -100,7 +100,7 @@ class CipherState:
     def decrypt(self, ad: bytes, ciphertext: bytes) -> bytes:
         if self.k is None:
             return ciphertext
-        if self.n >= MAX_NONCE - 1:
+        if self.n >= MAX_NONCE:  # the last usable nonce is 2^64 - 2
             raise NoiseError("nonce exhausted")
         try:
             pt = self._aead.decrypt(_nonce(self.n), ciphertext, ad)

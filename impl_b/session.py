@@ -177,6 +177,8 @@ def client_hello_checker(network_id: str):
     def check(hello, remote_static: bytes) -> str:
         if hello.network_id != network_id:
             raise LinkError("wrong_network", "network id differs")
+        if hello.node_id:
+            raise LinkError("handshake_failed", "client Hello with a node id")
         return ""
 
     return check

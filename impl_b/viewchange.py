@@ -24,23 +24,42 @@ class ViewChangeMixin:
         self.last_nv = None
         self.nv_answered: dict[str, int] = {}
         self.selected = None
+        self.behind_asked = -10**9
+        self.higher_views: dict[int, set] = {}
 
     def _suspect(self, now: int, why: str) -> None:
         if self.in_vc and self.vc_sent > self.view:
             return
         self._send_vc(self.view + 1, now)
 
-    def _view_behind(self, now: int) -> None:
-        """Members are in a later view than ours: ask for it (peers answer with their NewView)."""
-        if now - getattr(self, "_behind_asked", -10**9) < 500:
+    def _view_behind(self, now: int, w: int, senders: list[str]) -> None:
+        """SPEC 12.6.6: members are in view w > ours; send them ViewChange{w} so that they answer
+        with the NewView that installed it (at most once per 500 ms)."""
+        if now - self.behind_asked < 500:
             return
-        self._behind_asked = now
-        if self.in_vc and self.vc_sent > self.view:
-            mine = self.vc_msgs.get(self.me)
-            if mine is not None:
-                self._broadcast(codec.PeerMessage(view_change=mine))
-            return
-        self._send_vc(self.view + 1, now)
+        self.behind_asked = now
+        vc = codec.ViewChange(cluster_id=self.cid, new_view=w, node_id=self.me, height=self.height)
+        sign_message(self.signer, self.m.network_id, vc)
+        prev = self.vc_msgs.get(self.me)
+        if prev is None or prev.new_view < w:
+            self.vc_msgs[self.me] = vc
+        for node in senders:
+            self._emit_send(node, codec.PeerMessage(view_change=vc))
+
+    def _seen_higher_view(self, sender: str, w: int, now: int) -> None:
+        """Prepares or Commits of view w > ours from f + 1 distinct members also reveal a later view."""
+        seen = self.higher_views.setdefault(w, set())
+        seen.add(sender)
+        if len(self.higher_views) > 16:
+            self.higher_views.pop(min(self.higher_views))
+        if len(seen) > self.cluster.f:
+            self._view_behind(now, w, sorted(seen))
+
+    def _answer_late(self, sender: str, now: int) -> None:
+        """A member asks about a view at or below our active one: send the NewView that installed it."""
+        if self.view_active and self.last_nv is not None and now - self.nv_answered.get(sender, -10**9) >= 500:
+            self.nv_answered[sender] = now
+            self._emit_send(sender, codec.PeerMessage(new_view=self.last_nv))
 
     def _send_vc(self, target: int, now: int) -> None:
         if target <= self.vc_sent or target <= self.view:
@@ -64,10 +83,7 @@ class ViewChangeMixin:
         if vc.height > self.height:
             self._need_sync(vc.height, sender)
         if vc.new_view <= self.view:
-            # The sender is behind: show it how the current view was installed.
-            if self.view_active and self.last_nv is not None and now - self.nv_answered.get(sender, -10**9) > 500:
-                self.nv_answered[sender] = now
-                self._emit_send(sender, codec.PeerMessage(new_view=self.last_nv))
+            self._answer_late(sender, now)  # the sender is behind (SPEC 12.6.6)
             self._reject("stale", sender, "view change for an old view")
             return
         prev = self.vc_msgs.get(sender)
@@ -158,6 +174,8 @@ class ViewChangeMixin:
             self._reject("malformed", sender, "view data relayed for another node")
             return
         if vd.view != self.view or self.leader_of(vd.view) != self.me or self.view_active:
+            if vd.view <= self.view:
+                self._answer_late(sender, now)
             self._reject("stale", sender, "view data not for my pending view")
             return
         if not self._view_data_ok(vd, self.view):
@@ -235,9 +253,9 @@ class ViewChangeMixin:
             self._flush_forward()
         self._replay_future(now)
 
-    def _vc_after_progress(self, now: int) -> None:
-        if self.in_vc and self.view_active and self.vc_sent > self.view:
-            # The current view decided something after all: drop our lone suspicion.
+    def _vc_after_progress(self, now: int, quorum_in_view: bool = False) -> None:
+        if quorum_in_view and self.in_vc and self.view_active and self.vc_sent > self.view:
+            # SPEC 12.6.7: a quorum still follows this view, drop our lone suspicion.
             self.in_vc = False
             self.vc_sent = self.view
             self.vc_msgs.pop(self.me, None)

@@ -29,8 +29,9 @@ def test_round_trip_and_known_bytes():
     (b"\x48\x01", "non_canonical"),                 # unknown field 9
     (b"\x11" + b"\x00" * 8, "non_canonical"),       # wrong wire type
     (b"\x1a\x05ab", "malformed"),                   # length past the end
-    (b"\x1a\x02\xff\xfe", "malformed"),             # invalid UTF-8
-    (b"\x10" + b"\xff" * 10 + b"\x01", "malformed"),  # varint too long
+    (b"\x1a\x02\xff\xfe", "non_canonical"),         # invalid UTF-8
+    (b"\x10" + b"\xff" * 10 + b"\x01", "non_canonical"),  # varint too long
+    (b"\x10\x80", "malformed"),                     # truncated varint
 ])
 def test_non_canonical_and_malformed_rejected(bad, reason):
     with pytest.raises(DecodeError) as e:
@@ -77,7 +78,7 @@ def test_merkle_proofs_every_size():
 def _pair():
     net = "test-net"
     resp = Session(False, os.urandom(32), net, "n1", client_hello_checker(net), 1 << 20)
-    init = Session(True, os.urandom(32), net, "", client_hello_checker(net), 1 << 20)
+    init = Session(True, os.urandom(32), net, "", lambda hello, rs: hello.node_id, 1 << 20)
     while not (init.ready and resp.ready):
         resp.feed(bytes(init.out))
         init.out.clear()

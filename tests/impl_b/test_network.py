@@ -72,6 +72,26 @@ def test_cli_get_put_and_workload_with_history(net, tmp_path):
             assert (x["key"], x["value"]) in puts
 
 
+def test_cli_workload_preload_and_payments(net, tmp_path):
+    code, out = net.cli("workload", "--preload", "--keys", "6", "--key-bytes", "8", "--key-prefix", "acct",
+                        "--concurrency", "3")
+    assert code == 0 and json.loads(out)["ops"] == 6
+    hist, samples = tmp_path / "h.jsonl", tmp_path / "s.jsonl"
+    code, out = net.cli("workload", "--ops", "24", "--pattern", "payments", "--keys", "6", "--key-bytes", "8",
+                        "--key-prefix", "acct", "--concurrency", "3", "--history", str(hist), "--samples", str(samples))
+    assert code == 0 and json.loads(out)["ok"] == 24
+    ops = [json.loads(x) for x in hist.read_text().splitlines()]
+    assert [o["op"] for o in ops[:0]] == [] and len(ops) == 24 and all(len(o["key"]) == 16 for o in ops)
+    by_process: dict = {}
+    for o in ops:
+        by_process.setdefault(o["process"], []).append(o["op"])
+    for seq in by_process.values():
+        assert seq == ["get", "get", "put", "put"] * (len(seq) // 4)
+    assert all(o["value"] is not None for o in ops)  # every account was preloaded
+    lines = [json.loads(x) for x in samples.read_text().splitlines()]
+    assert sum(x["ok"] for x in lines) == 24
+
+
 def test_admin_endpoints(net):
     with open(os.path.join(ROOT, "wire_spec", "status.schema.json")) as fh:
         schema = json.load(fh)
