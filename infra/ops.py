@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from infra import faults, local
-from infra.deployment import DEFAULT_NAME, Deployment, check_name
+from infra.deployment import DEFAULT_NAME, Deployment, check_name, deployment_root
 from infra.errors import UsageError
 from infra.planner import make_plan
 
@@ -21,7 +23,8 @@ def deploy(name: str = DEFAULT_NAME, home=None, provider: str = "local", regions
     if provider not in PROVIDERS:
         raise UsageError(f"unknown provider {provider!r}", fix="use --provider local")
     if provider != "local":
-        raise UsageError(f"provider {provider!r} is not implemented yet", fix="use --provider local")
+        plan = make_plan(regions, coordinators, shards, nodes_per_cluster, mix)
+        return _cloud(provider).deploy(plan, name, home, testbed, health_timeout, progress, latency_ms)
     plan = make_plan(regions, coordinators, shards, nodes_per_cluster, mix)
     progress(f"planned {len(plan.clusters)} clusters, {len(plan.nodes)} nodes in {len(plan.regions)} regions")
     dep = local.create(plan, name, home, testbed, node_modules, progress, network)
@@ -41,4 +44,17 @@ def deploy(name: str = DEFAULT_NAME, home=None, provider: str = "local", regions
 
 def destroy(name: str = DEFAULT_NAME, home=None, progress=local._quiet) -> bool:
     """Stop everything and remove the deployment directory; False if it did not exist."""
+    state = deployment_root(name, home) / "state.json"
+    provider = json.loads(state.read_text()).get("provider", "local") if state.exists() else "local"
+    if provider != "local":
+        return _cloud(provider).destroy(name, home, progress)
     return local.destroy(check_name(name), home, progress)
+
+
+def _cloud(provider: str):
+    """The docker or aws provider module, imported only when used (docker SDK, boto3, ansible)."""
+    if provider == "docker":
+        from infra import docker_provider
+        return docker_provider
+    from infra.aws import provider as aws_provider
+    return aws_provider

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,3 +70,53 @@ def aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return os.environ
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "docker_e2e: needs a Docker engine and the node images; builds the "
+                                       "Debian base images when selected with -m docker_e2e (several minutes)")
+    config.addinivalue_line("markers", "ansible_local: runs the Ansible playbooks over SSH into namespaces (root)")
+
+
+def docker_e2e_selected(config) -> bool:
+    return "docker_e2e" in (config.option.markexpr or "") or os.environ.get("HERACLIUS_BUILD_IMAGES") == "1"
+
+
+@pytest.fixture(scope="session")
+def docker_client(tmp_path_factory):
+    """The Docker engine: the running one, else a dockerd started here (root) and stopped at the end."""
+    from infra.docker import engine
+    from infra.errors import UsageError
+
+    started = None
+    if not engine.reachable():
+        if os.geteuid() != 0:
+            pytest.skip("no Docker engine running and not root, so cannot start one")
+        if not shutil.which("dockerd"):
+            pytest.skip("no Docker engine: install it with `apt-get install docker.io` (Debian)")
+        try:
+            started = engine.start_dockerd(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
+        except UsageError as e:
+            pytest.skip(f"could not start dockerd: {e.message}")
+    client = engine.connect()
+    try:
+        yield client
+    finally:
+        client.close()
+        if started is not None:
+            engine.stop_dockerd(started)
+
+
+@pytest.fixture(scope="session")
+def node_images(docker_client, request):
+    """Both node images. Base images come from the engine's cache; building them (debootstrap, a
+    few minutes) only happens when the docker_e2e marker is selected."""
+    from infra.docker import images
+
+    missing = [b.tag for b in images.BASES.values() if not images.has_image(docker_client, b.tag)]
+    if missing and not docker_e2e_selected(request.config):
+        pytest.skip(f"base image(s) {', '.join(missing)} not built yet; run `pytest -m docker_e2e tests/cloud` "
+                    "once as root with debootstrap installed to build them (about 5 minutes)")
+    if missing and (os.geteuid() != 0 or not shutil.which("debootstrap")):
+        pytest.skip("building base images needs root and debootstrap (apt-get install debootstrap)")
+    return {impl: images.ensure_node_image(docker_client, impl) for impl in images.BASES}
