@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra import bench_stats, ops
+from infra import bench_metrics, bench_stats, ops
 from infra.bench_procstat import CpuSnapshot, loadavg, machine_info
 from infra.client import REPO_ROOT, client_command
 from infra.deployment import Deployment, check_name, load_deployment
@@ -267,11 +267,13 @@ def run_step(dep: Deployment, config: BenchConfig, users: int, index: int, workd
     coords = coordinators(dep)
     per_cluster = split_users(users, coords)
     pids = node_pids(dep)
+    counters_before, t_before = bench_metrics.snapshot(dep), time.monotonic()
     before = CpuSnapshot.take(list(pids))
     runs = start_clients(dep, config, per_cluster, workdir, f"step{index:02d}", HUGE_OPS, config.step_s,
                          config.ratio, config.seed + 1000 * (index + 1))
     wait_clients(runs, config.step_s + config.timeout_ms / 1000 + 30, progress, f"{users} users")
     after = CpuSnapshot.take(list(pids))
+    consensus = bench_metrics.delta(counters_before, bench_metrics.snapshot(dep), time.monotonic() - t_before)
     records = [rec for r in runs for rec in bench_stats.load_records(r.history)]
     stats = bench_stats.summarise(records, config.warmup_s)
     node_cpu: dict[str, float] = {}
@@ -291,10 +293,22 @@ def run_step(dep: Deployment, config: BenchConfig, users: int, index: int, workd
                   "other": round(max(busy - nodes_total - clients_total, 0.0), 2), "machine_capacity": round(capacity, 2)},
         "node_cpu_ms_per_op": round(1000 * nodes_total / stats["ops_ok"], 3) if stats["ops_ok"] else None,
         "nodes_running": f"{len(after.per_pid)}/{len(dep.nodes)}",
+        "consensus": consensus,
+        "mean_batch": mean_batch(dep, consensus),
         "loadavg_1m": loadavg(),
         "clients": [{"cluster": r.cluster, "client": r.client, "users": r.users, "returncode": r.returncode,
                      "cpu_s": None if r.cpu_s is None else round(r.cpu_s, 2), "summary": r.summary} for r in runs],
     }
+
+
+def mean_batch(dep: Deployment, consensus: dict[str, dict]) -> dict[str, float | None]:
+    """Mean inputs per decision over the coordinator clusters and over the shard clusters."""
+    out: dict[str, float | None] = {}
+    for role in ("coordinator", "shard"):
+        values = [consensus[c["id"]]["mean_batch"] for c in dep.clusters
+                  if c["role"] == role and consensus.get(c["id"], {}).get("mean_batch") is not None]
+        out[role] = round(sum(values) / len(values), 2) if values else None
+    return out
 
 
 def describe(dep: Deployment, config: BenchConfig) -> dict:

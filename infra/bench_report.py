@@ -12,7 +12,7 @@ from rich.table import Table
 CSV_COLUMNS = ["series", "mix", "coordinators", "shards", "users", "ops_ok", "errors", "ops_per_s",
                "lat_mean_ms", "lat_p50_ms", "lat_p99_ms", "lat_max_ms", "get_not_found", "window_s",
                "cpu_nodes_s", "cpu_impl_a_s", "cpu_impl_b_s", "cpu_clients_s", "cpu_other_s", "cpu_machine_busy_s",
-               "cpu_machine_capacity_s", "node_cpu_ms_per_op", "loadavg_1m"]
+               "cpu_machine_capacity_s", "node_cpu_ms_per_op", "batch_coordinator", "batch_shard", "loadavg_1m"]
 
 
 def series_label(s: dict) -> str:
@@ -34,7 +34,9 @@ def csv_rows(doc: dict) -> list[dict]:
                 "cpu_impl_a_s": cpu["nodes"].get("impl_a", 0.0), "cpu_impl_b_s": cpu["nodes"].get("impl_b", 0.0),
                 "cpu_clients_s": cpu["clients"], "cpu_other_s": cpu["other"],
                 "cpu_machine_busy_s": cpu["machine_busy"], "cpu_machine_capacity_s": cpu["machine_capacity"],
-                "node_cpu_ms_per_op": st["node_cpu_ms_per_op"], "loadavg_1m": st["loadavg_1m"]})
+                "node_cpu_ms_per_op": st["node_cpu_ms_per_op"],
+                "batch_coordinator": st.get("mean_batch", {}).get("coordinator"),
+                "batch_shard": st.get("mean_batch", {}).get("shard"), "loadavg_1m": st["loadavg_1m"]})
     return rows
 
 
@@ -59,11 +61,12 @@ def step_row(st: dict) -> list[str]:
     lat, cpu = st["latency_ms"], st["cpu_s"]
     return [str(st["users"]), _f(st["ops_per_s"]), _f(lat["mean"]), _f(lat["p50"]), _f(lat["p99"]), _f(lat["max"]),
             str(st["errors"]), _f(cpu["nodes_total"]), _f(cpu["clients"]), _f(cpu["other"]),
-            _f(st["node_cpu_ms_per_op"], "{:.2f}"), _f(st["loadavg_1m"])]
+            _f(st["node_cpu_ms_per_op"], "{:.2f}"), _f(st.get("mean_batch", {}).get("coordinator")),
+            _f(st.get("mean_batch", {}).get("shard")), _f(st["loadavg_1m"])]
 
 
 STEP_COLUMNS = ("users", "ops/s", "mean ms", "p50 ms", "p99 ms", "max ms", "errors", "node CPU s",
-                "client CPU s", "other CPU s", "node CPU ms/op", "load")
+                "client CPU s", "other CPU s", "node CPU ms/op", "batch coord", "batch shard", "load")
 
 
 def series_table(s: dict) -> Table:

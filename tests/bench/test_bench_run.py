@@ -48,6 +48,8 @@ def test_short_get_sweep_writes_consistent_outputs(run_dir):
         assert 0 < lat["p50"] <= lat["p99"] <= lat["max"]
         assert s["cpu_s"]["nodes_total"] > 0 and set(s["cpu_s"]["nodes"]) == {"impl_a", "impl_b"}
         assert s["nodes_running"] == "8/8"
+        assert set(s["consensus"]) == {"c0", "s0"} and all(c["decisions"] > 0 for c in s["consensus"].values())
+        assert s["mean_batch"]["coordinator"] >= 1 and s["mean_batch"]["shard"] >= 1
         [client] = s["clients"]
         assert client["cluster"] == "c0" and client["client"] == "a" and client["returncode"] == 0
         # the client's own summary counts the same operations as its history
@@ -63,6 +65,7 @@ def test_short_get_sweep_writes_consistent_outputs(run_dir):
         assert float(row["ops_per_s"]) == s["ops_per_s"] and int(row["ops_ok"]) == s["ops_ok"]
         assert float(row["lat_p99_ms"]) == s["latency_ms"]["p99"]
         assert float(row["cpu_nodes_s"]) == s["cpu_s"]["nodes_total"]
+        assert float(row["batch_shard"]) == s["mean_batch"]["shard"]
 
     png = (out / "bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -106,3 +106,18 @@ def test_profile_summary_by_function():
     assert s["self"] == [("persist (storage.py)", 60.0), ("verify (crypto.py)", 40.0)]
     inclusive = dict(s["inclusive"])
     assert inclusive == {"persist (storage.py)": 60.0, "verify (crypto.py)": 40.0, "handle (runtime.py)": 10.0}
+
+
+def test_metrics_counters_and_delta():
+    from infra.bench_metrics import delta, parse_counters
+    text = ("# HELP heraclius_decisions_total decisions applied\n# TYPE heraclius_decisions_total counter\n"
+            'heraclius_decisions_total{node="c0-n0",cluster="c0"} 87\n'
+            'heraclius_batch_inputs_total{node="c0-n0",cluster="c0"} 337\n'
+            'heraclius_height{node="c0-n0",cluster="c0"} 87\n')
+    assert parse_counters(text) == {"heraclius_decisions_total": 87.0, "heraclius_batch_inputs_total": 337.0}
+    before = {"c0": {"node": "c0-n0", "heraclius_decisions_total": 87.0, "heraclius_batch_inputs_total": 337.0},
+              "s0": {"node": "s0-n0", "heraclius_decisions_total": 5.0, "heraclius_batch_inputs_total": 5.0}}
+    after = {"c0": {"node": "c0-n0", "heraclius_decisions_total": 107.0, "heraclius_batch_inputs_total": 837.0},
+             "s0": {"node": "s0-n1", "heraclius_decisions_total": 9.0, "heraclius_batch_inputs_total": 9.0}}
+    assert delta(before, after, 10.0) == {"c0": {"node": "c0-n0", "decisions": 20, "decisions_per_s": 2.0,
+                                                 "mean_batch": 25.0}}
