@@ -5,7 +5,7 @@ A mixin of consensus.Replica (it uses the replica's state and action helpers).""
 from . import codec
 from .actions import Send
 from .codec import encode
-from .rsm import InvalidBatch, execute
+from .rsm import InvalidBatch
 
 
 class CatchUpMixin:
@@ -46,7 +46,7 @@ class CatchUpMixin:
                 self._reject(reason or "malformed", sender, "sync decision QC")
                 break
             try:
-                ex = execute(self.state, self.m, dec.batch, h.height, self.head_hash, self.checker)
+                ex = self._exec(dec.batch, h.height, self.checker)
             except InvalidBatch as e:
                 self._reject("invalid_proposal", sender, f"sync decision input invalid ({e.reason})")
                 break

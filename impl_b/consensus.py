@@ -63,6 +63,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.seen_prep: dict[tuple, object] = {}
         self.seen_commit: dict[tuple, object] = {}
         self.decisions_count = 0
+        self.wrong_results = False  # testbed fault `wrong_result` (SPEC 16)
         self.view_changes = 0
         self._init_vc(now)
         self.acts: list = []
@@ -129,10 +130,14 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             if acc is not None and acc.view == self.view:
                 self.accepted = acc
                 try:
-                    ex = execute(self.state, self.m, acc.batch, acc.height, self.head_hash)
+                    ex = self._exec(acc.batch, acc.height)
                     self.known[header_hash(acc.header)] = (acc, ex)
                 except InvalidBatch:
                     self.accepted = None
+
+    def _exec(self, batch, height: int, checker=None):
+        """Execute a batch on the current state (testbed `wrong_result` corrupts GET results)."""
+        return execute(self.state, self.m, batch, height, self.head_hash, checker, corrupt_gets=self.wrong_results)
 
     def _advance(self, header) -> None:
         self.height = header.height
@@ -226,7 +231,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             self.batch_due = None
             return
         try:
-            ex = execute(self.state, self.m, batch, self.height + 1, self.head_hash)
+            ex = self._exec(batch, self.height + 1)
         except InvalidBatch as e:  # only a bug in our own pools gets here
             self._reject(e.reason, self.me, "own batch invalid")
             return
@@ -384,7 +389,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if self.votes.get(p.view, d) != d:
             return "conflicts with my earlier vote"
         try:
-            ex = execute(self.state, self.m, p.batch, p.height, self.head_hash, self.checker)
+            ex = self._exec(p.batch, p.height, self.checker)
         except InvalidBatch as e:
             return f"invalid input ({e.reason})"
         if encode(ex.header) != encode(p.header):

@@ -77,7 +77,7 @@ class Execution:
 
 
 def execute(state: State, manifest, batch, height: int, parent_hash: bytes,
-            checker: Checker | None = None) -> Execution:
+            checker: Checker | None = None, corrupt_gets: bool = False) -> Execution:
     """Execute `batch` at `height`; with a checker, validate every input first (SPEC 11).
 
     Raises InvalidBatch when an input is invalid."""
@@ -119,7 +119,7 @@ def execute(state: State, manifest, batch, height: int, parent_hash: bytes,
                     raise InvalidBatch(reason, f"remote input from {src}")
             ex.next_in[src] = cd.leaf.seq + 1
             if role == "shard":
-                _exec_calls(ex, cd.leaf.calls, src, height, out)
+                _exec_calls(ex, cd.leaf.calls, src, height, out, corrupt_gets)
             else:
                 _exec_results(ex, cd.leaf.results, src, out)
     leaves = []
@@ -162,13 +162,15 @@ def _exec_client(ex: Execution, manifest, r, out) -> None:
         codec.ShardCall(client_key=ck, request_id=r.request_id, op=r.op))
 
 
-def _exec_calls(ex: Execution, calls, src: str, height: int, out) -> None:
+def _exec_calls(ex: Execution, calls, src: str, height: int, out, corrupt_gets: bool = False) -> None:
     res = out.setdefault(src, [])
     for c in calls:
         op = c.op if c.op is not None else codec.Operation()
         found = ex._has(op.key)
         if op.kind == OP_GET:
             val = ex._get(op.key) if found else b""
+            if corrupt_gets:  # testbed fault: a deliberately wrong result
+                val += b"?"
         else:
             ex.kv[op.key] = op.value
             val = b""

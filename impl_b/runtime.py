@@ -45,6 +45,7 @@ class Runtime(QueueMixin):
         self.started_ms = now_ms()
         self.t0 = time.monotonic()
         self.replica = Replica(manifest, node_id, signer, self.checker, now=self.now())
+        self.replica.wrong_results = bool(faults and faults.active("wrong_result") and self.cluster.role == "shard")
         self.decisions: dict[int, object] = {}
         self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
         self.waiters: dict[tuple, list] = {}  # (client_key, request_id) -> [(link_id, deadline)]

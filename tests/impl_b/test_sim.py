@@ -148,3 +148,14 @@ def test_all_nodes_restart_from_storage_without_losing_decisions():
     g = sim.get(b"r5", to="c0-n2")
     assert sim.run_until(_done(sim, g), 10000)
     assert sim.answers[g].value == b"5"
+
+
+def test_shard_member_with_wrong_results_is_outvoted():
+    sim = Sim(seed=12)
+    sim.replicas["s0-n2"].wrong_results = True
+    p = sim.put(b"w", b"right")
+    assert sim.run_until(_done(sim, p), 5000)
+    g = sim.get(b"w")
+    assert sim.run_until(_done(sim, g), 15000)
+    assert sim.answers[g].value == b"right"
+    assert any(r[0] == "s0-n2" and r[1] == "invalid_proposal" for r in sim.rejects)
