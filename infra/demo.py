@@ -4,6 +4,7 @@ library, check the histories and decision logs, print the status, and leave the 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -75,9 +76,13 @@ def run(name: str = DEFAULT_NAME, seconds: float = 3.0) -> int:
     return 0 if ok else 1
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m infra.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=3.0, help="workload duration per client library")
+    p.add_argument("--name", default=DEFAULT_NAME, help="deployment name")
+    args = p.parse_args(argv)
     try:
-        sys.exit(run())
+        sys.exit(run(args.name, args.seconds))
     except RemoteError as e:
         out.print(e.render(), markup=False)
         sys.exit(1)

@@ -1,6 +1,7 @@
 """Local provider, faults, status verdicts and the CLI, with stand-in node processes."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -167,12 +168,15 @@ def test_cli_deploy_status_fault_destroy(home, capsys, request):
     assert code == 0 and "destroyed deployment default" in out
 
 
-def test_entry_point_help():
-    for args in ([], ["deploy"], ["status"], ["kv", "get"], ["workload"], ["fault", "byzantine"], ["logs"],
-                 ["destroy"]):
-        r = subprocess.run([sys.executable, "-m", "infra.cli", *args, "--help"], capture_output=True, text=True,
-                           timeout=30)
-        assert r.returncode == 0 and "Usage:" in r.stdout, (args, r.stderr)
+def test_help_for_every_command(capsys):
+    for args in ([], ["deploy"], ["status"], ["kv", "get"], ["kv", "put"], ["workload"], ["fault", "crash"],
+                 ["fault", "partition"], ["fault", "delay"], ["fault", "byzantine"], ["logs"], ["destroy"],
+                 ["check-history"], ["check-logs"], ["plan"]):
+        code, out, _ = run_cli(capsys, *args, "--help")
+        assert code == 0 and "Usage: heraclius-ops" in out, args
+    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "heraclius-ops"), "deploy", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--nodes-per-cluster" in r.stdout
 
 
 FAKE_CLIENTS = ("--client-module", "a=tests.infra.fake_client", "--client-module", "b=tests.infra.fake_client")

@@ -1,0 +1,87 @@
+"""Running the playbooks of infra/ansible/ through ansible-runner: inventory building, the run
+itself (own private data dir, timeout), and a per-host summary of the result."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ansible_runner
+
+from infra.errors import RemoteError, UsageError
+
+ANSIBLE_DIR = Path(__file__).resolve().parent.parent / "ansible"
+REPO_ROOT = ANSIBLE_DIR.parent.parent
+SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10"
+
+
+@dataclass
+class PlaybookResult:
+    """What ansible-runner reported: overall status and rc, per-host stats and failed tasks."""
+
+    status: str
+    rc: int
+    stats: dict = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    ok_tasks: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+
+def inventory(nodes: list[dict], common: dict) -> dict:
+    """`nodes`: one dict per node with node_id, ansible_host, implementation, node_bind, admin_port
+    (and image/image_archive for docker). `common`: group variables (deployment_dir, runtime, ...)."""
+    hosts = {}
+    for n in nodes:
+        hosts[n["node_id"]] = {"ansible_ssh_common_args": SSH_ARGS, **n}
+    return {"all": {"children": {"heraclius_nodes": {"hosts": hosts, "vars": common}}}}
+
+
+def source_archive(dest: Path, implementations: list[str]) -> Path:
+    """tar.gz of src/<impl>/ and src/wire_spec/*.json|proto for the `process` runtime."""
+    from infra.docker.images import SPEC_FILES
+
+    with tarfile.open(dest, "w:gz") as tar:
+        for impl in implementations:
+            tar.add(REPO_ROOT / impl, arcname=f"src/{impl}",
+                    filter=lambda t: None if "__pycache__" in t.name else t)
+        for f in SPEC_FILES:
+            tar.add(REPO_ROOT / "wire_spec" / f, arcname=f"src/wire_spec/{f}")
+    return dest
+
+
+def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, forks: int = 10) -> PlaybookResult:
+    """Run `playbook` (a file in infra/ansible/) against `inv`. Artifacts go to `work_dir`."""
+    exe = Path(sys.executable).parent / "ansible-playbook"
+    binary = str(exe) if exe.exists() else shutil.which("ansible-playbook")
+    if not binary:
+        raise UsageError("ansible-playbook is not installed", fix="pip install ansible-core (see pyproject.toml)")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    r = ansible_runner.run(private_data_dir=str(work_dir), project_dir=str(ANSIBLE_DIR), playbook=playbook,
+                           inventory=inv, binary=binary, quiet=True, timeout=timeout, forks=forks,
+                           envvars={"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                                    "ANSIBLE_NOCOLOR": "True"})
+    result = PlaybookResult(r.status, r.rc if r.rc is not None else -1, r.stats or {})
+    for ev in r.events:
+        data = ev.get("event_data", {})
+        host, task = data.get("host"), data.get("task")
+        if ev.get("event") == "runner_on_ok" and host:
+            result.ok_tasks.setdefault(host, []).append(task)
+        elif ev.get("event") in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            res = data.get("res", {})
+            why = res.get("msg") or res.get("stderr") or ""
+            result.failures.append(f"{host}: {task}: {str(why)[:300]}")
+    return result
+
+
+def require_ok(result: PlaybookResult, what: str, work_dir: Path) -> PlaybookResult:
+    if not result.ok:
+        raise RemoteError(f"{what} failed (ansible status {result.status}, rc {result.rc})",
+                          detail="\n".join(result.failures[:8]) or None,
+                          fix=f"read {work_dir}/artifacts/*/stdout, fix the host, and run deploy again")
+    return result
