@@ -33,22 +33,10 @@ def test_main_screen(snap_compare, tmp_path, size):
     assert snap_compare(app(tmp_path), terminal_size=size, run_before=wait_for_polls())
 
 
-def test_main_screen_shard_selected(snap_compare, tmp_path):
-    async def select_s1(pilot) -> None:
-        await wait_for_polls()(pilot)
-        await pilot.press("down", "down")
-        await pilot.pause()
-
-    assert snap_compare(app(tmp_path), terminal_size=(80, 24), run_before=select_s1)
-
-
-def test_help_screen(snap_compare, tmp_path):
-    async def open_help(pilot) -> None:
-        await wait_for_polls()(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause()
-
-    assert snap_compare(app(tmp_path), terminal_size=(80, 24), run_before=open_help)
+@pytest.mark.parametrize("keys", [("down", "down"), ("question_mark",)], ids=["shard_s1", "help"])
+def test_after_keys(snap_compare, tmp_path, keys):
+    """s1 highlighted (its nodes, one down); the help screen."""
+    assert snap_compare(app(tmp_path), terminal_size=(80, 24), run_before=wait_for_polls(), press=keys)
 
 
 def test_node_detail_screen(snap_compare, tmp_path):

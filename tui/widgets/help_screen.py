@@ -9,28 +9,25 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP = """\
-[b]Heraclius monitor[/b]  (Esc or ? closes)
+[b]Heraclius monitor[/b]  (Esc or ? closes, q quits)
 
-[b]Verdicts[/b] (n = 3f+1 nodes; down, unreachable or accused nodes are faults)
+[b]Verdicts[/b] (n = 3f+1; down, unreachable, accused nodes are faults)
   [green]✔ healthy[/]   no fault
-  [yellow]◐ degraded[/]  faults, can still absorb more (margin > 0)
+  [yellow]◐ degraded[/]  faults, can absorb more (margin > 0)
   [dark_orange]▲ at risk[/]   one more fault stops the cluster (margin 0)
-  [red]✖ stalled[/]   fewer than 2f+1 up, more than f faults, or no
-              decision for a while although work is pending
-
+  [red]✖ stalled[/]   < 2f+1 up, > f faults, or no decision for a
+              while although work is pending
 [b]Keys[/b]
-  ↑/↓        move in a table      Tab   next table
-  Enter, d   node detail (full status and log tail)
-  c p u r x  crash, pause, resume, restart, partition the
-             selected node (testbed deployments only; asks first)
-  ?          this help            q     quit
+  ↑/↓ move · Tab next table · Enter/d node detail (status, log)
+  c p u r x   crash, pause, resume, restart, partition the
+              selected node (testbed only; asks first)
+  ? help · q quit
 
-Node state: ● up · ✖ down · ! byz (named in Byzantine evidence)
-· ⚠ spec (up, /status breaks the schema) · ↻ vc (in a view change). links / x-links: outbound links up/total
-to its own cluster / to other clusters.
-Events: ↓ down · ↑ up · ⟳ restart · ↻ view change · ☠ evidence
-· ◆ verdict change · ⚙ testbed fault rules · ⚠ off-spec status.
-Times are UTC.
+[b]Nodes[/b]  ● up · ✖ down · ! byz (accused in evidence)
+  ⚠ spec (up, /status off-schema) · ↻ vc (view change)
+  links / xlinks: outbound links up/total, own / other clusters
+[b]Events[/b] (UTC)  ↓ down · ↑ up · ⟳ restart · ↻ view change
+  ☠ evidence · ◆ verdict · ⚙ testbed faults · ⚠ off-spec status
 """
 
 
