@@ -81,8 +81,11 @@ def test_invalid_case_rejected(case, pool):
     meta = json.loads((case / "meta.json").read_text())
     data = (case / "encoded.bin").read_bytes()
     assert meta["verdict"] == "reject"
-    with pytest.raises(codec.CodecError):
+    with pytest.raises(codec.CodecError) as failure:
         codec.decode(meta["message"], data)
+    assert failure.value.reason == meta["reason"]
+    assert (meta["reason"] == "malformed") == ("truncated varint" in failure.value.detail
+                                               or "runs past" in failure.value.detail)
     # Lenient protobuf either fails too or yields a message whose canonical bytes differ.
     msg = message_class(pool, meta["message"])()
     try:

@@ -20,6 +20,11 @@ class CodecError(ValueError):
         self.rule = rule
         self.detail = detail
 
+    @property
+    def reason(self) -> str:
+        """SPEC 5: a truncated varint or a length past the end is `malformed`, the rest `non_canonical`."""
+        return "malformed" if self.rule == "5.5" else "non_canonical"
+
 
 # ------------------------------------------------------------------ low-level writers
 

@@ -59,10 +59,10 @@ def _mutations(message: str, data: bytes) -> list[tuple[str, str, str, bytes]]:
                     replace(i, tag(num, 2) + padded_varint(len(payload), 1) + payload)))
         out.append(("wire_type_varint_for_len", "5.3", f"length-delimited field {num} written as a varint",
                     replace(i, field_varint(num, 1))))
-        j = lens[-1]
-        num_j, _, _, payload_j = raw[j]
-        out.append(("length_past_end", "5.5", f"length of the last length-delimited field {num_j} is one too large",
-                    _join(raw[:j]) + tag(num_j, 2) + varint(len(payload_j) + 1) + payload_j + _join(raw[j + 1:])))
+        if raw[-1][1] == 2:  # only the last field: a longer length must run past the end, nothing else
+            num_j, _, _, payload_j = raw[-1]
+            out.append(("length_past_end", "5.5", f"length of the last field {num_j} is one too large",
+                        _join(raw[:-1]) + tag(num_j, 2) + varint(len(payload_j) + 1) + payload_j))
         out.append(("truncated", "5.5", "the encoding with its last byte cut off", data[:-1]))
     r0, f0 = fl[0]
     out.append(("nonminimal_tag", "5.4", f"tag of field {r0[0]} written with a redundant byte",
@@ -82,7 +82,7 @@ def _mutations(message: str, data: bytes) -> list[tuple[str, str, str, bytes]]:
                 data + field_varint(top + 1, 1)))
     out.append(("unknown_field_1000", "5.7", "unknown length-delimited field 1000 appended",
                 data + field_bytes(1000, b"x")))
-    out.append(("field_number_zero", "5.7", "a trailing 0x00 byte (field number 0)", data + b"\x00"))
+    out.append(("field_number_zero", "5.7", "a trailing field number 0 (bytes 0x00 0x01)", data + b"\x00\x01"))
     out.append(("group_wire_type", "5.3", "a start-group tag (wire type 3) appended",
                 data + tag(top + 1, 3) + tag(top + 1, 4)))
     strs = [i for i, (r, f) in enumerate(fl) if f.type == "string"]
@@ -248,14 +248,14 @@ def generate(w: CaseWriter) -> None:
         for name, rule, description, bad in mutations:
             try:
                 decode(message, bad)
-            except CodecError:
-                pass
+            except CodecError as exc:
+                reason = exc.reason
             else:
                 raise AssertionError(f"{message}/{name}: mutation decodes")
             if bad in seen:
                 continue
             seen.add(bad)
             w.case("codec", message, False, name,
-                   {"description": description, "message": message, "verdict": "reject",
+                   {"description": description, "message": message, "verdict": "reject", "reason": reason,
                     "spec_rule": "SPEC 5 rule " + rule.split(".", 1)[1]},
                    {"encoded.bin": bad})

@@ -17,7 +17,7 @@ encoding rules of SPEC 5 for the message `heraclius.v1.{message}`.
 
 | file | in | content |
 |---|---|---|
-| `meta.json` | all cases | `description`, `message` (= `{message}`), `verdict` (`accept` or `reject`); invalid cases also `spec_rule` (the rule of SPEC 5 the bytes break, informative) |
+| `meta.json` | all cases | `description`, `message` (= `{message}`), `verdict` (`accept` or `reject`); invalid cases also `reason` (`non_canonical` or `malformed`) and `spec_rule` (the rule of SPEC 5 the bytes break, informative) |
 | `encoded.bin` | all cases | the bytes given to the decoder |
 | `decoded.json` | valid cases | the JSON rendering (below) of the decoded message |
 
@@ -28,8 +28,10 @@ encoding rules of SPEC 5 for the message `heraclius.v1.{message}`.
   whitespace do not matter); re-encode the decoded message and compare with `encoded.bin` byte for
   byte. Pass = decoding succeeds, both comparisons are equal.
 - **invalid**: decoding `encoded.bin` as `{message}` (including the SPEC 5 re-encode-and-compare
-  check) must fail. Pass = the message is rejected. The reason (`non_canonical` or `malformed`)
-  is not checked.
+  check) must fail. Pass = the message is rejected with the reason `reason`: `malformed` when a
+  varint is cut short or a length runs past the end of its (sub-)message, `non_canonical` for
+  everything else the strict decoder refuses (SPEC 5). Each case has exactly one defect, so the
+  reason does not depend on the order of the decoder's checks.
 
 ## JSON rendering
 

@@ -76,7 +76,8 @@ def _write(w: CaseWriter, role: str, valid: bool, name: str, description: str, n
             if exc.reason != reason:
                 raise AssertionError(f"{name}: got {exc.reason}, expected {reason}") from exc
             meta.update(verdict=f"batch {len(batches) + 1} is invalid", invalid_step=len(batches) + 1,
-                        invalid_input=None if exc.index < 0 else exc.index, reason=reason)
+                        invalid_input=None if exc.index < 0 else exc.index, reason="invalid_proposal",
+                        input_reason=reason)
         else:
             raise AssertionError(f"{name}: invalid batch accepted")
         files[f"batch_{len(batches) + 1:03d}.bin"] = encode("Batch", bad_batch)

@@ -172,6 +172,10 @@ def generate_handshake(w: CaseWriter) -> None:
     bad("client_port_wrong_node_key", "a client dials c0-n3's client port; the responder uses c0-n2's key",
         "initiator", 2, "handshake_failed", client_static, xkey("c0-n2"), (_hello(net, "c0-n2"), _hello(net, "")),
         port="client", init_node=None, resp_node="c0-n3")
+    bad("client_hello_with_node_id", "a client on c0-n3's client port sends a Hello naming node c0-n0 "
+        "(SPEC 13: a node closes a client-port connection whose Hello has a non-empty node_id)", "responder", 3,
+        "handshake_failed", client_static, xkey("c0-n3"), (_hello(net, "c0-n3"), _hello(net, "c0-n0")),
+        port="client", init_node=None, resp_node="c0-n3")
     bad("wrong_prologue", "the responder used the prologue of network 'vectors-other': message 2 does not "
         "decrypt", "initiator", 2, "handshake_failed", n0, n1, (_hello(net, "c0-n1"), _hello(net, "c0-n0")),
         resp_pro=prologue("vectors-other"))
@@ -261,3 +265,8 @@ def generate_transport(w: CaseWriter) -> None:
     case(False, "skipped_message", "the second message is missing (nonce gap)", 65534, [cts[0], cts[2]], [], 2)
     case(False, "replayed_message", "the first message is delivered twice", 65534, [cts[0], cts[0]], [], 2)
     case(False, "reordered", "the first two messages swapped", 65534, [cts[1], cts[0]], [], 1)
+    last = 2**64 - 3
+    ends = [encrypt(key, last + i, b"", p) for i, p in enumerate(pts[:3])]
+    case(True, "last_usable_nonce", "nonces 2^64-3 and 2^64-2, the last usable one", last, ends[:2], pts[:2])
+    case(False, "nonce_exhaustion", "a third message would use nonce 2^64-1 (reserved; SPEC 13 closes the link "
+         "before)", last, ends, [], 3)
