@@ -48,6 +48,7 @@ class Checker:
     def __init__(self, manifest: Manifest):
         self.m = manifest
         self._qc_ok: dict[bytes, bool] = {}
+        self._req_ok: set[bytes] = set()
 
     def qc_reason(self, header, qc) -> str | None:
         """None when `qc` is a valid QC for `header` (SPEC 9), else the rejection reason."""
@@ -131,8 +132,14 @@ class Checker:
             return "malformed"
         if len(op.value) > lim["max_value_bytes"]:
             return "oversized"
-        if not message_sig_ok(req.client_key, self.m.network_id, req):
-            return "bad_signature"
+        # Each request is checked on arrival and again inside proposals: verify its signature once.
+        key = sha256(encode(req))
+        if key not in self._req_ok:
+            if not message_sig_ok(req.client_key, self.m.network_id, req):
+                return "bad_signature"
+            if len(self._req_ok) > 200000:
+                self._req_ok.clear()
+            self._req_ok.add(key)
         return None
 
 

@@ -75,3 +75,19 @@ def test_cluster_still_works_after_fuzzing():
     r = _SIM.put(b"after-fuzz", b"ok", to="c0-n2")
     assert _SIM.run_until(lambda: r in _SIM.answers, 20000)
     assert _SIM.logs_agree("c0")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.binary(min_size=0, max_size=120), max_size=6))
+def test_link_session_survives_garbage(chunks):
+    from impl_b.session import LinkError, Session, client_hello_checker
+
+    for initiator in (False, True):
+        sess = Session(initiator, b"\x01" * 32, "fuzz-net", "" if initiator else "n0",
+                       client_hello_checker("fuzz-net"), 1 << 16)
+        try:
+            for c in chunks:
+                sess.feed(c)
+        except LinkError as e:
+            assert e.reason in ("malformed", "oversized", "handshake_failed", "decrypt_failed", "wrong_network",
+                                "unknown_node")

@@ -159,3 +159,29 @@ def test_shard_member_with_wrong_results_is_outvoted():
     assert sim.run_until(_done(sim, g), 15000)
     assert sim.answers[g].value == b"right"
     assert any(r[0] == "s0-n2" and r[1] == "invalid_proposal" for r in sim.rejects)
+
+
+def test_prepared_proposal_survives_leader_crash():
+    sim = Sim(seed=13)
+    p = sim.put(b"pre", b"0")
+    assert sim.run_until(_done(sim, p), 5000)
+    blocked = {"on": True}
+
+    def no_commits(to, pm):
+        return [] if blocked["on"] and pm.commit is not None else [pm]
+
+    for n in sim.m.clusters["c0"].members:
+        sim.tamper[n] = no_commits
+    h0 = sim.replicas["c0-n1"].height
+    q = sim.put(b"pre", b"1", to=["c0-n0", "c0-n1"])
+    # Everyone prepares the proposal for h0 + 1, nobody can decide it (no Commit gets through).
+    assert sim.run_until(lambda: all(sim.replicas[n].prepared_cert is not None
+                                     for n in sim.m.clusters["c0"].members), 3000)
+    digest = sim.replicas["c0-n1"].prepared_cert.proposal.header
+    sim.crash("c0-n0")
+    blocked["on"] = False
+    assert sim.run_until(_done(sim, q), 15000)
+    dec = sim.stores["c0-n1"].decisions[h0]
+    assert dec.header == digest  # the new leader re-proposed exactly the prepared proposal
+    assert sim.replicas["c0-n1"].view >= 1
+    assert sim.logs_agree("c0")
