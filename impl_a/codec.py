@@ -33,13 +33,57 @@ def _check_semantics(msg: Message) -> None:
             raise RemoteViolation("non_canonical", f"undeclared enum value {value} in {field.name}")
 
 
+def _varint(data: bytes, pos: int, end: int) -> tuple[int | None, int]:
+    """(value, next position); value None when the bytes end inside the varint."""
+    value = shift = 0
+    while pos < end:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+    return None, pos
+
+
+def _truncated(desc, data: bytes, pos: int, end: int, depth: int = 0) -> bool:
+    """True when a length runs past the end of its message or a varint is cut off (SPEC 5:
+    `malformed`), looking into nested messages; everything else the parser refuses is non_canonical."""
+    while pos < end and depth < 100:
+        tag, pos = _varint(data, pos, end)
+        if tag is None:
+            return True
+        wt, field = tag & 7, desc.fields_by_number.get(tag >> 3)
+        if wt == 0:
+            value, pos = _varint(data, pos, end)
+            if value is None:
+                return True
+        elif wt in (1, 5):
+            pos += 8 if wt == 1 else 4
+            if pos > end:
+                return True
+        elif wt == 2:
+            n, pos = _varint(data, pos, end)
+            if n is None or pos + n > end:
+                return True
+            if (field is not None and field.type == FieldDescriptor.TYPE_MESSAGE
+                    and _truncated(field.message_type, data, pos, pos + n, depth + 1)):
+                return True
+            pos += n
+        else:
+            return False
+    return False
+
+
 def decode(cls: type[Message], data: bytes) -> Message:
     """Decode data as cls, accepting only its unique canonical encoding (RemoteViolation otherwise)."""
     msg = cls()
     try:
         msg.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise RemoteViolation("malformed", f"{cls.DESCRIPTOR.name}: {exc}") from None
+        data = bytes(data)
+        reason = "malformed" if _truncated(cls.DESCRIPTOR, data, 0, len(data)) else "non_canonical"
+        raise RemoteViolation(reason, f"{cls.DESCRIPTOR.name}: {exc}") from None
     # Unknown fields survive a re-encode, so strip them first: any present makes the bytes differ.
     msg.DiscardUnknownFields()
     if encode(msg) != bytes(data):

@@ -17,7 +17,7 @@ from impl_a.codec import decode, encode
 from impl_a.errors import LocalError, RemoteViolation
 from impl_a.manifest import Manifest, semantic_problem
 from impl_a.rsm import ZERO32, Execution, State, build_header, check_batch_limits
-from impl_a.vector_noise import handshake_case, rekey_case, stream_case
+from impl_a.vector_noise import handshake_case, rekey_case, stream_case, transport_case
 from impl_a.verify import body_without, check_compact, check_qc, header_hash
 
 Handler = Callable[[pathlib.Path, dict, bool], str | None]
@@ -63,7 +63,10 @@ def codec_case(msg_name: str) -> Handler:
         try:
             msg = decode(cls, data)
         except RemoteViolation as exc:
-            return f"rejected ({exc})" if valid else None
+            if valid:
+                return f"rejected ({exc})"
+            want = meta.get("reason")
+            return None if want in (None, exc.reason) else f"reason {exc.reason}, expected {want}"
         if not valid:
             return "non-canonical input accepted"
         if render(msg) != _json(case, "decoded.json"):
@@ -234,7 +237,8 @@ def handler_for(key: str) -> Handler | None:
             "merkle/proof": merkle_proof_case, "qc/verify": qc_case, "compact/verify": compact_case,
             "shard/map": shard_map_case, "manifest/validate": manifest_case,
             "execution/coordinator": execution_case, "execution/shard": execution_case,
-            "noise/handshake": handshake_case, "noise/rekey": rekey_case, "transport/stream": stream_case}.get(key)
+            "noise/handshake": handshake_case, "noise/rekey": rekey_case, "transport/stream": stream_case,
+            "noise/transport": transport_case}.get(key)
 
 
 def run_case(case: pathlib.Path) -> Iterator[tuple[str, str | None]]:

@@ -183,3 +183,22 @@ def stream_case(case: pathlib.Path, meta: dict, valid: bool) -> str | None:
     if b"".join(mine) != stream or any(not 1 <= len(c) <= 65519 for c in mine):
         return "own split is wrong"
     return None
+
+
+def transport_case(case: pathlib.Path, meta: dict, valid: bool) -> str | None:
+    inp = _j(case, "input.json")
+    cs = CipherState(_hx(inp["key"]), REKEY_EVERY)
+    cs.n = inp["first_nonce"]
+    ad = _hx(inp["ad"])
+    out = []
+    for idx, ct in enumerate(inp["ciphertexts"], start=1):
+        try:
+            out.append(cs.decrypt_with_ad(ad, _hx(ct)))
+        except NoiseError:
+            if valid:
+                return f"message {idx} failed to decrypt"
+            want = meta["failing_message"]
+            return None if idx == want else f"message {idx} failed, expected {want}"
+    if not valid:
+        return "every message decrypted"
+    return None if [p.hex() for p in out] == _j(case, "expected.json")["plaintexts"] else "plaintexts differ"

@@ -33,7 +33,7 @@ def test_roundtrip_canonical():
     (b"\x1a\x02c0\x10\x07", "non_canonical"),      # out of order
     (b"\x10\x00", "non_canonical"),                # default value written
     (b"\x78\x01", "non_canonical"),                # unknown field 15
-    (b"\x1a\x02\xff\xfe", "malformed"),            # invalid UTF-8
+    (b"\x1a\x02\xff\xfe", "non_canonical"),        # invalid UTF-8
     (b"\x1a\x05c0", "malformed"),                  # length past the end
     (b"\x22\x02\x08\x07", "non_canonical"),        # undeclared enum value in op.kind
 ])
