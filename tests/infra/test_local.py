@@ -133,8 +133,8 @@ def test_cli_errors(home, capsys):
     assert code == 2 and "unknown deployment 'default'" in err and "fix: create it" in err
     code, _, err = run_cli(capsys, "deploy", "--nodes-per-cluster", "5")
     assert code == 2 and "not 3f+1" in err and "4 or 7" in err
-    code, _, err = run_cli(capsys, "deploy", "--provider", "docker")
-    assert code == 2 and "not implemented yet" in err
+    code, _, err = run_cli(capsys, "deploy", "--provider", "vmware")
+    assert code == 2 and "'vmware' is not one of 'local', 'docker', 'aws'" in err
     code, _, err = run_cli(capsys, "deploy", "--mix", "xyz")
     assert code == 2 and "--mix" in err
     code, out, _ = run_cli(capsys, "destroy")
