@@ -126,6 +126,18 @@ class Connection:
             self.sock.close()
 
 
+_CHECKERS: dict[int, Checker] = {}
+_CHECKERS_LOCK = threading.Lock()
+
+
+def _shared_checker(manifest) -> Checker:
+    """One Checker (and so one QC cache) per manifest for all clients of this process."""
+    with _CHECKERS_LOCK:
+        if id(manifest) not in _CHECKERS:
+            _CHECKERS[id(manifest)] = Checker(manifest)
+        return _CHECKERS[id(manifest)]
+
+
 class Client:
     """A client of one coordinator cluster."""
 
@@ -138,7 +150,7 @@ class Client:
             raise ValueError(f"{self.cluster!r} is not a coordinator cluster")
         self.members = manifest.clusters[self.cluster].members
         self.timeout_ms = timeout_ms
-        self.checker = Checker(manifest)
+        self.checker = _shared_checker(manifest)
         self.ids = ids or _PROCESS_IDS
         self.rng = random.Random(seed)
         self.pos = self.rng.randrange(len(self.members))

@@ -11,6 +11,7 @@ FAULTS = {
     "s0-n1": [{"action": "tamper_compact"}],
     "s0-n2": [{"action": "withhold_queue"}],
     "c0-n2": [{"action": "mutate", "messages": ["prepare", "commit"]}],
+    "c0-n1": [{"action": "false_client_response"}],
     "c0-n3": [{"action": "delay", "delay_ms": 30, "messages": ["heartbeat"]},
               {"action": "drop", "messages": ["forward"], "probability": 0.5, "seed": 7}],
 }
@@ -36,6 +37,14 @@ def test_byzantine_queue_servers_and_mutating_member(net):
     finally:
         c.close()
     assert net.status("s0-n1")["testbed_faults"] == FAULTS["s0-n1"]
+    # A client that asks the lying member first rejects its answer and gets a valid one elsewhere.
+    liar = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=30000, seed=5)
+    try:
+        liar.pos = net.m.clusters["c0"].members.index("c0-n1")
+        ans = liar.get(b"f3")
+        assert ans.value == b"v3" and ans.node != "c0-n1" and liar.rejected_answers >= 1
+    finally:
+        liar.close()
     sts = {n: net.status(n) for n in net.m.clusters["c0"].members}
     evidence = [e for s in sts.values() for e in s["byzantine_evidence"]]
     assert any(e["node_id"] == "s0-n1" and e["kind"] == "tampered_compact" for e in evidence)

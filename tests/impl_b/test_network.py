@@ -6,7 +6,7 @@ import os
 import jsonschema
 import pytest
 
-from impl_b.client import Client, RequestIds
+from impl_b.client import Client, ClientFailure, RequestIds
 from impl_b.crypto import Signer, read_key_file
 
 from .netproc import ROOT, Network
@@ -142,3 +142,17 @@ def test_no_acknowledged_write_lost_after_kill9_of_every_node(net, client):
     client.close()
     for k, v in ACKED.items():
         assert client.get(k).value == v, k
+
+
+def test_clear_error_when_no_member_can_answer(net):
+    for n in net.m.clusters["c0"].members:
+        net.kill9(n)
+    c = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=4000, seed=4, ids=RequestIds())
+    try:
+        with pytest.raises(ClientFailure) as e:
+            c.get(b"alpha")
+    finally:
+        c.close()
+    msg = str(e.value)
+    assert "cluster c0" in msg and str(e.value.request_id) in msg
+    assert set(e.value.failures) == set(net.m.clusters["c0"].members)
