@@ -12,6 +12,7 @@ import random
 import socket
 import threading
 import time
+import weakref
 
 from . import codec, crypto
 from .checks import Checker, client_destination, sign_message
@@ -126,16 +127,16 @@ class Connection:
             self.sock.close()
 
 
-_CHECKERS: dict[int, Checker] = {}
+_CHECKERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CHECKERS_LOCK = threading.Lock()
 
 
 def _shared_checker(manifest) -> Checker:
     """One Checker (and so one QC cache) per manifest for all clients of this process."""
     with _CHECKERS_LOCK:
-        if id(manifest) not in _CHECKERS:
-            _CHECKERS[id(manifest)] = Checker(manifest)
-        return _CHECKERS[id(manifest)]
+        if manifest not in _CHECKERS:
+            _CHECKERS[manifest] = Checker(manifest)
+        return _CHECKERS[manifest]
 
 
 class Client:
