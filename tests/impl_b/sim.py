@@ -176,9 +176,10 @@ class Sim:
             rid = self.next_id
             self.next_id += 1
         op = codec.Operation(kind=kind, key=key, value=value)
-        req = codec.ClientRequest(client_key=self.client.public, request_id=rid, cluster_id="c0", op=op)
-        sign_message(self.client, self.m.network_id, req)
         targets = [to] if isinstance(to, str) else to
+        cluster = self.m.nodes[targets[0]].cluster
+        req = codec.ClientRequest(client_key=self.client.public, request_id=rid, cluster_id=cluster, op=op)
+        sign_message(self.client, self.m.network_id, req)
         for t in targets:
             self._schedule(1, ("submit", t, encode(req)))
         return rid

@@ -185,3 +185,17 @@ def test_prepared_proposal_survives_leader_crash():
     assert dec.header == digest  # the new leader re-proposed exactly the prepared proposal
     assert sim.replicas["c0-n1"].view >= 1
     assert sim.logs_agree("c0")
+
+
+def test_two_coordinators_two_shards():
+    sim = Sim(layout={"c0": "coordinator", "c1": "coordinator", "s0": "shard", "s1": "shard"}, seed=14)
+    keys = [f"multi-{i}".encode() for i in range(8)]
+    assert {sim.m.shard_of(k) for k in keys} == {"s0", "s1"}
+    puts = [sim.put(k, k + b"!", to="c0-n1" if i % 2 else "c1-n2") for i, k in enumerate(keys)]
+    assert sim.run_until(_done(sim, *puts), 15000)
+    gets = [sim.get(k, to="c1-n0" if i % 2 else "c0-n3") for i, k in enumerate(keys)]
+    assert sim.run_until(_done(sim, *gets), 15000)
+    for k, g in zip(keys, gets, strict=True):
+        assert sim.answers[g].value == k + b"!" and sim.answers[g].shard_id == sim.m.shard_of(k)
+    for c in ("c0", "c1", "s0", "s1"):
+        assert sim.logs_agree(c)
