@@ -6,7 +6,7 @@ from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.errors import RemoteViolation
 from impl_a.rsm import Execution, build_header, check_batch_limits
-from impl_a.verify import check_qc
+from impl_a.verify import check_qc, header_hash
 
 SYNC_BATCH = 64
 
@@ -87,7 +87,10 @@ class CatchUpMixin:
                 self._reject(exc.reason, sender, "sync: " + exc.detail)
                 self.sync_next = 0
                 break
+            same_view = sum(1 for c in self.commits.get(header_hash(d.header), {}).values() if c.view == self.view)
             self._commit_decision(d, ex)
+            if same_view >= self.cluster.q:
+                self._end_lone_suspicion()
             applied += 1
         if applied:
             self.sync_next = 0

@@ -151,6 +151,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         raw = self.store.meta("vc_requested")
         if raw:
             self.vc_requested = int(raw.decode())
+        raw = self.store.meta("new_view")
+        if raw:
+            nv = decode(pb.NewView, raw)
+            if nv.view == self.view:
+                self.installed_nv = nv
 
     def _adopt(self, p: pb.Proposal, record_accept: bool = True) -> bytes:
         ex = Execution(self.state, p.height, self.verified, self.qc_cache)
@@ -258,6 +263,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def _on_heartbeat(self, sender: str, hb: pb.Heartbeat) -> None:
         if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
             self.last_leader_contact = self.now
+        elif hb.view > self.view and sender == self.cluster.leader(hb.view).id:
+            self._ask_for_new_view(hb.view, [sender])
         if hb.height > self.height:
             self._want_height(sender, hb.height)
 
@@ -279,6 +286,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             return
         if (p.view > self.view or (p.view == self.view and self.in_vc)) and p.view <= self.view + AHEAD:
             self.early_proposals[p.view] = (sender, p)  # its NewView may still be on the way
+            if p.view > self.view and sender == self.cluster.leader(p.view).id:
+                self._ask_for_new_view(p.view, [sender])
             return
         if p.view != self.view or self.in_vc:
             self._reject("stale" if p.view <= self.view else "out_of_order", sender, f"proposal of view {p.view}")
@@ -355,6 +364,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             return
         self.prepare_seen[(sender, pr.view)] = pr
         self.prepares.setdefault((pr.view, pr.digest), {})[sender] = pr
+        self._note_higher_view(sender, pr.view)
         self._check_prepared(pr.view, pr.digest)
 
     def _check_prepared(self, view: int, digest: bytes) -> None:
@@ -389,13 +399,14 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         seen = self.commit_seen.get(sender)
         if seen is not None and seen.digest == c.digest:
             return
-        if seen is not None and c.digest in self.proposals and seen.digest in self.proposals:
-            self._evidence(sender, "equivocation", f"two decision signatures for height {c.height}",
+        if seen is not None and seen.view == c.view:  # other views: legitimate (SPEC 12.6)
+            self._evidence(sender, "equivocation", f"two commits for view {c.view} height {c.height}",
                            [encode(seen), encode(c)])
         if seen is not None:  # keep one commit per sender so a liar cannot grow our tables
             self.commits.get(seen.digest, {}).pop(sender, None)
         self.commit_seen[sender] = c
         self.commits.setdefault(c.digest, {})[sender] = c
+        self._note_higher_view(sender, c.view)
         self._try_decide(c.digest)
 
     def _try_decide(self, digest: bytes) -> None:
@@ -422,7 +433,10 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             return
         d = pb.Decision(header=p.header, batch=p.batch, outputs=outputs,
                         qc=pb.QuorumCert(signatures=good[:self.cluster.q]))
+        same_view = sum(1 for c in commits.values() if c.view == self.view)
         self._commit_decision(d, ex)
+        if same_view >= self.cluster.q:
+            self._end_lone_suspicion()
 
     def _commit_decision(self, d: pb.Decision, ex: Execution) -> None:
         self.actions.append(("persist", [(d.header.height, encode(d))],

@@ -6,6 +6,8 @@ from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.verify import header_hash
 
+LATE_GAP_MS = 500
+
 
 class ViewChangeMixin:
     """Mixed into Replica; uses its fields (view, in_vc, actions, cluster, ...)."""
@@ -19,6 +21,10 @@ class ViewChangeMixin:
         self.new_view_sent: set[int] = set()
         self.pending_new_view: int | None = None
         self.selected = None
+        self.awaiting_new_view = False
+        self.installed_nv: pb.NewView | None = None
+        self.higher_votes: dict[int, set[str]] = {}
+        self.late_sent: dict[str, int] = {}
 
     def _start_view_change(self, target: int, why: str) -> None:
         if target <= max(self.vc_requested, self.view):
@@ -42,11 +48,12 @@ class ViewChangeMixin:
         if vc.node_id != sender:
             self._reject("malformed", sender, "view change node id")
             return
-        if vc.new_view <= self.view:
-            self._reject("stale", sender, f"view change to {vc.new_view}")
-            return
         if not self._verify(sender, "view-change", vc):
             self._reject("bad_signature", sender, "view change")
+            return
+        if vc.new_view <= self.view:
+            self._reject("stale", sender, f"view change to {vc.new_view}")
+            self._send_installing_new_view(sender)
             return
         old = self.vc_msgs.get(sender)
         if old is None or vc.new_view > old.new_view:
@@ -70,6 +77,7 @@ class ViewChangeMixin:
         self.actions.append(("persist", [], [("view", str(w).encode())]))
         self.actions.append(("event", "view_entered", {"view": w, "leader": self.leader}))
         self.selected = None
+        self.last_leader_contact = self.now
         for entry in self.req_pool.values():
             entry[1] = self.now
         for per in self.remote_pool.values():
@@ -79,6 +87,7 @@ class ViewChangeMixin:
     def _enter_view(self, w: int) -> None:
         self._set_view(w)
         self.in_vc = True
+        self.awaiting_new_view = True
         self.vc_requested = max(self.vc_requested, w)
         self.vc_deadline = self.now + self._vc_timeout()
         vd = pb.ViewData(cluster_id=self.cluster.id, view=w, node_id=self.me, last_height=self.height,
@@ -127,6 +136,10 @@ class ViewChangeMixin:
     def _on_view_data(self, sender: str, vd: pb.ViewData) -> None:
         if vd.view > max(self.view, self.vc_requested) + 64:
             self._reject("out_of_order", sender, f"view data for far view {vd.view}")
+            return
+        if vd.node_id == sender and (vd.view < self.view or (vd.view == self.view and not self.in_vc)):
+            self._reject("stale", sender, f"view data for view {vd.view}")
+            self._send_installing_new_view(sender)
             return
         if vd.node_id != sender or self.cluster.leader(vd.view).id != self.me or vd.view < self.view:
             self._reject("not_leader" if vd.node_id == sender else "malformed", sender, "view data")
@@ -189,6 +202,9 @@ class ViewChangeMixin:
 
     def _install_new_view(self, nv: pb.NewView) -> None:
         self.in_vc = False
+        self.awaiting_new_view = False
+        self.installed_nv = nv
+        self.actions.append(("persist", [], [("new_view", encode(nv))]))
         self.vc_deadline = None
         self.vc_failures = 0
         self.vc_msgs = {k: v for k, v in self.vc_msgs.items() if v.new_view > self.view}
@@ -213,3 +229,53 @@ class ViewChangeMixin:
         elif self.req_pool:
             reqs = [e[0] for e in self.req_pool.values()][:1024]
             self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=reqs))))
+
+    # -- late members and lone suspicion (SPEC 12.6 steps 6 and 7) --------------------------------
+    def _rate_ok(self, key: str) -> bool:
+        if self.now - self.late_sent.get(key, -LATE_GAP_MS) < LATE_GAP_MS:
+            return False
+        self.late_sent[key] = self.now
+        return True
+
+    def _ask_for_new_view(self, w: int, peers: list[str]) -> None:
+        """We are behind view w: ask the members there for the NewView that installed it."""
+        if not self._rate_ok(f"ask:{w}"):
+            return
+        vc = pb.ViewChange(cluster_id=self.cluster.id, new_view=w, node_id=self.me, height=self.height)
+        self._sign("view-change", vc)
+        for peer in peers:
+            self.actions.append(("send", peer, pb.PeerMessage(view_change=vc)))
+
+    def _note_higher_view(self, sender: str, view: int) -> None:
+        if view <= self.view or view > self.view + 64:
+            return
+        voters = self.higher_votes.setdefault(view, set())
+        voters.add(sender)
+        for old in [v for v in self.higher_votes if v <= self.view]:
+            del self.higher_votes[old]
+        if len(voters) >= self.cluster.f + 1:
+            self._ask_for_new_view(view, sorted(voters))
+
+    def _send_installing_new_view(self, peer: str) -> None:
+        if self.in_vc or self.view == 0 or self.installed_nv is None or self.installed_nv.view != self.view:
+            return
+        if self._rate_ok(f"nv:{peer}"):
+            self.actions.append(("send", peer, pb.PeerMessage(new_view=self.installed_nv)))
+
+    def _end_lone_suspicion(self) -> None:
+        """Back to normal in our view: a quorum just decided with Commits of this very view."""
+        if not self.in_vc or self.awaiting_new_view:
+            return
+        self.in_vc = False
+        self.vc_deadline = None
+        self.vc_failures = 0
+        self.vc_requested = self.view
+        self.vc_msgs.pop(self.me, None)
+        self.last_leader_contact = self.now
+        self.actions.append(("persist", [], [("vc_requested", str(self.view).encode())]))
+        self.actions.append(("event", "view_change_abandoned", {"view": self.view}))
+        for entry in self.req_pool.values():
+            entry[1] = entry[2] = self.now
+        for per in self.remote_pool.values():
+            for entry in per.values():
+                entry[1] = self.now

@@ -131,11 +131,18 @@ def test_equivocating_leader_is_detected_and_victim_catches_up(tmp_path):
     net.mutators["c0-n0"] = equivocate
     reqs = _put_all(net, 3)
     net.run(6000)
+    net.mutators.clear()
     assert _answered(net, reqs, "c0-n2")
     kinds = {e[1] for e in net.nodes["c0-n1"].evidence}
     assert "invalid_proposal" in kinds
-    # One suspicious member cannot force a view change alone; it catches up from the commits instead.
-    assert net.nodes["c0-n1"].replica.height == net.nodes["c0-n2"].replica.height
+    # One suspicious member cannot force a view change alone; it catches up from the commits and,
+    # seeing a quorum still deciding in view 0, returns to normal operation (SPEC 12.6 step 7).
+    victim = net.nodes["c0-n1"].replica
+    assert victim.height == net.nodes["c0-n2"].replica.height
+    more = _put_all(net, 2, prefix=b"m", nodes=("c0-n2",))
+    net.run(3000)
+    assert _answered(net, more, "c0-n1")
+    assert victim.view == 0 and not victim.in_vc
     assert _logs_agree(net, "c0")
 
 
@@ -206,3 +213,27 @@ def test_censoring_leader_is_replaced(tmp_path):
     net.run(4000)
     assert net.answer(r, "c0-n2") is not None
     assert all(net.nodes[n].replica.view >= 1 for n in ("c0-n1", "c0-n2", "c0-n3"))
+
+
+def test_late_member_rejoins_the_current_view(tmp_path):
+    """c0-n3 misses a whole view change; on hearing the new leader it asks for and installs the
+    NewView that installed the current view (SPEC 12.6 step 6)."""
+    net = SimNet(tmp_path, clusters=NET2, seed=14)
+    net.partition({"c0-n3"}, {n for n in net.nodes if n != "c0-n3"})
+
+    def censor(dst, msg, data):
+        return None if msg.WhichOneof("body") == "proposal" else data
+
+    net.mutators["c0-n0"] = censor
+    first = _put_all(net, 2, nodes=("c0-n1",))
+    net.run(4000)
+    assert _answered(net, first, "c0-n1")
+    assert all(net.nodes[n].replica.view == 1 for n in ("c0-n0", "c0-n1", "c0-n2"))
+    net.heal()
+    net.run(2000)
+    late = net.nodes["c0-n3"].replica
+    assert late.view == 1 and not late.in_vc
+    more = _put_all(net, 2, prefix=b"l", nodes=("c0-n3",))
+    net.run(3000)
+    assert _answered(net, more, "c0-n3")
+    assert late.height == net.nodes["c0-n1"].replica.height
