@@ -68,20 +68,24 @@ class Faults:
 
     @staticmethod
     def tamper(cd: pb.CompactDecision) -> pb.CompactDecision:
-        """For tamper_compact / false_client_response: change one byte of a leaf value (or flip a
-        flag when there is no value); the proof or QC then no longer matches."""
+        """For tamper_compact / false_client_response (SPEC 16): flip the last byte of the first
+        non-empty value in the leaf, else of the first entry's client_key."""
         out = pb.CompactDecision()
         out.CopyFrom(cd)
-        for entries in (out.leaf.responses, out.leaf.results):
-            for e in entries:
-                if e.value:
-                    e.value = bytes([e.value[0] ^ 0x01]) + e.value[1:]
-                else:
-                    e.found = not e.found
+        leaf = out.leaf
+        holders = [(c.op, "value") for c in leaf.calls] + [(r, "value") for r in leaf.results]
+        holders += [(r, "value") for r in leaf.responses]
+        for obj, name in holders:
+            v = getattr(obj, name)
+            if v:
+                setattr(obj, name, v[:-1] + bytes([v[-1] ^ 0x01]))
                 return out
-        for c in out.leaf.calls:
-            c.op.key = bytes([c.op.key[0] ^ 0x01]) + c.op.key[1:]
-            return out
+        first = (list(leaf.calls) + list(leaf.results))[:1]
+        if first and first[0].client_key:
+            k = first[0].client_key
+            first[0].client_key = k[:-1] + bytes([k[-1] ^ 0x01])
+        elif leaf.responses:
+            leaf.responses[0].found = not leaf.responses[0].found  # no value and no key in a response
         return out
 
     def withhold(self) -> bool:

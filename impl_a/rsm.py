@@ -34,6 +34,10 @@ class State:
     def next_in_of(self, source: str) -> int:
         return self.next_in.get(source, 1)
 
+    def below_floor(self, client_key: bytes, request_id: int) -> bool:
+        max_id, _ = self.dedup.get(client_key, (0, set()))
+        return request_id <= (max_id - WINDOW if max_id > WINDOW else 0)
+
     def request_done(self, client_key: bytes, request_id: int) -> bool:
         """True when the request id was already accepted or is at or below the client's floor."""
         max_id, ids = self.dedup.get(client_key, (0, set()))

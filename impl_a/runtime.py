@@ -354,6 +354,9 @@ class NodeRuntime:
         if submit:
             self.counters["client_requests"] += 1
         h = r.client_index.get(ident)
+        if h is None and r.state.below_floor(*ident):
+            await self._client_error(link, pb.CLIENT_ERROR_STALE, req.request_id, "request id below the floor")
+            return
         if h is None:
             if submit and ident not in r.req_pool and len(r.req_pool) >= self.m.limits["max_pending_requests"]:
                 self.log.reject("overloaded", "client", "request pool full")
