@@ -250,11 +250,18 @@ def preload(dep: Deployment, config: BenchConfig, workdir: Path, progress=_quiet
     each = math.ceil(total / len(users))
     runs = start_clients(dep, config, users, workdir, "preload", each, None, 1.0, config.seed + 7919)
     wait_clients(runs, 60 + total * config.timeout_ms / 1000 / max(sum(users.values()), 1), progress, "preload")
-    records = [rec for r in runs for rec in bench_stats.load_records(r.history)]
+    records = load_histories(runs)
     written = bench_stats.written_keys(records) & config.expected_keys()
     failed = sum(1 for rec in records if rec["result"] != "ok")
     return {"puts": len(records), "failed": failed, "keys": config.keys, "keys_written": len(written),
             "coverage": round(len(written) / config.keys, 4)}
+
+
+def load_histories(runs: list[ClientRun]) -> list[dict]:
+    try:
+        return [rec for r in runs for rec in bench_stats.load_records(r.history)]
+    except ValueError as e:
+        raise RemoteError(f"a client wrote a history that breaks SPEC 4.1: {e}") from None
 
 
 def node_pids(dep: Deployment) -> dict[int, str]:
@@ -274,7 +281,7 @@ def run_step(dep: Deployment, config: BenchConfig, users: int, index: int, workd
     wait_clients(runs, config.step_s + config.timeout_ms / 1000 + 30, progress, f"{users} users")
     after = CpuSnapshot.take(list(pids))
     consensus = bench_metrics.delta(counters_before, bench_metrics.snapshot(dep), time.monotonic() - t_before)
-    records = [rec for r in runs for rec in bench_stats.load_records(r.history)]
+    records = load_histories(runs)
     stats = bench_stats.summarise(records, config.warmup_s)
     node_cpu: dict[str, float] = {}
     for pid, used in after.used_since(before).items():

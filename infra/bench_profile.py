@@ -19,7 +19,7 @@ from infra.errors import OpsError, UsageError
 
 _LOCATION = re.compile(r" \(([^)]*)\)$")
 # frames that only say "the event loop / a thread is running", never where the work is
-_PLUMBING = ("<module>", "_run_code", "_run_module_as_main", "run_forever", "_run_once", "Runner.run", "run (asyncio", "Thread._bootstrap",
+_PLUMBING = ("<module>", "_run_code", "_run_module_as_main", "run (__init__", "run_forever", "_run_once", "Runner.run", "run (asyncio", "Thread._bootstrap",
              "Thread.run", "_run (events", "main (", "run (runners")
 
 
