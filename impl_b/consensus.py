@@ -240,8 +240,10 @@ class Replica(ViewChangeMixin, CatchUpMixin):
                            header=ex.header, batch=batch)
         sign_message(self.signer, self.m.network_id, p)
         self.last_hb_sent = now
-        self._accept(p, ex, now)
+        # The Proposal depends on nothing durable: send it first so that the members' writes overlap
+        # ours; our own Prepare still waits for the Persist in _accept (SPEC 12.8).
         self._emit_proposal(p)
+        self._accept(p, ex, now)
 
     def _emit_proposal(self, p) -> None:
         """Broadcast a proposal (the fault layer may wrap this for equivocation tests)."""
