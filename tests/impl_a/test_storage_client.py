@@ -85,7 +85,7 @@ def test_client_rejects_false_answers_and_writes_history(tmp_path):
                 return await c.get(b"h"), c.rejected_answers
 
         res, rejected = asyncio.run(get_via_library())
-        assert res.value == b"truth" and res.node != "c0-n1" and rejected == 1
+        assert res.value == b"truth" and res.node != "c0-n1" and rejected >= 1
         hist = tmp_path / "hist.jsonl"
         rc, out = net.client("workload", "--ops", "12", "--concurrency", "3", "--keys", "3", "--history", str(hist))
         assert rc == 0 and out[0]["ok"] == 12
