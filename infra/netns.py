@@ -57,7 +57,10 @@ def plan_layout(root: Path, regions: list[str]) -> dict:
         raise UsageError(f"--network netns is unavailable: {why}")
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:4]
     used = _used_second_octets()
-    free = [x for x in range(200, 255) if x not in used]
+    # start at a tag-dependent offset so that deployments created at the same moment rarely race
+    # for the same range (the check above and the `ip addr add` in setup are not atomic)
+    start = int(tag, 16) % 55
+    free = [200 + (start + i) % 55 for i in range(55) if 200 + (start + i) % 55 not in used]
     if not free:
         raise UsageError("no free 10.X.0.0/16 range for the region networks (200..254 all in use)")
     existing = set(_ip("netns", "list").stdout.split())

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import local
+from infra import faults, local
 from infra.client import client_command, run_client, workload
 from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import RemoteError, UsageError
@@ -345,9 +345,10 @@ def in_one_view(dep: Deployment, cluster_id: str) -> bool:
 
 
 def heal_views(dep: Deployment, cluster_id: str, timeout: float = 60.0) -> None:
-    """Bring every member of a cluster into one view. A member that missed a view change stays in
-    its old view (errata/faults.md F1); making the current leader idle (heartbeat drop rule) starts
-    a view change that late members join (SPEC 12.6 Join), then the rule is cleared."""
+    """Bring every member of a cluster into one view. A member that missed a view change while it
+    was down stays in its old view (errata/faults.md F1). Pausing the current leader (SIGSTOP)
+    makes the others change view, and late members join it (SPEC 12.6 Join); the paused leader's
+    sockets stay open, so on resume it reads the buffered ViewChange/NewView and follows too."""
     down = [n.id for n in dep.cluster_nodes(cluster_id) if not local.node_pid_alive(dep, n.id)]
     if down:
         start(dep, down)
@@ -357,8 +358,11 @@ def heal_views(dep: Deployment, cluster_id: str, timeout: float = 60.0) -> None:
     except AssertionError:
         pass
     ld = wait_leader(dep, cluster_id, timeout)
-    set_rules(dep, {ld: [{"action": "drop", "messages": ["heartbeat"]}]})
-    wait_for(lambda: in_one_view(dep, cluster_id) and leader(dep, cluster_id) != ld, timeout,
-             f"{cluster_id} to agree on a leader other than {ld}: {view_table(dep, cluster_id)}")
-    set_rules(dep, {ld: []})
-    wait_for(lambda: in_one_view(dep, cluster_id), timeout, f"{cluster_id} to agree on one view again")
+    faults.pause(dep, ld)
+    try:
+        wait_for(lambda: leader(dep, cluster_id) not in (None, ld), timeout,
+                 f"{cluster_id} to agree on a leader other than the paused {ld}")
+    finally:
+        faults.resume(dep, ld)
+    wait_for(lambda: in_one_view(dep, cluster_id), timeout,
+             f"{cluster_id} to agree on one view again: {view_table(dep, cluster_id)}")

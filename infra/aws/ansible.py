@@ -3,6 +3,7 @@ itself (own private data dir, timeout), and a per-host summary of the result."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tarfile
@@ -33,13 +34,12 @@ class PlaybookResult:
         return self.status == "successful" and self.rc == 0
 
 
-def inventory(nodes: list[dict], common: dict) -> dict:
-    """`nodes`: one dict per node with node_id, ansible_host, implementation, node_bind, admin_port
-    (and image/image_archive for docker). `common`: group variables (deployment_dir, runtime, ...)."""
-    hosts = {}
-    for n in nodes:
-        hosts[n["node_id"]] = {"ansible_ssh_common_args": SSH_ARGS, **n}
-    return {"all": {"children": {"heraclius_nodes": {"hosts": hosts, "vars": common}}}}
+def inventory(machines: dict[str, dict], common: dict) -> dict:
+    """`machines[name]`: host variables (ansible_host, ansible_user, ...) and `heraclius_nodes_here`,
+    the nodes it runs: dicts with id, implementation, bind, admin_port (docker: image, image_archive).
+    `common`: group variables (deployment_dir, heraclius_runtime, ...)."""
+    hosts = {name: {"ansible_ssh_common_args": SSH_ARGS, **hv} for name, hv in machines.items()}
+    return {"all": {"children": {"heraclius_hosts": {"hosts": hosts, "vars": common}}}}
 
 
 def source_archive(dest: Path, implementations: list[str]) -> Path:
@@ -57,14 +57,14 @@ def source_archive(dest: Path, implementations: list[str]) -> Path:
 
 def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, forks: int = 10) -> PlaybookResult:
     """Run `playbook` (a file in infra/ansible/) against `inv`. Artifacts go to `work_dir`."""
-    exe = Path(sys.executable).parent / "ansible-playbook"
-    binary = str(exe) if exe.exists() else shutil.which("ansible-playbook")
-    if not binary:
+    # ansible-runner finds ansible-playbook on PATH: put this interpreter's bin dir (the venv) first
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    if not shutil.which("ansible-playbook", path=path):
         raise UsageError("ansible-playbook is not installed", fix="pip install ansible-core (see pyproject.toml)")
     work_dir.mkdir(parents=True, exist_ok=True)
     r = ansible_runner.run(private_data_dir=str(work_dir), project_dir=str(ANSIBLE_DIR), playbook=playbook,
-                           inventory=inv, binary=binary, quiet=True, timeout=timeout, forks=forks,
-                           envvars={"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                           inventory=inv, quiet=True, timeout=timeout, forks=forks,
+                           envvars={"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
                                     "ANSIBLE_NOCOLOR": "True"})
     result = PlaybookResult(r.status, r.rc if r.rc is not None else -1, r.stats or {})
     for ev in r.events:

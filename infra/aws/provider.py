@@ -133,13 +133,15 @@ def deploy(plan: Plan, name: str, home=None, testbed: bool = False, health_timeo
         dep.save_state()
         shipped = save_images(dep, sorted({n.implementation for n in plan.nodes}), progress)
         wait_ssh([a["host"] for a in addrs.values()])
-        nodes = [{"node_id": n.id, "ansible_host": addrs[n.id]["host"], "ansible_user": cfg["user"],
-                  "ansible_ssh_private_key_file": str(ssh_key), "implementation": n.implementation,
-                  "node_bind": addrs[n.id]["bind"], "admin_port": PORTS["admin"], **shipped[n.implementation]}
-                 for n in plan.nodes]
+        machines = {n.id: {"ansible_host": addrs[n.id]["host"], "ansible_user": cfg["user"],
+                           "ansible_ssh_private_key_file": str(ssh_key),
+                           "heraclius_nodes_here": [{"id": n.id, "implementation": n.implementation,
+                                                     "bind": addrs[n.id]["bind"], "admin_port": PORTS["admin"],
+                                                     **shipped[n.implementation]}]}
+                    for n in plan.nodes}
         work = dep.root / "ansible"
-        inv = ansible.inventory(nodes, {"deployment_dir": str(dep.root), "heraclius_runtime": "docker",
-                                        "heraclius_health_retries": int(health_timeout)})
+        inv = ansible.inventory(machines, {"deployment_dir": str(dep.root), "heraclius_runtime": "docker",
+                                           "heraclius_health_retries": int(health_timeout)})
         ansible.require_ok(ansible.run_playbook("site.yml", inv, work), "the node playbook", work)
         for n in plan.nodes:
             dep.set_node_state(n.id, status="running")
