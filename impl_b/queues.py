@@ -7,6 +7,7 @@ from .checks import build_compact
 from .codec import encode
 
 PULL_COUNT = 64
+SERVER_CAP = 256
 
 
 class QueueMixin:
@@ -20,23 +21,31 @@ class QueueMixin:
 
     # ------------------------------------------------------------ serving
 
+    def reply_items(self, produce, first: int, max_count: int) -> list:
+        """Consecutive items produce(first), produce(first + 1), ... until one is None, the server
+        cap of 256 (or `max_count`) is reached, or the reply would exceed max_message_bytes."""
+        room = self.m.limits["max_message_bytes"] - 1024
+        items: list = []
+        for pos in range(first, first + min(max_count or SERVER_CAP, SERVER_CAP)):
+            item = produce(pos)
+            if item is None:
+                break
+            room -= len(encode(item)) + 8
+            if items and room < 0:
+                break
+            items.append(item)
+        return items
+
     def _queue_items(self, pull) -> list:
         idx = self.queue_index.get(pull.destination, {})
-        out, size = [], 0
-        budget = self.m.limits["max_message_bytes"] - 1024
-        seq = pull.from_seq
-        limit = min(pull.max_count or 256, 256)
-        while seq in idx and len(out) < limit:
+
+        def compact(seq: int):
+            if seq not in idx:
+                return None
             cd = build_compact(self.decision(idx[seq]), pull.destination)
-            if self.faults is not None:
-                cd = self.faults.tamper(cd)
-            sz = len(encode(cd)) + 8
-            if out and size + sz > budget:
-                break
-            out.append(cd)
-            size += sz
-            seq += 1
-        return out
+            return self.faults.tamper(cd) if self.faults is not None else cd
+
+        return self.reply_items(compact, pull.from_seq, pull.max_count)
 
     def _serve_pull(self, link_id: int, node: str, pull, now: int) -> None:
         if pull.source_cluster != self.cid:

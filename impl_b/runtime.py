@@ -208,17 +208,8 @@ class Runtime(QueueMixin):
         if req.cluster_id != self.cid or node not in self.cluster.members:
             self.log.reject("wrong_cluster", node, "sync request")
             return
-        out, size = [], 0
-        budget = self.m.limits["max_message_bytes"] - 1024
-        h = req.from_height
-        while h <= self.replica.height and len(out) < min(req.max_count or 256, 256):
-            d = self.decision(h)
-            sz = len(encode(d)) + 8
-            if out and size + sz > budget:
-                break
-            out.append(d)
-            size += sz
-            h += 1
+        top = self.replica.height
+        out = self.reply_items(lambda h: self.decision(h) if 1 <= h <= top else None, req.from_height, req.max_count)
         resp = codec.PeerMessage(sync_response=codec.SyncResponse(cluster_id=self.cid, decisions=out))
         self.io.send_conn(link_id, encode(resp))
 
