@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import pathlib
-import random
 import sys
-import time
 
 from impl_a.client import Client, NoValidAnswer, Result
 from impl_a.errors import LocalError
 from impl_a.keys import read_secret
 from impl_a.manifest import load
+from impl_a.workload import Workload
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,7 +35,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--duration-s", type=float)
     w.add_argument("--key-prefix", default="k")
+    w.add_argument("--key-bytes", type=int)
+    w.add_argument("--preload", action="store_true")
+    w.add_argument("--pattern", choices=["uniform", "payments"], default="uniform")
     w.add_argument("--history")
+    w.add_argument("--samples")
     return ap.parse_args(argv)
 
 
@@ -77,58 +79,9 @@ async def single(args: argparse.Namespace, client: Client) -> int:
 
 
 async def workload(args: argparse.Namespace, client: Client) -> int:
-    rng = random.Random(args.seed)
-    t0 = time.monotonic()
-    stop_at = t0 + args.duration_s if args.duration_s else None
-    issued = 0
-    latencies: list[float] = []
-    ok = failed = 0
-    hist = open(args.history, "a", encoding="utf-8") if args.history else None  # noqa: SIM115
-    stem = pathlib.Path(args.key_file).stem  # SPEC 4.1: <client> is the key file's stem
-
-    async def user(u: int) -> None:
-        nonlocal issued, ok, failed
-        while issued < args.ops and (stop_at is None or time.monotonic() < stop_at):
-            issued += 1
-            n = issued
-            key = f"{args.key_prefix}{rng.randrange(args.keys)}".encode()
-            is_put = rng.random() < args.put_ratio
-            value = f"v-{args.seed}-{n}".encode() if is_put else None
-            t_inv = time.time() * 1000
-            start = time.monotonic()
-            req = client.new_request(2 if is_put else 1, key, value or b"")
-            outcome, read = "ok", None
-            try:
-                res = await client.execute(req)
-                read = res.value
-                ok += 1
-                latencies.append((time.monotonic() - start) * 1000)
-            except NoValidAnswer:
-                failed += 1
-                outcome = "unknown" if is_put else "fail"
-            if hist is not None:
-                val = value if is_put else read
-                hist.write(json.dumps({"process": f"{stem}-{u}", "op": "put" if is_put else "get",
-                                       "key": key.hex(), "value": val.hex() if val is not None else None,
-                                       "invoke_ms": round(t_inv, 3), "complete_ms": round(time.time() * 1000, 3),
-                                       "result": outcome, "request_id": req.request_id}) + "\n")
-
-    try:
-        await asyncio.gather(*(user(u) for u in range(max(1, args.concurrency))))
-    finally:
-        if hist is not None:
-            hist.close()
-    elapsed = time.monotonic() - t0
-    lat = sorted(latencies) or [0.0]
-
-    def pct(p: float) -> float:
-        return round(lat[min(len(lat) - 1, int(p * len(lat)))], 3)
-
-    print(json.dumps({"ops": ok + failed, "ok": ok, "failed": failed, "elapsed_s": round(elapsed, 3),
-                      "ops_per_s": round((ok + failed) / elapsed, 3) if elapsed > 0 else 0.0,
-                      "latency_ms": {"mean": round(sum(lat) / len(lat), 3), "p50": pct(0.5), "p99": pct(0.99),
-                                     "max": round(lat[-1], 3)}}))
-    return 0 if failed == 0 else 1
+    summary = await Workload(client, args).run()
+    print(json.dumps(summary))
+    return 0 if summary["failed"] == 0 else 1
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -94,6 +94,19 @@ def test_client_rejects_false_answers_and_writes_history(tmp_path):
         assert all(x["process"].startswith("client0-") and x["op"] in ("get", "put") for x in lines)
         puts = [x for x in lines if x["op"] == "put"]
         assert all(bytes.fromhex(x["value"]).startswith(b"v-0-") for x in puts)
+        rc, out = net.client("workload", "--ops", "100", "--keys", "5", "--key-bytes", "8", "--preload",
+                             "--concurrency", "2", "--history", str(tmp_path / "pre.jsonl"))
+        assert rc == 0 and out[0]["ok"] == 5
+        pre = [json.loads(x) for x in (tmp_path / "pre.jsonl").read_text().splitlines()]
+        assert sorted(len(bytes.fromhex(x["key"])) for x in pre) == [8] * 5 and {x["op"] for x in pre} == {"put"}
+        samples = tmp_path / "samples.jsonl"
+        rc, out = net.client("workload", "--ops", "8", "--keys", "5", "--key-bytes", "8", "--pattern", "payments",
+                             "--concurrency", "1", "--history", str(tmp_path / "pay.jsonl"), "--samples", str(samples))
+        assert rc == 0 and out[0]["ok"] == 8
+        pay = [json.loads(x) for x in (tmp_path / "pay.jsonl").read_text().splitlines()]
+        assert [x["op"] for x in pay] == ["get", "get", "put", "put"] * 2
+        assert all(x["value"] is not None for x in pay)  # preloaded keys are found
+        assert sum(json.loads(x)["ok"] for x in samples.read_text().splitlines()) == 8
     finally:
         net.close()
 
