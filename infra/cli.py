@@ -185,20 +185,22 @@ def _print_client(result):
 @kv.command("get")
 @where
 @click.option("--client", type=click.Choice(["a", "b"]), default="a", show_default=True)
+@click.option("--hex", "hex_", is_flag=True, help="KEY is hex; the value is printed as hex.")
 @click.argument("key")
-def kv_get_cmd(name, home, client, key):
+def kv_get_cmd(name, home, client, hex_, key):
     """GET KEY."""
-    _print_client(kv_get(load_deployment(name, home), key, client))
+    _print_client(kv_get(load_deployment(name, home), key, client, hex_=hex_))
 
 
 @kv.command("put")
 @where
 @click.option("--client", type=click.Choice(["a", "b"]), default="a", show_default=True)
+@click.option("--hex", "hex_", is_flag=True, help="KEY and VALUE are hex.")
 @click.argument("key")
 @click.argument("value")
-def kv_put_cmd(name, home, client, key, value):
+def kv_put_cmd(name, home, client, hex_, key, value):
     """PUT KEY VALUE."""
-    _print_client(kv_put(load_deployment(name, home), key, value, client))
+    _print_client(kv_put(load_deployment(name, home), key, value, client, hex_=hex_))
 
 
 @cli.command("workload")

@@ -54,12 +54,16 @@ def run_client(dep: Deployment, client: str, args: list[str], timeout_s: float =
     return ClientResult(client, cmd, proc.returncode, doc, proc.stderr)
 
 
-def kv_get(dep: Deployment, key: str, client: str = "a", timeout_ms: int = 10000) -> ClientResult:
-    return run_client(dep, client, ["--timeout-ms", str(timeout_ms), "get", key], timeout_ms / 1000 + 15)
+def kv_get(dep: Deployment, key: str, client: str = "a", timeout_ms: int = 10000, hex_: bool = False) -> ClientResult:
+    """GET through a client library; with hex_ the key (and the printed value) are hex."""
+    flags = ["--timeout-ms", str(timeout_ms)] + (["--hex"] if hex_ else [])
+    return run_client(dep, client, [*flags, "get", key], timeout_ms / 1000 + 15)
 
 
-def kv_put(dep: Deployment, key: str, value: str, client: str = "a", timeout_ms: int = 10000) -> ClientResult:
-    return run_client(dep, client, ["--timeout-ms", str(timeout_ms), "put", key, value], timeout_ms / 1000 + 15)
+def kv_put(dep: Deployment, key: str, value: str, client: str = "a", timeout_ms: int = 10000,
+           hex_: bool = False) -> ClientResult:
+    flags = ["--timeout-ms", str(timeout_ms)] + (["--hex"] if hex_ else [])
+    return run_client(dep, client, [*flags, "put", key, value], timeout_ms / 1000 + 15)
 
 
 def workload(dep: Deployment, client: str = "a", ops: int = 200, concurrency: int = 4, keys: int = 16,

@@ -57,6 +57,9 @@ def test_kv_round_trip_across_client_libraries(mixed):
     assert got.ok and got.doc["found"] is True and got.doc["value"] == "written-by-a"
     assert kv_put(mixed, "rt-key", "then-b", client="b").doc["found"] is True
     assert kv_get(mixed, "rt-key", client="a").doc["value"] == "then-b"
+    assert kv_put(mixed, "00ff", "deadbeef", client="b", hex_=True).ok
+    binary = kv_get(mixed, "00ff", client="a", hex_=True)
+    assert binary.ok and binary.doc["value"] == "deadbeef" and binary.doc["key"] == "00ff"
     missing = kv_get(mixed, "never-written", client="a")
     assert missing.ok and missing.doc["found"] is False and missing.doc["value"] is None
 
