@@ -429,15 +429,20 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if not message_sig_ok(self.m.nodes[sender].ed25519, self.m.network_id, pr):
             self._reject("bad_signature", sender, "prepare")
             return
-        key = (sender, pr.view, pr.height)
-        prev = self.seen_prep.get(key)
-        if prev is not None and prev.digest != pr.digest:
-            self._emit(Evidence(sender, "equivocation", f"two prepares for view {pr.view} height {pr.height}",
-                                [encode(prev).hex(), encode(pr).hex()]))
+        if self._equivocates(self.seen_prep, sender, pr, "prepares"):
             return
-        self.seen_prep[key] = pr
         self.prepares.setdefault((pr.view, pr.digest), {})[sender] = pr
         self._check_prepared(now)
+
+    def _equivocates(self, seen: dict, sender: str, msg, what: str) -> bool:
+        """Record `msg` per (sender, view, height); True (and evidence) if it conflicts with an earlier one."""
+        key = (sender, msg.view, msg.height)
+        first = seen.setdefault(key, msg)
+        if first.digest == msg.digest:
+            return False
+        self._emit(Evidence(sender, "equivocation", f"two {what} for view {msg.view} height {msg.height}",
+                            [encode(first).hex(), encode(msg).hex()]))
+        return True
 
     def _check_prepared(self, now: int) -> None:
         p = self.accepted
@@ -466,13 +471,9 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             self._seen_higher_view(sender, c.view, now)
         if not self._height_check(sender, "commit", c.height, pm, ("commit", c.view, c.height)):
             return
-        key = (sender, c.view, c.height)  # only Commits of the same view can be evidence (SPEC 12.6)
-        prev = self.seen_commit.get(key)
-        if prev is not None and prev.digest != c.digest:
-            self._emit(Evidence(sender, "equivocation", f"two commits for view {c.view} height {c.height}",
-                                [encode(prev).hex(), encode(c).hex()]))
+        # Only Commits of the same view can be evidence (SPEC 12.6).
+        if self._equivocates(self.seen_commit, sender, c, "commits"):
             return
-        self.seen_commit[key] = c
         self.commits.setdefault(c.digest, {})[sender] = c
         self._check_decided(c.digest, now)
 

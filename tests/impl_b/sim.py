@@ -37,12 +37,13 @@ class MemStore:
 
 
 class Sim:
-    def __init__(self, layout=None, seed: int = 1, timeouts: dict | None = None):
+    def __init__(self, layout=None, seed: int = 1, timeouts: dict | None = None, nodes_per_cluster: int = 4):
         layout = layout or {"c0": "coordinator", "s0": "shard"}
         t = {"heartbeat_interval": 50, "heartbeat_timeout": 400, "request_forward": 200, "censorship": 800,
              "view_change": 600, "sync_retry": 100, "batch_wait": 2}
         t.update(timeouts or {})
-        doc, self.secrets = devnet.build(layout, ports=False, timeouts=t, clients=("alice",))
+        doc, self.secrets = devnet.build(layout, nodes_per_cluster=nodes_per_cluster, ports=False, timeouts=t,
+                                         clients=("alice",))
         self.m = validate(doc)
         self.rng = random.Random(seed)
         self.now = 0

@@ -199,3 +199,16 @@ def test_two_coordinators_two_shards():
         assert sim.answers[g].value == k + b"!" and sim.answers[g].shard_id == sim.m.shard_of(k)
     for c in ("c0", "c1", "s0", "s1"):
         assert sim.logs_agree(c)
+
+
+def test_seven_node_clusters_tolerate_two_crashes():
+    sim = Sim(seed=15, nodes_per_cluster=7)
+    p = sim.put(b"seven", b"1", to="c0-n3")
+    assert sim.run_until(_done(sim, p), 5000)
+    for n in ("c0-n0", "c0-n1", "s0-n0", "s0-n5"):
+        sim.crash(n)
+    g = sim.get(b"seven", to=["c0-n2", "c0-n4"])
+    assert sim.run_until(_done(sim, g), 20000)
+    assert sim.answers[g].value == b"1"
+    assert sim.replicas["c0-n2"].view >= 2  # views 1 and 2 both had a crashed leader
+    assert sim.logs_agree("c0") and sim.logs_agree("s0")
