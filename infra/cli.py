@@ -213,13 +213,17 @@ def kv_put_cmd(name, home, client, hex_, key, value):
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--duration-s", type=float, default=None)
 @click.option("--key-prefix", default=None, help="Key names are PREFIX + index [client default: k].")
+@click.option("--pattern", type=click.Choice(["uniform", "payments"]), default=None,
+              help="payments: each user does GET a, GET b, PUT a, PUT b on two keys [client default: uniform].")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="Append the operation history here and check it afterwards.")
-def workload_cmd(name, home, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history):
+def workload_cmd(name, home, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, pattern,
+                 history):
     """Run the SPEC 4.1 workload through a client library and print its summary."""
     dep = load_deployment(name, home)
     with out.status(f"workload via client {client}..."):
-        result = workload(dep, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history)
+        result = workload(dep, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history,
+                          pattern=pattern)
     click.echo(json.dumps(result.doc))
     if history is not None:
         report = hist.check_history(hist.load_history(history))

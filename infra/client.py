@@ -68,9 +68,11 @@ def kv_put(dep: Deployment, key: str, value: str, client: str = "a", timeout_ms:
 
 def workload(dep: Deployment, client: str = "a", ops: int = 200, concurrency: int = 4, keys: int = 16,
              put_ratio: float = 0.5, seed: int = 1, duration_s: float | None = None, key_prefix: str | None = None,
-             history: Path | None = None, timeout_s: float = 120.0) -> ClientResult:
+             history: Path | None = None, timeout_s: float = 120.0, pattern: str | None = None) -> ClientResult:
     args = ["workload", "--ops", str(ops), "--concurrency", str(concurrency), "--keys", str(keys),
             "--put-ratio", str(put_ratio), "--seed", str(seed)]
+    if pattern:
+        args += ["--pattern", pattern]
     if duration_s is not None:
         args += ["--duration-s", str(duration_s)]
     if key_prefix:

@@ -316,8 +316,18 @@ def restart(dep: Deployment, node_ids: list[str], timeout: float = 60.0) -> None
 
 
 def start(dep: Deployment, node_ids: list[str], timeout: float = 60.0) -> None:
+    """Start stopped or crashed nodes with their data dirs; wait for /health. A port still held
+    for a moment after kill -9 (seen under load) is retried for up to 15 s."""
     for i in node_ids:
-        local.start_node(dep, i)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                local.start_node(dep, i)
+                break
+            except UsageError as e:
+                if "already in use" not in e.message or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     local.wait_healthy(dep, node_ids, timeout)
 
 
