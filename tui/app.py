@@ -57,13 +57,14 @@ class MonitorApp(App[None]):
 
     def __init__(self, deployment_dir: Path, poll_interval: float = 1.0, source: Source | None = None,
                  stall_after_s: float = 10.0, actions: Actions = fault_actions.perform,
-                 max_polls: int | None = None) -> None:
-        """max_polls: stop polling after that many polls (fixed screenshots); None polls forever."""
+                 max_polls: int | None = None, timeout: float = 0.8) -> None:
+        """timeout: seconds an HTTP request to a node may take before the node counts as down;
+        max_polls: stop polling after that many polls (fixed screenshots); None polls forever."""
         super().__init__()
         self.max_polls = max_polls
         self.deployment_dir = Path(deployment_dir)
         self.poll_interval = poll_interval
-        self.source = source or HttpSource(self.deployment_dir, timeout=min(0.8, max(0.2, poll_interval)))
+        self.source = source or HttpSource(self.deployment_dir, timeout=timeout)
         self.state = MonitorState(stall_after_ms=int(stall_after_s * 1000))
         self.actions = actions
         self._stopping = False
@@ -208,6 +209,6 @@ class MonitorApp(App[None]):
                 self.call_from_thread(self.notify, message, severity=severity, timeout=8)
 
 
-def run(deployment_dir: Path, poll_interval: float = 1.0) -> None:
+def run(deployment_dir: Path, poll_interval: float = 1.0, timeout: float = 0.8) -> None:
     """Run the monitor on a deployment directory until the operator quits."""
-    MonitorApp(Path(deployment_dir), poll_interval=poll_interval).run()
+    MonitorApp(Path(deployment_dir), poll_interval=poll_interval, timeout=timeout).run()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tui.demo import demo_manifest, status_doc, write_deployment
 
+HANG_S = 4.0  # how long a "hang" node waits before dropping the request (above the test timeout)
+
 
 class FakeNode:
     """Serves `self.status` (a dict) at /status and counters from it at /metrics.
@@ -31,7 +33,7 @@ class FakeNode:
             def do_GET(self) -> None:
                 node.requests += 1
                 if node.mode == "hang":
-                    time.sleep(1.5)
+                    time.sleep(HANG_S)
                 if node.mode == "error":
                     self.send_error(500)
                     return

@@ -28,7 +28,7 @@ def real_deployment(tmp_path):
 @sync
 async def test_workload_and_crash_on_real_nodes(real_deployment):
     dep = real_deployment
-    app = MonitorApp(dep.root, poll_interval=0.5, stall_after_s=60)
+    app = MonitorApp(dep.root, poll_interval=0.5, stall_after_s=60, timeout=2.0)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: app.state.polls >= 2 and app.state.up_count == (8, 8), timeout=30)
         assert {h.assessment.verdict for h in app.state.clusters.values()} == {Verdict.HEALTHY}

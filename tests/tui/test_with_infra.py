@@ -26,7 +26,7 @@ def infra_deployment(tmp_path):
 
 @sync
 async def test_crash_and_restart_keys_on_real_processes(infra_deployment):
-    app = MonitorApp(infra_deployment.root, poll_interval=0.2, stall_after_s=60)
+    app = MonitorApp(infra_deployment.root, poll_interval=0.2, stall_after_s=60, timeout=2.0)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: app.state.polls >= 2 and app.state.up_count == (8, 8))
         assert app.state.clusters["c0"].assessment.verdict is Verdict.HEALTHY
