@@ -210,7 +210,7 @@ def _compare_state(st: State, want: dict, head: bytes, height: int) -> None:
     if "pending" in want:
         _expect(sorted([k.hex(), r] for k, r in st.pending) == want["pending"], "pending differs")
     if "dedup" in want:
-        got = {k.hex(): {"max_id": mx, "ids": sorted(ids)} for k, (mx, ids) in st.dedup.items()}
+        got = {k.hex(): {"max_id": d.max_id, "ids": sorted(d.ids)} for k, d in st.dedup.items()}
         _expect(got == want["dedup"], "dedup differs")
 
 

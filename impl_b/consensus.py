@@ -19,7 +19,7 @@ from .catchup import CatchUpMixin
 from .checks import Checker, header_hash, message_sig_ok, sign_message
 from .codec import encode
 from .crypto import signing_bytes, verify
-from .rsm import InvalidBatch, State, execute
+from .rsm import WINDOW, InvalidBatch, State, execute
 from .viewchange import ViewChangeMixin
 
 ZERO = b"\x00" * 32
@@ -177,15 +177,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def request_below_window(self, req) -> bool:
         """True when the request id fell below the dedup window (it can never be answered)."""
         d = self.state.dedup.get(req.client_key)
-        return d is not None and d[0] > 65536 and req.request_id <= d[0] - 65536
+        return d is not None and d.max_id > WINDOW and req.request_id <= d.max_id - WINDOW
 
     def _request_done(self, req) -> bool:
         d = self.state.dedup.get(req.client_key)
-        if d is None:
-            return False
-        max_id, ids = d
-        floor = max_id - 65536 if max_id > 65536 else 0
-        return req.request_id <= floor or req.request_id in ids
+        return d is not None and d.seen(req.request_id)
 
     def _flush_forward(self) -> None:
         if self.forward_buf and not self.is_leader():

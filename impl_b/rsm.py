@@ -4,6 +4,8 @@ Execution runs on an overlay of the state, so a proposal can be checked without 
 `Execution.apply()` commits the overlay once the decision is made.
 """
 
+import heapq
+
 from . import codec, merkle
 from .checks import Checker, client_destination
 from .codec import encode
@@ -21,6 +23,35 @@ class InvalidBatch(Exception):
         self.reason = reason
 
 
+def _floor(max_id: int) -> int:
+    return max_id - WINDOW if max_id > WINDOW else 0
+
+
+class ClientIds:
+    """dedup[client_key] of SPEC 11: the highest accepted id and the accepted ids above the floor.
+
+    A min-heap beside the set makes dropping ids below the floor proportional to what is dropped."""
+
+    __slots__ = ("max_id", "ids", "_heap")
+
+    def __init__(self):
+        self.max_id = 0
+        self.ids: set[int] = set()
+        self._heap: list[int] = []
+
+    def seen(self, rid: int) -> bool:
+        return rid <= _floor(self.max_id) or rid in self.ids
+
+    def absorb(self, added: set, max_id: int) -> None:
+        for rid in added:
+            self.ids.add(rid)
+            heapq.heappush(self._heap, rid)
+        self.max_id = max(self.max_id, max_id)
+        fl = _floor(self.max_id)
+        while self._heap and self._heap[0] <= fl:
+            self.ids.discard(heapq.heappop(self._heap))
+
+
 class State:
     """SPEC 11 state of one cluster."""
 
@@ -29,7 +60,7 @@ class State:
         self.role = role
         self.next_in: dict[str, int] = {}
         self.next_out: dict[str, int] = {}
-        self.dedup: dict[bytes, tuple[int, frozenset]] = {}
+        self.dedup: dict[bytes, ClientIds] = {}
         self.pending: set[tuple[bytes, int]] = set()
         self.kv: dict[bytes, bytes] = {}
 
@@ -44,7 +75,7 @@ class Execution:
         self.st = state
         self.next_in: dict[str, int] = {}
         self.next_out: dict[str, int] = {}
-        self.dedup: dict[bytes, tuple[int, set]] = {}
+        self.dedup: dict[bytes, list] = {}  # client_key -> [max_id, ids accepted in this batch]
         self.pending_add: set = set()
         self.pending_del: set = set()
         self.kv: dict[bytes, bytes] = {}
@@ -69,8 +100,8 @@ class Execution:
         st = self.st
         st.next_in.update(self.next_in)
         st.next_out.update(self.next_out)
-        for ck, (mx, ids) in self.dedup.items():
-            st.dedup[ck] = (mx, frozenset(ids))
+        for ck, (mx, added) in self.dedup.items():
+            st.dedup.setdefault(ck, ClientIds()).absorb(added, mx)
         st.pending -= self.pending_del
         st.pending |= self.pending_add
         st.kv.update(self.kv)
@@ -141,25 +172,21 @@ _ENTRY_FIELD = {"coordinator": "calls", "shard": "results", "client": "responses
 
 
 def _exec_client(ex: Execution, manifest, r, out) -> None:
-    ck = r.client_key
-    if ck not in ex.dedup:
-        base = ex.st.dedup.get(ck)
-        ex.dedup[ck] = (base[0], set(base[1])) if base else (0, set())
-    max_id, ids = ex.dedup[ck]
-    floor = max_id - WINDOW if max_id > WINDOW else 0
-    if r.request_id <= floor or r.request_id in ids:
+    ck, rid = r.client_key, r.request_id
+    base = ex.st.dedup.get(ck)
+    batch = ex.dedup.get(ck)
+    max_id = max(base.max_id if base else 0, batch[0] if batch else 0)
+    # Ids at or below the floor count as seen whether or not they were pruned yet, so checking the
+    # floor first makes pruning at apply time equivalent to pruning after every request.
+    if rid <= _floor(max_id) or (base is not None and rid in base.ids) or (batch is not None and rid in batch[1]):
         return
-    ids.add(r.request_id)
-    max_id = max(max_id, r.request_id)
-    floor = max_id - WINDOW if max_id > WINDOW else 0
-    if floor:
-        for old in [i for i in ids if i <= floor]:
-            ids.discard(old)
-    ex.dedup[ck] = (max_id, ids)
-    ex.pending_add.add((ck, r.request_id))
-    ex.pending_del.discard((ck, r.request_id))
-    out.setdefault(manifest.shard_of(r.op.key), []).append(
-        codec.ShardCall(client_key=ck, request_id=r.request_id, op=r.op))
+    if batch is None:
+        batch = ex.dedup[ck] = [0, set()]
+    batch[0] = max(max_id, rid)
+    batch[1].add(rid)
+    ex.pending_add.add((ck, rid))
+    ex.pending_del.discard((ck, rid))
+    out.setdefault(manifest.shard_of(r.op.key), []).append(codec.ShardCall(client_key=ck, request_id=rid, op=r.op))
 
 
 def _exec_calls(ex: Execution, calls, src: str, height: int, out, corrupt_gets: bool = False) -> None:
