@@ -15,6 +15,7 @@ from infra import faults as fault_ops
 from infra import history as hist
 from infra import ops, process
 from infra.bench_cli import bench_cmd
+from infra.client import final_reads as read_all
 from infra.client import kv_get, kv_put, workload
 from infra.deployment import DEFAULT_NAME, list_deployments, load_deployment
 from infra.errors import OpsError, RemoteError, UsageError
@@ -217,14 +218,21 @@ def kv_put_cmd(name, home, client, hex_, key, value):
               help="payments: each user does GET a, GET b, PUT a, PUT b on two keys [client default: uniform].")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="Append the operation history here and check it afterwards.")
+@click.option("--final-reads", is_flag=True,
+              help="With --history: afterwards GET every key once, so lost writes are detectable.")
 def workload_cmd(name, home, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, pattern,
-                 history):
+                 history, final_reads):
     """Run the SPEC 4.1 workload through a client library and print its summary."""
     dep = load_deployment(name, home)
     with out.status(f"workload via client {client}..."):
         result = workload(dep, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history,
                           pattern=pattern)
     click.echo(json.dumps(result.doc))
+    if history is not None and final_reads:
+        names = [f"{key_prefix or 'k'}{i}" for i in range(keys)]
+        with out.status(f"final reads of {keys} keys..."):
+            n = read_all(dep, client, names, history)
+        out.print(f"final reads: {n}/{keys} ok")
     if history is not None:
         report = hist.check_history(hist.load_history(history))
         out.print(report.summary())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +81,22 @@ def workload(dep: Deployment, client: str = "a", ops: int = 200, concurrency: in
     if history is not None:
         args += ["--history", str(history)]
     return run_client(dep, client, args, timeout_s)
+
+
+def final_reads(dep: Deployment, client: str, keys: list[str], history: Path, timeout_ms: int = 10000) -> int:
+    """GET each key once (after a workload) and append the reads to `history` in the SPEC 4.1
+    format, as process '<client>-final', so the history check can tell lost writes. Returns how many
+    reads succeeded."""
+    ok = 0
+    with open(history, "a") as f:
+        for i, key in enumerate(keys):
+            hex_key = key.encode().hex()
+            t0 = time.time() * 1000
+            r = kv_get(dep, hex_key, client, timeout_ms, hex_=True)
+            t1 = time.time() * 1000
+            ok += r.ok
+            f.write(json.dumps({"process": f"{CLIENT_IDS[client]}-final", "op": "get", "key": hex_key,
+                                "value": r.doc.get("value") if r.ok else None, "invoke_ms": t0,
+                                "complete_ms": t1, "result": "ok" if r.ok else "fail",
+                                "request_id": i + 1}) + "\n")
+    return ok

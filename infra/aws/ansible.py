@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tarfile
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, f
                            inventory=inv, quiet=True, timeout=timeout, forks=forks,
                            envvars={"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
                                     "ANSIBLE_NOCOLOR": "True"})
+    if r.status in ("timeout", "canceled"):
+        _kill_leftovers(Path(r.config.artifact_dir))
     result = PlaybookResult(r.status, r.rc if r.rc is not None else -1, r.stats or {})
     for ev in r.events:
         data = ev.get("event_data", {})
@@ -77,6 +80,20 @@ def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, f
             why = res.get("msg") or res.get("stderr") or ""
             result.failures.append(f"{host}: {task}: {str(why)[:300]}")
     return result
+
+
+def _kill_leftovers(artifact_dir: Path) -> None:
+    """ansible-runner stops only ansible-playbook's main process on timeout; its forked workers and
+    their ssh clients live on. They all carry this run's artifact dir in their environment."""
+    mark = f"AWX_ISOLATED_DATA_DIR={artifact_dir}".encode() + b"\0"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "environ").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 def require_ok(result: PlaybookResult, what: str, work_dir: Path) -> PlaybookResult:

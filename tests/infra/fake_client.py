@@ -54,8 +54,14 @@ def main() -> int:
     a = p.parse_args()
     Path(a.key).read_text()
     store = Path(a.manifest).parent / "fake-kv.json"
+    if a.hex:
+        a.k = bytes.fromhex(a.k).decode()
+        if a.cmd == "put":
+            a.v = bytes.fromhex(a.v).decode()
     if a.cmd == "get":
         found, old = store_op(store, a.k, None)
+        if a.hex and old is not None:
+            old = old.encode().hex()
         print(json.dumps({"op": "get", "key": a.k, "found": found, "value": old, "cluster": "c0", "height": 1,
                           "node": "c0-n0", "shard": "s0", "shard_height": 1}))
         return 0

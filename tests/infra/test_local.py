@@ -194,13 +194,22 @@ def test_cli_kv_and_workload_plumbing(home, capsys, request, tmp_path, monkeypat
     code, out, _ = run_cli(capsys, "kv", "get", "k1")
     assert code == 0 and json.loads(out)["value"] == "hello"
     h = tmp_path / "h.jsonl"
-    code, out, _ = run_cli(capsys, "workload", "--ops", "60", "--keys", "3", "--key-prefix", "w", "--history", str(h))
-    assert code == 0 and json.loads(out.splitlines()[0])["ok"] == 60 and "OK" in out
+    code, out, _ = run_cli(capsys, "workload", "--ops", "60", "--keys", "3", "--key-prefix", "w", "--history", str(h),
+                           "--final-reads")
+    assert code == 0 and json.loads(out.splitlines()[0])["ok"] == 60 and "final reads: 3/3 ok" in out
+    assert "history: 63 ops on 3 keys" in out and "final): OK" in out
     monkeypatch.setenv("FAKE_CLIENT_LOSE", "1")
     code, out, _ = run_cli(capsys, "workload", "--ops", "60", "--keys", "3", "--key-prefix", "w", "--seed", "2", "--history", str(h))
     assert "violation" in out
     code, out, _ = run_cli(capsys, "check-history", str(h))
     assert code == 1 and ("stale_read" in out or "lost_write" in out)
+    # final reads see the values before the lost run: the checker names the lost writes
+    h2 = tmp_path / "h2.jsonl"
+    monkeypatch.setenv("FAKE_CLIENT_LOSE", "1")
+    run_cli(capsys, "workload", "--ops", "30", "--keys", "2", "--key-prefix", "z", "--put-ratio", "1",
+            "--history", str(h2), "--final-reads")
+    code, out, _ = run_cli(capsys, "check-history", str(h2))
+    assert code == 1 and "lost_write" in out
 
 
 def test_deployment_objects_see_changes_made_elsewhere(fake_deployment):
