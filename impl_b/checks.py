@@ -147,12 +147,19 @@ def client_destination(client_key: bytes) -> str:
     return "client:" + client_key.hex()
 
 
-def build_compact(decision, dest: str, qc=None):
-    """Compact decision of `decision` for destination `dest` (None if it has no such leaf)."""
-    leaves = [encode(o) for o in decision.outputs]
+def build_compact(decision, dest: str, qc=None, paths: list | None = None):
+    """Compact decision of `decision` for destination `dest` (None if it has no such leaf).
+
+    `paths`: the decision's audit paths if the caller has them (see `audit_paths`)."""
     for i, o in enumerate(decision.outputs):
         if o.destination == dest:
-            _root, paths = merkle.proofs(leaves)
-            return codec.CompactDecision(header=decision.header, leaf=o, leaf_index=i, leaf_count=len(leaves),
-                                         proof=paths[i], qc=qc if qc is not None else decision.qc)
+            if paths is None:
+                paths = audit_paths(decision)
+            return codec.CompactDecision(header=decision.header, leaf=o, leaf_index=i,
+                                         leaf_count=len(decision.outputs), proof=paths[i],
+                                         qc=qc if qc is not None else decision.qc)
     return None
+
+
+def audit_paths(decision) -> list:
+    return merkle.proofs([encode(o) for o in decision.outputs])[1]

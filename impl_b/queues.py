@@ -3,7 +3,6 @@ the queues of every cluster of the other role, rotating source members on empty,
 replies. A mixin of runtime.Runtime (runs on the consensus thread)."""
 
 from . import codec
-from .checks import build_compact
 from .codec import encode
 
 PULL_COUNT = 64
@@ -42,7 +41,7 @@ class QueueMixin:
         def compact(seq: int):
             if seq not in idx:
                 return None
-            cd = build_compact(self.decision(idx[seq]), pull.destination)
+            cd = self.compact(idx[seq], pull.destination)
             return self.faults.tamper(cd) if self.faults is not None else cd
 
         return self.reply_items(compact, pull.from_seq, pull.max_count)

@@ -12,7 +12,7 @@ import time
 
 from . import codec
 from .actions import Decided, Evidence, Persist, Reject, Send
-from .checks import Checker, build_compact, client_destination, sign_message
+from .checks import Checker, audit_paths, build_compact, client_destination, sign_message
 from .codec import encode
 from .consensus import Replica
 from .logs import now_ms
@@ -47,6 +47,7 @@ class Runtime(QueueMixin):
         self.replica = Replica(manifest, node_id, signer, self.checker, now=self.now())
         self.replica.wrong_results = bool(faults and faults.active("wrong_result") and self.cluster.role == "shard")
         self.decisions: dict[int, object] = {}
+        self.paths: dict[int, list] = {}  # height -> audit paths of its outputs (bounded)
         self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
         self.waiters: dict[tuple, list] = {}  # (client_key, request_id) -> [(link_id, deadline)]
         self.last_decision_ms = 0
@@ -213,6 +214,16 @@ class Runtime(QueueMixin):
         resp = codec.PeerMessage(sync_response=codec.SyncResponse(cluster_id=self.cid, decisions=out))
         self.io.send_conn(link_id, encode(resp))
 
+    def compact(self, h: int, dest: str):
+        """Compact decision of height h for dest, with the decision's audit paths computed once."""
+        paths = self.paths.get(h)
+        dec = self.decision(h)
+        if paths is None:
+            paths = self.paths[h] = audit_paths(dec)
+            while len(self.paths) > 512:
+                del self.paths[next(iter(self.paths))]
+        return build_compact(dec, dest, paths=paths)
+
     def decision(self, h: int):
         d = self.decisions.get(h)
         if d is None:
@@ -247,8 +258,7 @@ class Runtime(QueueMixin):
         self.waiters.setdefault(key, []).append((link_id, now + self.m.timeouts["client_timeout"]))
 
     def _answer(self, link_id: int, ck: bytes, rid: int) -> None:
-        dec = self.decision(self.answers[(ck, rid)])
-        cd = build_compact(dec, client_destination(ck))
+        cd = self.compact(self.answers[(ck, rid)], client_destination(ck))
         if self.faults is not None and self.faults.active("false_client_response"):
             cd = codec.decode("CompactDecision", encode(cd))
             for r in cd.leaf.responses:
