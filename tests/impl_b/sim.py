@@ -1,6 +1,7 @@
 """Deterministic in-process simulated network and clock for impl_b's consensus state machine."""
 
 import heapq
+import os
 import random
 
 from impl_b import codec, devnet
@@ -11,6 +12,7 @@ from impl_b.consensus import Replica
 from impl_b.crypto import Signer
 from impl_b.manifest import validate
 from impl_b.schema import OP_GET, OP_PUT
+from impl_b.storage import Store
 
 
 class MemStore:
@@ -36,8 +38,33 @@ class MemStore:
             self.new_view = rec["new_view"]
 
 
+class LmdbStore:
+    """A node's real impl_b LMDB storage, seen through MemStore's interface (kill = drop the handle)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.store = Store(path)
+
+    def persist(self, rec: dict) -> None:
+        self.store.persist(rec)
+
+    def load(self):
+        return self.store.load()
+
+    @property
+    def decisions(self) -> list:
+        return [self.store.decision(h) for h in range(1, self.store.height + 1)]
+
+    def crash(self) -> None:
+        self.store.close()  # every write was already committed with fsync
+
+    def reopen(self) -> None:
+        self.store = Store(self.path)
+
+
 class Sim:
-    def __init__(self, layout=None, seed: int = 1, timeouts: dict | None = None, nodes_per_cluster: int = 4):
+    def __init__(self, layout=None, seed: int = 1, timeouts: dict | None = None, nodes_per_cluster: int = 4,
+                 lmdb_root: str | None = None):
         layout = layout or {"c0": "coordinator", "s0": "shard"}
         t = {"heartbeat_interval": 50, "heartbeat_timeout": 400, "request_forward": 200, "censorship": 800,
              "view_change": 600, "sync_retry": 100, "batch_wait": 2}
@@ -50,7 +77,7 @@ class Sim:
         self.heap: list = []
         self.seq = 0
         self.checker = Checker(self.m)
-        self.stores = {n: MemStore() for n in self.m.nodes}
+        self.stores = {n: LmdbStore(os.path.join(lmdb_root, n)) if lmdb_root else MemStore() for n in self.m.nodes}
         self.replicas: dict[str, Replica] = {}
         self.down: set[str] = set()
         self.drop_rate = 0.0
@@ -69,7 +96,11 @@ class Sim:
     def _boot(self, n: str) -> None:
         r = Replica(self.m, n, Signer(self.secrets[n]["ed25519"]), Checker(self.m), now=self.now)
         st = self.stores[n]
-        r.restore(st.view[0], st.view[1], list(st.decisions), st.inflight, st.new_view)
+        if isinstance(st, LmdbStore):
+            view, active, decisions, inflight, nv = st.load()
+            r.restore(view, active, decisions, inflight, nv)
+        else:
+            r.restore(st.view[0], st.view[1], list(st.decisions), st.inflight, st.new_view)
         self.replicas[n] = r
 
     def _schedule(self, delay: int, ev: tuple) -> None:
@@ -193,10 +224,19 @@ class Sim:
 
     def crash(self, n: str) -> None:
         self.down.add(n)
+        if isinstance(self.stores[n], LmdbStore):
+            self.stores[n].crash()
 
     def restart(self, n: str) -> None:
         self.down.discard(n)
+        if isinstance(self.stores[n], LmdbStore):
+            self.stores[n].reopen()
         self._boot(n)
+
+    def close(self) -> None:
+        for st in self.stores.values():
+            if isinstance(st, LmdbStore):
+                st.crash()
 
     def heights(self, cluster: str) -> dict:
         return {n: self.replicas[n].height for n in self.m.clusters[cluster].members}
