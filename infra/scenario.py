@@ -367,6 +367,11 @@ def heal_views(dep: Deployment, cluster_id: str, timeout: float = 60.0) -> None:
         return
     except AssertionError:
         pass
+    rotate_leader(dep, cluster_id, timeout)
+
+
+def rotate_leader(dep: Deployment, cluster_id: str, timeout: float = 60.0) -> str:
+    """Move the cluster to a later view with every member up (see heal_views); return the new leader."""
     ld = wait_leader(dep, cluster_id, timeout)
     faults.pause(dep, ld)
     try:
@@ -376,3 +381,20 @@ def heal_views(dep: Deployment, cluster_id: str, timeout: float = 60.0) -> None:
         faults.resume(dep, ld)
     wait_for(lambda: in_one_view(dep, cluster_id), timeout,
              f"{cluster_id} to agree on one view again: {view_table(dep, cluster_id)}")
+    return wait_leader(dep, cluster_id, timeout)
+
+
+def faulty_leader(dep: Deployment, cluster_id: str, rules: list[dict], timeout: float = 60.0) -> str:
+    """Make the leader of the next view run `rules`, then move the cluster into that view.
+    (Restarting the current leader with rules would itself cause a view change, leaving the rules
+    on a follower.) Returns the faulty leader's id."""
+    members = [n.id for n in dep.cluster_nodes(cluster_id)]
+    ld = wait_leader(dep, cluster_id, timeout)
+    view = next(s for s in cluster_status(dep, cluster_id).values() if s and s["leader"] == ld)["view"]
+    nxt = members[(view + 1) % len(members)]
+    set_rules(dep, {nxt: rules}, timeout)
+    wait_for(lambda: in_one_view(dep, cluster_id), timeout, f"{cluster_id} in one view after restarting {nxt}")
+    new = rotate_leader(dep, cluster_id, timeout)
+    if new != nxt:
+        raise AssertionError(f"{cluster_id}: expected {nxt} to lead after the rotation, got {new}")
+    return nxt
