@@ -68,7 +68,10 @@ def run(name: str = DEFAULT_NAME, seconds: float = 3.0) -> int:
     clusters = collect_status(dep)
     out.print(status_table(dep, clusters))
     print_plan_lines(plan_from_manifest(dep.manifest))
-    print_verdicts(clusters)
+    print_verdicts(clusters)  # also names any node whose /status breaks status.schema.json
+    # the demo doubles as a smoke test of the contract: an off-schema /status makes it fail
+    ok &= not any(s.warnings for c in clusters for s in c.nodes)
+    ok &= all(s.up for c in clusters for s in c.nodes)
     out.print(f"demo took {time.monotonic() - t0:.1f} s. The network is still running "
               f"(deployment directory {dep.root}).")
     out.print("Try: .venv/bin/heraclius-ops status | fault crash c0-n1 | kv put k v --client b")

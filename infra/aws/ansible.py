@@ -3,6 +3,7 @@ itself (own private data dir, timeout), and a per-host summary of the result."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -56,6 +57,25 @@ def source_archive(dest: Path, implementations: list[str]) -> Path:
     return dest
 
 
+def node_bundle(dep_root: Path, node_ids: list[str], dest: Path) -> Path:
+    """tar.gz (mode 0600) with <node>/{manifest.json, keys/*.key (0600), data/, logs/} for the nodes
+    of one machine. Directories are 0700; the playbook unpacks it as is."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for node in node_ids:
+            for sub in ("", "/keys", "/data", "/logs"):
+                info = tarfile.TarInfo(f"{node}{sub}")
+                info.type, info.mode = tarfile.DIRTYPE, 0o700
+                tar.addfile(info)
+            tar.add(dep_root / "manifest.json", arcname=f"{node}/manifest.json")
+            for key in ("ed25519.key", "x25519.key"):
+                data = (dep_root / "keys" / node / key).read_bytes()
+                info = tarfile.TarInfo(f"{node}/keys/{key}")
+                info.size, info.mode = len(data), 0o600
+                tar.addfile(info, io.BytesIO(data))
+    return dest
+
+
 def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, forks: int = 10) -> PlaybookResult:
     """Run `playbook` (a file in infra/ansible/) against `inv`. Artifacts go to `work_dir`."""
     # ansible-runner finds ansible-playbook on PATH: put this interpreter's bin dir (the venv) first
@@ -66,7 +86,8 @@ def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, f
     r = ansible_runner.run(private_data_dir=str(work_dir), project_dir=str(ANSIBLE_DIR), playbook=playbook,
                            inventory=inv, quiet=True, timeout=timeout, forks=forks,
                            envvars={"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                                    "ANSIBLE_NOCOLOR": "True"})
+                                    "ANSIBLE_NOCOLOR": "True",
+                                    "ANSIBLE_PIPELINING": "True"})
     if r.status in ("timeout", "canceled"):
         _kill_leftovers(Path(r.config.artifact_dir))
     result = PlaybookResult(r.status, r.rc if r.rc is not None else -1, r.stats or {})

@@ -135,6 +135,7 @@ def deploy(plan: Plan, name: str, home=None, testbed: bool = False, health_timeo
         wait_ssh([a["host"] for a in addrs.values()])
         machines = {n.id: {"ansible_host": addrs[n.id]["host"], "ansible_user": cfg["user"],
                            "ansible_ssh_private_key_file": str(ssh_key),
+                           "heraclius_bundle": str(ansible.node_bundle(dep.root, [n.id], dep.root / f"bundle-{n.id}.tgz")),
                            "heraclius_nodes_here": [{"id": n.id, "implementation": n.implementation,
                                                      "bind": addrs[n.id]["bind"], "admin_port": PORTS["admin"],
                                                      **shipped[n.implementation]}]}
