@@ -19,6 +19,7 @@ from .logs import now_ms
 from .queues import QueueMixin
 from .rsm import execute
 
+TICK_MS = 20  # timer resolution of the consensus thread (batch_wait deadlines are met exactly)
 CODE_NAMES = {1: "malformed", 2: "bad_signature", 3: "unauthorised", 4: "wrong_cluster", 5: "too_large",
               6: "stale", 7: "overloaded", 8: "timeout"}
 ERROR_CODES = {"malformed": 1, "non_canonical": 1, "bad_signature": 2, "unauthorised_client": 3,
@@ -91,8 +92,11 @@ class Runtime(QueueMixin):
         """Consensus thread main loop."""
         next_tick = 0
         while not self.stopping:
+            due = next_tick
+            if self.replica.batch_due is not None:
+                due = min(due, self.replica.batch_due)
             try:
-                ev = self.events.get(timeout=0.005)
+                ev = self.events.get(timeout=max(due - self.now(), 1) / 1000)
             except queue.Empty:
                 ev = None
             with self.lock:
@@ -104,8 +108,9 @@ class Runtime(QueueMixin):
                         except queue.Empty:
                             break
                 now = self.now()
-                if now >= next_tick:
-                    next_tick = now + 5
+                batch_due = self.replica.batch_due
+                if now >= next_tick or (batch_due is not None and now >= batch_due):
+                    next_tick = now + TICK_MS
                     self._tick(now)
 
     def _handle(self, ev) -> None:
