@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -213,7 +214,8 @@ def kv_put_cmd(name, home, client, hex_, key, value):
 @click.option("--put-ratio", type=float, default=0.5, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--duration-s", type=float, default=None)
-@click.option("--key-prefix", default=None, help="Key names are PREFIX + index [client default: k].")
+@click.option("--key-prefix", default=None,
+              help="Key names are PREFIX + index [client default: k; with --history a fresh prefix].")
 @click.option("--pattern", type=click.Choice(["uniform", "payments"]), default=None,
               help="payments: each user does GET a, GET b, PUT a, PUT b on two keys [client default: uniform].")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
@@ -224,6 +226,10 @@ def workload_cmd(name, home, client, n_ops, concurrency, keys, put_ratio, seed, 
                  history, final_reads):
     """Run the SPEC 4.1 workload through a client library and print its summary."""
     dep = load_deployment(name, home)
+    if history is not None and key_prefix is None:
+        # the checker must see every write of the keys it checks: start on keys nobody wrote yet
+        key_prefix = f"h{int(time.time())}-"
+        out.print(f"history run on fresh keys {key_prefix}0..{keys - 1} (set --key-prefix to choose)")
     with out.status(f"workload via client {client}..."):
         result = workload(dep, client, n_ops, concurrency, keys, put_ratio, seed, duration_s, key_prefix, history,
                           pattern=pattern)

@@ -5,7 +5,8 @@ deployment tagged.
 Settings come from the environment, so the CLI needs no AWS-only options:
 HERACLIUS_AWS_SSH_CIDR (required: who may SSH in, e.g. 203.0.113.7/32), HERACLIUS_AWS_INSTANCE_TYPE
 (t3.small), HERACLIUS_AWS_AMI (one AMI id for every region; default: the newest Debian 12 AMI),
-HERACLIUS_AWS_SSH_USER (admin, Debian's), HERACLIUS_AWS_ENDPOINT_URL (tests: a moto server)."""
+HERACLIUS_AWS_SSH_USER (admin, Debian's), HERACLIUS_AWS_SSH_TIMEOUT (300 s for instances to accept
+SSH), HERACLIUS_AWS_ENDPOINT_URL (tests: a moto server)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def _settings() -> dict:
                          fix="export HERACLIUS_AWS_SSH_CIDR=<your public IP>/32 (the only address allowed to SSH in)")
     return {"ssh_cidr": cidr, "instance_type": os.environ.get("HERACLIUS_AWS_INSTANCE_TYPE", "t3.small"),
             "ami": os.environ.get("HERACLIUS_AWS_AMI"), "user": os.environ.get("HERACLIUS_AWS_SSH_USER", "admin"),
-            "endpoint_url": os.environ.get("HERACLIUS_AWS_ENDPOINT_URL")}
+            "endpoint_url": os.environ.get("HERACLIUS_AWS_ENDPOINT_URL"),
+            "ssh_timeout": float(os.environ.get("HERACLIUS_AWS_SSH_TIMEOUT", "300"))}
 
 
 def wait_ssh(addresses: list[str], timeout: float = 300.0) -> None:
@@ -131,8 +133,8 @@ def deploy(plan: Plan, name: str, home=None, testbed: bool = False, health_timeo
         ssh_key = root / "ssh" / "id_ed25519"
         dep.state["aws"] = res
         dep.save_state()
+        wait_ssh([a["host"] for a in addrs.values()], cfg["ssh_timeout"])
         shipped = save_images(dep, sorted({n.implementation for n in plan.nodes}), progress)
-        wait_ssh([a["host"] for a in addrs.values()])
         machines = {n.id: {"ansible_host": addrs[n.id]["host"], "ansible_user": cfg["user"],
                            "ansible_ssh_private_key_file": str(ssh_key),
                            "heraclius_bundle": str(ansible.node_bundle(dep.root, [n.id], dep.root / f"bundle-{n.id}.tgz")),
