@@ -53,7 +53,7 @@ class ProcNet:
     def status(self, nid: str) -> dict:
         return json.loads(self.admin(nid, "/status")[1])
 
-    def wait_ready(self, nid: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, nid: str, timeout: float = 120.0) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             p = self.procs[nid]
