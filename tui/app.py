@@ -164,10 +164,7 @@ class MonitorApp(App[None]):
             return
         snap = self.state.snapshot
         log_path = snap.deployment.log_path(node) if snap and snap.deployment else None
-        screen = NodeDetailScreen(node, log_path)
-        self.push_screen(screen)
-        if self.state.snapshot is not None:
-            screen.call_after_refresh(screen.show, self.state.snapshot)
+        self.push_screen(NodeDetailScreen(node, log_path, snap))
 
     def _testbed(self) -> bool:
         snap = self.state.snapshot

@@ -138,7 +138,7 @@ async def test_node_detail_shows_status_and_log_tail(fake_deployment):
         screen = app.screen
         await wait_until(pilot, lambda: "06:00:00.123 info ready listening"
                          in str(screen.query_one("#log-body").content))
-        status = str(screen.query_one("#status-body").content)
+        status = str(screen.query_one("#status-body").content)  # shown from the last poll at once
         assert '"node_id": "c0-n0"' in status and '"crypto_backend"' in status
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, NodeDetailScreen))

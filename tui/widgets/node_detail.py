@@ -26,10 +26,11 @@ class NodeDetailScreen(Screen[None]):
     NodeDetailScreen #log { height: 1fr; border-top: solid $primary; }
     """
 
-    def __init__(self, node_id: str, log_path: Path | None = None) -> None:
+    def __init__(self, node_id: str, log_path: Path | None = None, snapshot: Snapshot | None = None) -> None:
         super().__init__()
         self.node_id = node_id
         self.log_path = log_path
+        self.first = snapshot
 
     def compose(self) -> ComposeResult:
         yield Static(f" node {self.node_id}", id="title")
@@ -42,6 +43,8 @@ class NodeDetailScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#status").border_title = "status"
         self.query_one("#log").border_title = "log tail"
+        if self.first is not None:
+            self.show(self.first)
         if self.log_path is not None:
             self.load_log(self.log_path)
 
