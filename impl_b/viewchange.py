@@ -116,6 +116,7 @@ class ViewChangeMixin:
         self.vc_sent = max(self.vc_sent, w)
         self.vc_msgs = {n: v for n, v in self.vc_msgs.items() if v.new_view > w}
         self.vc_deadline = now + self.t["view_change"] * min(2 ** self.vc_fail, 8)
+        self.restart_timers(now)
         self._emit(Persist({"view": (w, False)}))
         prepared = self.prepared_cert
         if prepared is not None and prepared.proposal.height != self.height + 1:
