@@ -90,3 +90,24 @@ class ProcNet:
                              capture_output=True, timeout=timeout)
         lines = [json.loads(x) for x in out.stdout.decode().splitlines() if x.strip()]
         return out.returncode, lines
+
+    def op(self, command: str, key: str, value: str | None = None, timeout_ms: int = 30000) -> dict:
+        """GET or PUT through the client library in this process (no interpreter start-up per call);
+        returns the same JSON object as the command line."""
+        import asyncio
+
+        from impl_a.client import Client
+        from impl_a.client_cli import result_json
+        from impl_a.devnet import read_key
+        from impl_a.manifest import validate
+
+        async def run() -> dict:
+            async with Client(validate(self.doc), read_key(self.root / "clients" / "client0.key"),
+                              timeout_ms=timeout_ms) as c:
+                if command == "get":
+                    res = await c.get(key.encode())
+                else:
+                    res = await c.put(key.encode(), value.encode())
+                return result_json(res, False)
+
+        return asyncio.run(run())

@@ -37,26 +37,27 @@ def _leaders(net):
     return {net.status(c + "-n1")["leader"] for c in ("c0", "s0")}
 
 
-def _put(net, k, v, **kw):
-    rc, out = net.client("put", k, v, **kw)
-    assert rc == 0, out
-    return out[0]
+def _put(net, k, v):
+    return net.op("put", k, v)
 
 
 def _get(net, k):
-    rc, out = net.client("get", k)
-    assert rc == 0, out
-    return out[0]
+    return net.op("get", k)
 
 
 def test_get_put_and_admin(net):
-    r = _put(net, "alpha", "one")
+    rc, out = net.client("put", "alpha", "one")  # the SPEC 4.1 command line
+    assert rc == 0, out
+    r = out[0]
     assert r["op"] == "put" and r["found"] is False and r["cluster"] == "c0" and r["shard"] == "s0"
     r = _put(net, "alpha", "two")
     assert r["found"] is True
-    g = _get(net, "alpha")
-    assert g["found"] is True and g["value"] == "two" and g["shard_height"] > r["shard_height"] - 1
-    assert _get(net, "missing")["found"] is False and _get(net, "missing")["value"] is None
+    rc, out = net.client("get", "alpha")
+    g = out[0]
+    assert rc == 0 and g["op"] == "get" and g["key"] == "alpha" and g["found"] is True and g["value"] == "two"
+    assert g["shard_height"] > r["shard_height"] and g["height"] > r["height"]
+    missing = _get(net, "missing")
+    assert missing["found"] is False and missing["value"] is None
     schema = json.loads((ROOT / "wire_spec" / "status.schema.json").read_text())
     for nid in ("c0-n0", "s0-n3"):
         st = net.status(nid)
