@@ -5,9 +5,13 @@ from __future__ import annotations
 import boto3
 import pytest
 
+from infra import ops
+from infra.aws import provider as aws_provider
 from infra.aws import provision as pv
+from infra.aws.provider import write_deployment
 from infra.aws.sshkey import generate_ssh_key
-from infra.errors import UsageError
+from infra.errors import RemoteError, UsageError
+from infra.planner import make_plan
 
 PORTS = [7000, 7001, 7002]
 NODES = [pv.NodeRequest("c0-n0", "us-east"), pv.NodeRequest("c0-n1", "eu-west"),
@@ -110,3 +114,66 @@ def test_missing_credentials_says_how_to_fix(monkeypatch, tmp_path, ssh_key):
     with pytest.raises(UsageError) as e:
         pv.provision("dep3", NODES, PORTS, ssh_key, "203.0.113.7/32", endpoint_url="http://127.0.0.1:9")
     assert "no AWS credentials" in e.value.message and "AWS_ACCESS_KEY_ID" in e.value.fix
+
+
+def _all_tagged(endpoint, name):
+    out = {}
+    for region in ("us-east", "eu-west", "ap-south"):
+        c = ec2(endpoint, region)
+        for what in ("instances", "vpcs", "subnets", "sgs", "keys", "igws", "rts"):
+            out[(region, what)] = len(tagged(c, name, what))
+    return out
+
+
+def test_ops_deploy_aws_needs_ssh_cidr_and_credentials(monkeypatch, tmp_path):
+    monkeypatch.delenv("HERACLIUS_AWS_SSH_CIDR", raising=False)
+    with pytest.raises(UsageError, match="HERACLIUS_AWS_SSH_CIDR"):
+        ops.deploy("aws1", tmp_path, provider="aws")
+    monkeypatch.setenv("HERACLIUS_AWS_SSH_CIDR", "203.0.113.7/32")
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(UsageError, match="no AWS credentials"):
+        ops.deploy("aws1", tmp_path, provider="aws")
+    assert not any(tmp_path.glob("aws1*"))
+
+
+def test_ops_deploy_aws_rolls_back_when_hosts_unreachable(moto_endpoint, aws_env, amis, monkeypatch, tmp_path):
+    """When the instances never accept SSH, deploy fails and removes every resource it made and
+    its directory. (moto's addresses are fake: whether a connection to one gets an answer depends
+    on the network here, so the wait itself is replaced by the outcome we test.)"""
+    monkeypatch.setenv("HERACLIUS_AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("HERACLIUS_AWS_SSH_CIDR", "203.0.113.7/32")
+    monkeypatch.setenv("HERACLIUS_AWS_AMI", amis["us-east"])
+    monkeypatch.setenv("HERACLIUS_AWS_SSH_TIMEOUT", "1")
+    seen = []
+
+    def unreachable(addresses, timeout):
+        seen.extend(addresses)
+        assert _all_tagged(moto_endpoint, "aws2")[("us-east", "instances")] == 8
+        raise RemoteError(f"SSH not reachable on {', '.join(addresses)} after {timeout:.0f} s")
+
+    monkeypatch.setattr(aws_provider, "wait_ssh", unreachable)
+    with pytest.raises(RemoteError, match="SSH not reachable"):
+        ops.deploy("aws2", tmp_path, provider="aws", regions=1)
+    assert len(seen) == 8
+    assert set(_all_tagged(moto_endpoint, "aws2").values()) == {0}
+    assert not any(tmp_path.glob("aws2*"))
+
+
+def test_ops_destroy_routes_to_aws(moto_endpoint, aws_env, amis, ssh_key, monkeypatch, tmp_path):
+    monkeypatch.setenv("HERACLIUS_AWS_ENDPOINT_URL", moto_endpoint)
+    plan = make_plan(2, 1, 1, 4, "alternate")
+    res = pv.provision("aws3", [pv.NodeRequest(n.id, n.region) for n in plan.nodes], PORTS, ssh_key,
+                       "203.0.113.7/32", ami=amis, endpoint_url=moto_endpoint)
+    addrs = {node: {"host": a["public"], "bind": a["private"]}
+             for r in res["regions"].values() for node, a in r["addresses"].items()}
+    dep = write_deployment(plan, "aws3", tmp_path, addrs)
+    node = dep.manifest["clusters"][0]["nodes"][0]
+    assert node["host"] != node["bind"] and node["ports"] == {"peer": 7000, "client": 7001, "admin": 7002}
+    assert _all_tagged(moto_endpoint, "aws3")[("us-east", "instances")] == 4
+    assert ops.destroy("aws3", tmp_path)
+    assert set(_all_tagged(moto_endpoint, "aws3").values()) == {0}
+    assert not dep.root.exists()
