@@ -21,9 +21,14 @@ class CatchUpMixin:
             self.sync_peers.insert(0, peer)
 
     def _sync_tick(self, now: int) -> None:
-        if self.sync_to <= self.height or now < self.sync_next:
-            if self.sync_to <= self.height:
-                self.sync_to = self.height
+        if self.sync_to <= self.height:
+            self.sync_to = self.height
+            self.sync_since = None
+            return
+        if self.sync_since is None:
+            self.sync_since = now
+        # One height behind is normal while the last Commits are in flight: give them a moment.
+        if now < self.sync_next or (self.sync_to == self.height + 1 and now - self.sync_since < self.t["sync_retry"] // 2):
             return
         peers = self.sync_peers or [n for n in self.cluster.members if n != self.me]
         peer = peers[0]

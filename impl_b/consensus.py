@@ -59,6 +59,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.sync_peers: list[str] = []
         self.sync_next = 0
         self.sync_misses = 0
+        self.sync_since: int | None = None
         self.seen_props: dict[tuple, object] = {}
         self.seen_prep: dict[tuple, object] = {}
         self.seen_commit: dict[tuple, object] = {}
