@@ -75,7 +75,7 @@ def test_client_rejects_false_answers_and_writes_history(tmp_path):
                   faults={"c0-n1": [{"action": "false_client_response"}]})
     try:
         net.start_all()
-        assert net.client("put", "h", "truth")[0] == 0
+        assert net.op("put", "h", "truth")["found"] is False
         seed = next(s for s in range(100) if random.Random(s).randrange(4) == 1)  # start at c0-n1
 
         async def get_via_library():
