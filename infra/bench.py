@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -27,16 +26,15 @@ from infra.client import REPO_ROOT, client_command
 from infra.deployment import Deployment, check_name, load_deployment
 from infra.errors import RemoteError, UsageError
 
-# put ratio, whether keys are preloaded, key naming
+# put ratio, whether keys are preloaded, SPEC 4.1 --pattern
 WORKLOADS = {
-    "get": {"put_ratio": 0.0, "preload": True, "accounts": False},
-    "put": {"put_ratio": 1.0, "preload": False, "accounts": False},
-    "mixed": {"put_ratio": 0.5, "preload": True, "accounts": False},
-    # SPEC 4.1 has no paired pattern yet (errata/bench.md B3): same read/write ratio on account keys
-    "payments": {"put_ratio": 0.5, "preload": True, "accounts": True},
+    "get": {"put_ratio": 0.0, "preload": True, "pattern": "uniform"},
+    "put": {"put_ratio": 1.0, "preload": False, "pattern": "uniform"},
+    "mixed": {"put_ratio": 0.5, "preload": True, "pattern": "uniform"},
+    # pairs: GET a, GET b, PUT a, PUT b on two distinct account keys (the put ratio does not apply)
+    "payments": {"put_ratio": 0.5, "preload": True, "pattern": "payments"},
 }
-KEY_BYTES = 32
-PRELOAD_FACTOR = 4  # PUTs per key when preloading with random keys (errata B2): ~e^-4 keys missed
+KEY_BYTES = 32  # the paper's random 32-byte keys: SPEC 4.1 --key-bytes
 HUGE_OPS = 1_000_000_000  # steps end by --duration-s, not by operation count
 
 
@@ -86,15 +84,21 @@ class BenchConfig:
         return steps
 
     def key_prefix(self) -> str:
-        if WORKLOADS[self.workload]["accounts"]:
-            return "acct-"
-        # keys are PREFIX + index (SPEC 4.1); a pseudo-random prefix makes the widest index 32 bytes
-        digits = len(str(self.keys - 1))
-        return hashlib.sha256(f"heraclius-bench-{self.seed}".encode()).hexdigest()[:KEY_BYTES - digits]
+        return "acct-" if WORKLOADS[self.workload]["pattern"] == "payments" else f"bench{self.seed}-"
 
     def expected_keys(self) -> set[str]:
-        p = self.key_prefix()
-        return {f"{p}{i}".encode().hex() for i in range(self.keys)}
+        """Hex of the keys the clients use: SHA-256(P || u64be(i)) cut to KEY_BYTES (SPEC 4.1)."""
+        p = self.key_prefix().encode()
+        return {hashlib.sha256(p + i.to_bytes(8, "big")).digest()[:KEY_BYTES].hex() for i in range(self.keys)}
+
+    def key_args(self) -> list[str]:
+        return ["--keys", str(self.keys), "--key-prefix", self.key_prefix(), "--key-bytes", str(KEY_BYTES)]
+
+    def load_args(self) -> list[str]:
+        pattern = WORKLOADS[self.workload]["pattern"]
+        if pattern != "uniform":
+            return ["--pattern", pattern]
+        return ["--put-ratio", str(self.ratio)]
 
 
 @dataclass
@@ -186,7 +190,7 @@ def split_users(users: int, clusters: list[str]) -> dict[str, int]:
 
 
 def start_clients(dep: Deployment, config: BenchConfig, users: dict[str, int], workdir: Path, tag: str,
-                  ops_each: int, duration_s: float | None, put_ratio: float, seed: int) -> list[ClientRun]:
+                  ops_each: int, duration_s: float | None, load_args: list[str], seed: int) -> list[ClientRun]:
     workdir.mkdir(parents=True, exist_ok=True)
     runs: list[ClientRun] = []
     all_coords = coordinators(dep)
@@ -196,9 +200,8 @@ def start_clients(dep: Deployment, config: BenchConfig, users: dict[str, int], w
             history = workdir / f"{tag}-{cid}.history.jsonl"
             history.unlink(missing_ok=True)
             args = ["--cluster", cid, "--timeout-ms", str(config.timeout_ms), "workload",
-                    "--ops", str(ops_each), "--concurrency", str(n), "--keys", str(config.keys),
-                    "--put-ratio", str(put_ratio), "--seed", str(seed + all_coords.index(cid)),
-                    "--key-prefix", config.key_prefix(), "--history", str(history)]
+                    "--ops", str(ops_each), "--concurrency", str(n), *config.key_args(), *load_args,
+                    "--seed", str(seed + all_coords.index(cid)), "--history", str(history)]
             if duration_s is not None:
                 args += ["--duration-s", str(duration_s)]
             stdout = workdir / f"{tag}-{cid}.stdout"
@@ -243,13 +246,11 @@ def wait_clients(runs: list[ClientRun], deadline_s: float, progress, label: str)
 
 
 def preload(dep: Deployment, config: BenchConfig, workdir: Path, progress=_quiet) -> dict:
-    """PUT the benchmark's keys (random keys, PRELOAD_FACTOR per key; errata B2) and measure coverage."""
-    coords = coordinators(dep)
-    total = PRELOAD_FACTOR * config.keys
-    users = split_users(min(32 * len(coords), total), coords)
-    each = math.ceil(total / len(users))
-    runs = start_clients(dep, config, users, workdir, "preload", each, None, 1.0, config.seed + 7919)
-    wait_clients(runs, 60 + total * config.timeout_ms / 1000 / max(sum(users.values()), 1), progress, "preload")
+    """PUT every key once (SPEC 4.1 --preload, through the first coordinator: the shard map spreads
+    the keys anyway) and check from the history that each was written."""
+    users = {coordinators(dep)[0]: min(32, config.keys)}
+    runs = start_clients(dep, config, users, workdir, "preload", config.keys, None, ["--preload"], config.seed + 7919)
+    wait_clients(runs, 60 + config.keys * config.timeout_ms / 1000 / sum(users.values()), progress, "preload")
     records = load_histories(runs)
     written = bench_stats.written_keys(records) & config.expected_keys()
     failed = sum(1 for rec in records if rec["result"] != "ok")
@@ -277,7 +278,7 @@ def run_step(dep: Deployment, config: BenchConfig, users: int, index: int, workd
     counters_before, t_before = bench_metrics.snapshot(dep), time.monotonic()
     before = CpuSnapshot.take(list(pids))
     runs = start_clients(dep, config, per_cluster, workdir, f"step{index:02d}", HUGE_OPS, config.step_s,
-                         config.ratio, config.seed + 1000 * (index + 1))
+                         config.load_args(), config.seed + 1000 * (index + 1))
     wait_clients(runs, config.step_s + config.timeout_ms / 1000 + 30, progress, f"{users} users")
     after = CpuSnapshot.take(list(pids))
     consensus = bench_metrics.delta(counters_before, bench_metrics.snapshot(dep), time.monotonic() - t_before)

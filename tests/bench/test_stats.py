@@ -80,9 +80,12 @@ def test_steps_users_split_and_keys():
     assert bench.split_users(5, ["c0", "c1"]) == {"c0": 3, "c1": 2}
     assert bench.split_users(1, ["c0", "c1", "c2"]) == {"c0": 1}
     keys = {bytes.fromhex(k) for k in cfg.expected_keys()}
-    assert len(keys) == 1000 and max(len(k) for k in keys) == bench.KEY_BYTES
-    assert bench.BenchConfig(workload="payments").key_prefix() == "acct-"
-    assert bench.BenchConfig(workload="mixed").ratio == 0.5 and bench.BenchConfig(workload="put").ratio == 1.0
+    assert len(keys) == 1000 and {len(k) for k in keys} == {bench.KEY_BYTES}
+    assert cfg.key_args() == ["--keys", "1000", "--key-prefix", "bench1-", "--key-bytes", "32"]
+    payments = bench.BenchConfig(workload="payments")
+    assert payments.key_prefix() == "acct-" and payments.load_args() == ["--pattern", "payments"]
+    assert bench.BenchConfig(workload="mixed").load_args() == ["--put-ratio", "0.5"]
+    assert bench.BenchConfig(workload="put", put_ratio=0.25).load_args() == ["--put-ratio", "0.25"]
     for bad in (dict(workload="scan"), dict(users_start=0), dict(users_start=9, users_end=8), dict(client="c")):
         with pytest.raises(UsageError):
             bench.BenchConfig(**bad).check()
