@@ -15,6 +15,7 @@ from .actions import Decided, Evidence, Persist, Reject, Send
 from .checks import Checker, audit_paths, build_compact, client_destination, sign_message
 from .codec import encode
 from .consensus import Replica
+from .crypto import backend_name
 from .logs import now_ms
 from .queues import QueueMixin
 from .rsm import execute
@@ -58,6 +59,7 @@ class Runtime(QueueMixin):
         self.peer_up: dict[str, bool] = {}
         self.peer_seen: dict[str, int] = {}
         self.delayed: list = []
+        self.last_waiter_scan = 0
         self.stopping = False
         self._init_queues()
 
@@ -280,9 +282,9 @@ class Runtime(QueueMixin):
         self.io.send_conn(link_id, encode(codec.ClientReply(error=err)))
 
     def _expire_waiters(self, now: int) -> None:
-        if not self.waiters or now - getattr(self, "_last_wexp", 0) < 50:
+        if not self.waiters or now - self.last_waiter_scan < 50:
             return
-        self._last_wexp = now
+        self.last_waiter_scan = now
         for key in list(self.waiters):
             keep = []
             for link_id, dl in self.waiters[key]:
@@ -306,7 +308,7 @@ class Runtime(QueueMixin):
         self.counters["view_changes"] = r.view_changes
         return {
             "node_id": self.me, "cluster_id": self.cid, "role": self.cluster.role, "implementation": "impl_b",
-            "crypto_backend": __import__("impl_b.crypto", fromlist=["backend_name"]).backend_name(),
+            "crypto_backend": backend_name(),
             "codec": "impl_b wirecodec (own canonical proto3 codec)", "network_id": self.m.network_id,
             "view": r.view, "leader": r.leader, "in_view_change": r.in_vc, "height": r.height,
             "head_hash": r.head_hash.hex(), "last_decision_ms": self.last_decision_ms,
