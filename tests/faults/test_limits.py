@@ -1,0 +1,56 @@
+"""The honest limit: a deterministic bug in every impl_a node of a 2A+2B shard is two faulty nodes
+out of four, more than f = 1. The cluster must not fork; it is expected to stall instead."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from infra import local
+from infra import scenario as sc
+
+C, S = "coordinator", "shard"
+
+
+@pytest.fixture
+def limit_net(request, tmp_path):
+    request.addfinalizer(lambda: local.destroy("limits", tmp_path))
+    return sc.deploy("limits", tmp_path, [sc.ClusterSpec("c0", C, "abab"), sc.ClusterSpec("s0", S, "aabb")])
+
+
+@pytest.mark.parametrize("buggy", [
+    pytest.param("impl_a", marks=pytest.mark.xfail(strict=True, reason=(
+        "errata/faults.md F2: impl_a reports the wrong_result rule in /status but its GET results "
+        "stay correct, so the shard decides normally"))),
+    "impl_b",
+])
+def test_wrong_result_on_both_nodes_of_one_impl_stalls_without_forking(limit_net, buggy):
+    """wrong_result on both members of one implementation in shard s0 (a,a,b,b): GETs stall
+    (neither the two faulty nor the two correct members can gather 2f + 1 = 3 votes for their
+    result; observed: every proposal is rejected as invalid and views change in a loop), PUTs were
+    decided before, the shard log never forks; once the bug is removed the key reads back its
+    correct value."""
+    dep = limit_net
+    assert sc.kv(dep, "a", "put", "hl-key", "right").get("value") == "right"
+    bad = [n.id for n in dep.cluster_nodes("s0") if n.implementation == buggy]
+    assert len(bad) == 2
+    sc.set_rules(dep, {i: [{"action": "wrong_result"}] for i in bad})
+    frozen = sc.assert_logs_identical(dep, "s0")
+    got = sc.kv(dep, "a", "get", "hl-key", timeout_ms=8000)
+    assert "error" in got, f"a GET completed although 2 of 4 shard members compute wrong results: {got}"
+    time.sleep(2)
+    hs = sc.heights(dep, "s0")
+    assert max(h for h in hs.values() if h is not None) == frozen, f"s0 decided past the stall: {hs}"
+    assert sc.assert_logs_identical(dep, "s0", all_nodes=False) == frozen
+    sc.set_rules(dep, {i: [] for i in bad})
+
+    def read_back():
+        got = sc.kv(dep, "b", "get", "hl-key", timeout_ms=10000)
+        return got if "error" not in got else None
+    try:
+        again = sc.wait_for(read_back, 60, "the shard to serve again once the bug is removed", poll=1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: s0 views {sc.view_table(dep, 's0')}, heights {sc.heights(dep, 's0')}") from None
+    assert (again.get("found"), again.get("value")) == (True, "right"), again
+    sc.assert_logs_identical(dep, "s0")
