@@ -37,8 +37,11 @@ class Store:
     """One node's data directory."""
 
     def __init__(self, path: str):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        self._lockfd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            self._lockfd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StorageError(f"data directory {path} unusable: {e.strerror}") from None
         try:
             fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -19,6 +19,8 @@ def test_exit_codes(tmp_path):
     net = Network(tmp_path / "net")
     try:
         assert _run(net, "nobody").returncode == 2
+        (tmp_path / "file").write_text("x")
+        assert _run(net, "c0-n0", data=str(tmp_path / "file" / "sub")).returncode == 4
         bad = json.loads(json.dumps(net.doc))
         bad["clusters"][1]["nodes"][0]["id"] = "c0-n0"
         bad_path = tmp_path / "bad.json"
