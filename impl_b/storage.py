@@ -82,6 +82,12 @@ class Store:
 
     def load(self) -> tuple[int, bool, list, dict, object]:
         """(view, view_active, decisions 1..h, inflight, last NewView) from disk; drops a torn last record."""
+        try:
+            return self._load()
+        except (lmdb.Error, ValueError, KeyError) as e:
+            raise StorageError(f"unreadable node state: {type(e).__name__}: {e}") from None
+
+    def _load(self) -> tuple[int, bool, list, dict, object]:
         decisions = []
         torn = None
         with self.env.begin() as txn:
