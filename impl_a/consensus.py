@@ -157,8 +157,13 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             if nv.view == self.view:
                 self.installed_nv = nv
 
+    def _execution(self, height: int) -> Execution:
+        """Execution for proposing and voting (the testbed wrong_result fault corrupts only these)."""
+        return Execution(self.state, height, self.verified, self.qc_cache,
+                         wrong_result="wrong_result" in self.faults)
+
     def _adopt(self, p: pb.Proposal, record_accept: bool = True) -> bytes:
-        ex = Execution(self.state, p.height, self.verified, self.qc_cache)
+        ex = self._execution(p.height)
         outputs = ex.run(p.batch, check=False)
         digest = header_hash(p.header)
         self.proposals[digest] = (p, ex, outputs)
@@ -323,7 +328,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
 
     def _validate_batch(self, p: pb.Proposal) -> tuple[list, Execution]:
         check_batch_limits(self.m, p.batch)
-        ex = Execution(self.state, p.height, self.verified, self.qc_cache)
+        ex = self._execution(p.height)
         outputs = ex.run(p.batch, check=True)
         header = build_header(self.cluster.id, p.height, self.head_hash, p.batch, outputs)
         if encode(header) != encode(p.header):
@@ -501,7 +506,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if (n_avail < self.lim["max_batch_inputs"] and self.batch_since is not None
                 and self.now - self.batch_since < self.t["batch_wait"]):
             return
-        ex = Execution(self.state, h, self.verified, self.qc_cache)
+        ex = self._execution(h)
         batch = pb.Batch()
         size, max_n, max_b = 0, self.lim["max_batch_inputs"], self.lim["max_batch_bytes"] - 64
         for src in sorted(self.remote_pool, key=str.encode):
@@ -545,7 +550,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def _propose(self, batch: pb.Batch, ex: Execution | None = None) -> None:
         h = self.height + 1
         if ex is None:
-            ex = Execution(self.state, h, self.verified, self.qc_cache)
+            ex = self._execution(h)
             outputs = ex.run(batch, check=False)
         else:
             outputs = ex.finish()
@@ -567,7 +572,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def _equivocate(self, p: pb.Proposal, targets: set[str]) -> None:
         """Testbed fault: targets get a valid proposal whose batch lacks the last input."""
         alt_batch = pb.Batch(inputs=p.batch.inputs[:-1])
-        ex = Execution(self.state, p.height, self.verified, self.qc_cache)
+        ex = self._execution(p.height)
         outs = ex.run(alt_batch, check=False)
         alt = pb.Proposal(cluster_id=p.cluster_id, view=p.view, height=p.height, leader_id=self.me,
                           header=build_header(self.cluster.id, p.height, self.head_hash, alt_batch, outs),

@@ -64,6 +64,8 @@ class Faults:
         eq = self.of("equivocate")
         if eq:
             hooks["equivocate"] = eq[0].targets or set()
+        if self.of("wrong_result"):
+            hooks["wrong_result"] = True
         return hooks
 
     @staticmethod

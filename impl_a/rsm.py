@@ -49,8 +49,9 @@ class Execution:
     """Executes one batch on top of a State without changing it until apply()."""
 
     def __init__(self, state: State, height: int, verified: set[bytes] | None = None,
-                 qc_cache: QcCache | None = None):
+                 qc_cache: QcCache | None = None, wrong_result: bool = False):
         self.s = state
+        self.wrong_result = wrong_result
         self.height = height
         self.verified = verified if verified is not None else set()
         self.qc_cache = qc_cache
@@ -125,6 +126,8 @@ class Execution:
                 cur = self._kv_get(call.op.key)
                 res.found = cur is not None
                 if call.op.kind == GET:
+                    if self.wrong_result:  # testbed fault (SPEC 16): a Byzantine shard member lies
+                        res.found, cur = True, (cur or b"") + b"?"
                     if cur is not None:
                         res.value = cur
                 else:
