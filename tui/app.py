@@ -31,7 +31,7 @@ from tui.widgets.rates_panel import RatesPanel
 from tui.widgets.status_bar import StatusBar
 
 FAULT_KEYS = {"crash": "crash (kill -9)", "pause": "pause (SIGSTOP)", "resume": "resume (SIGCONT)",
-              "restart": "restart", "partition": "partition the region of"}
+              "restart": "restart", "partition": "partition the region of", "heal": "heal every partition"}
 Actions = Callable[[Path, str, str, str], str]
 
 
@@ -52,7 +52,8 @@ class MonitorApp(App[None]):
         Binding("p", "fault('pause')", "Pause"),
         Binding("u", "fault('resume')", "Resume"),
         Binding("r", "fault('restart')", "Restart"),
-        Binding("x", "fault('partition')", "Partition"),
+        Binding("x", "fault('partition')", "Cut"),
+        Binding("h", "fault('heal')", "Heal"),
     ]
 
     def __init__(self, deployment_dir: Path, poll_interval: float = 1.0, source: Source | None = None,
@@ -183,9 +184,9 @@ class MonitorApp(App[None]):
             self.notify("fault keys work only on testbed deployments", severity="warning")
             return
         region = next((n.region for n in snap.deployment.nodes if n.id == node), "")
-        target = f"region {region} (node {node})" if action == "partition" else f"node {node}"
+        target = {"partition": f" region {region} (node {node})", "heal": ""}.get(action, f" node {node}")
         verb = FAULT_KEYS[action]
-        question = f"{verb[0].upper()}{verb[1:]} {target}?"
+        question = f"{verb[0].upper()}{verb[1:]}{target}?"
 
         def answered(yes: bool | None) -> None:
             if yes:

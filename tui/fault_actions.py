@@ -10,11 +10,12 @@ from pathlib import Path
 
 from tui.errors import LocalError
 
-ACTIONS = ("crash", "pause", "resume", "restart", "partition")
+ACTIONS = ("crash", "pause", "resume", "restart", "partition", "heal")
 
 
 def perform(deployment_dir: Path, action: str, node_id: str, region: str) -> str:
-    """Run `action` on node `node_id` (partition: cut off the node's region); returns a summary."""
+    """Run `action` on node `node_id` (partition: cut off the node's region; heal: remove every
+    partition); returns a summary."""
     if action not in ACTIONS:
         raise LocalError(f"unknown fault action {action!r}")
     try:
@@ -27,6 +28,8 @@ def perform(deployment_dir: Path, action: str, node_id: str, region: str) -> str
         dep = Deployment(deployment_dir.name, deployment_dir)
         if action == "partition":
             result = faults.partition(dep, [region])
+        elif action == "heal":
+            result = faults.heal(dep)
         else:
             result = getattr(faults, action)(dep, node_id)
     except LocalError:

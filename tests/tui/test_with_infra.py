@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.tui.pilot_helpers import cell, events_text, sync, wait_until
+from tui import fault_actions
 from tui.app import MonitorApp
+from tui.errors import LocalError
 from tui.verdict import Verdict
 from tui.widgets.cluster_table import ClusterTable
 from tui.widgets.confirm_screen import ConfirmScreen
@@ -46,3 +48,6 @@ async def test_crash_and_restart_keys_on_real_processes(infra_deployment):
         await pilot.pause()
         assert app.state.clusters["c0"].assessment.verdict is Verdict.HEALTHY
         assert "c0-n1 up at height" in events_text(app)
+    # partitions need a netns deployment: infra's refusal comes back as a local error, verbatim
+    with pytest.raises(LocalError, match="partition c0-n0 failed: cannot partition us-east"):
+        fault_actions.perform(infra_deployment.root, "partition", "c0-n0", "us-east")

@@ -19,10 +19,10 @@ HELP = """\
               while although work is pending
 [b]Keys[/b]
   ↑/↓ move · Tab next table · Enter/d node detail (status, log)
-  c p u r x   crash, pause, resume, restart, partition the
-              selected node (testbed only; asks first)
+  c p u r     crash, pause, resume, restart the selected node
+  x / h       partition its region / heal every partition
+              (testbed deployments only; each asks first)
   ? help · q quit
-
 [b]Nodes[/b]  ● up · ✖ down · ! byz (accused in evidence)
   ⚠ spec (up, /status off-schema) · ↻ vc (view change)
   links / xlinks: outbound links up/total, own / other clusters
