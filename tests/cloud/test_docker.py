@@ -67,7 +67,9 @@ def test_three_region_deployment(docker_client, node_images, tmp_path, request):
     assert {n.implementation for n in nodes.values()} == {"impl_a", "impl_b"}
     for n in nodes.values():
         c = docker_client.containers.get(dep.state["nodes"][n.id]["container"])
-        assert c.status == "running" and c.image.tags[0] == node_images[n.implementation]
+        # the tag deploy chose (a rebuild if the sources changed since the fixture), built for this impl
+        assert c.status == "running" and c.image.tags[0] == dep.state["nodes"][n.id]["image"]
+        assert c.image.labels["heraclius.impl"] == n.implementation
         net = dep.state["docker"]["layout"]["regions"][n.region]["network"]
         assert c.attrs["NetworkSettings"]["Networks"][net]["IPAddress"] == n.host
     put = kv_put(dep, "cloud-key", "from-b", "b")
