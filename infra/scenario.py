@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import faults, local
-from infra.client import client_command, run_client, workload
+from infra.client import client_command, run_client
 from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import RemoteError, UsageError
 from infra.history import check_history, compare_logs, load_history
@@ -62,9 +62,10 @@ def make_plan(specs: list[ClusterSpec], regions: int = 3) -> Plan:
 
 
 def deploy(name: str, home: Path, specs: list[ClusterSpec], timeouts: dict | None = None,
-           testbed: bool = True, health_timeout: float = 60.0) -> Deployment:
+           testbed: bool = True, health_timeout: float = 60.0, regions: int = 3,
+           network: str = "loopback") -> Deployment:
     """Create the deployment, replace the manifest's timeouts (before any node reads it), start all."""
-    dep = local.create(make_plan(specs), name, home, testbed)
+    dep = local.create(make_plan(specs, regions), name, home, testbed, network=network)
     try:
         m = copy.deepcopy(dep.manifest)
         m["timeouts_ms"] = dict(timeouts or FAST_TIMEOUTS)
@@ -265,26 +266,21 @@ def run_client_with_manifest(dep: Deployment, client: str, manifest: Path, args:
 
 def checked_workload(dep: Deployment, history: Path, prefix: str, ops: int = 30, keys: int = 6,
                      clients: tuple[str, ...] = ("a", "b"), seed: int = 1, cluster: str | None = None,
-                     concurrency: int = 3, allow_failures: bool = False) -> list[dict]:
+                     concurrency: int = 3, allow_failures: bool = False, timeout_ms: int = 10000) -> list[dict]:
     """Run a write/read workload with each client library, then a read-only pass over the same keys
     (final reads), all into `history`; assert every op succeeded (unless allowed) and the merged
     history is linearizable. Returns the workload summaries."""
+    head = [*(["--cluster", cluster] if cluster else []), "--timeout-ms", str(timeout_ms), "workload"]
+
+    def args(n: int, conc: int, ratio: str, s: int) -> list[str]:
+        return [*head, "--ops", str(n), "--concurrency", str(conc), "--keys", str(keys), "--put-ratio", ratio,
+                "--seed", str(s), "--key-prefix", prefix, "--history", str(history)]
     docs = []
     for i, client in enumerate(clients):
-        if cluster:
-            args = ["--cluster", cluster, "workload", "--ops", str(ops), "--concurrency", str(concurrency),
-                    "--keys", str(keys), "--put-ratio", "0.6", "--seed", str(seed + i), "--key-prefix", prefix,
-                    "--history", str(history)]
-            r = run_client(dep, client, args, 180)
-        else:
-            r = workload(dep, client, ops=ops, concurrency=concurrency, keys=keys, put_ratio=0.6, seed=seed + i,
-                         key_prefix=prefix, history=history, timeout_s=180)
+        r = run_client(dep, client, args(ops, concurrency, "0.6", seed + i), 180)
         assert allow_failures or (r.ok and r.doc.get("ok") == ops), f"client {client}: {r.doc} {r.stderr[-500:]}"
         docs.append(r.doc)
-    final = run_client(dep, clients[0], [*(["--cluster", cluster] if cluster else []), "workload", "--ops", str(keys),
-                                         "--concurrency", "1", "--keys", str(keys), "--put-ratio", "0",
-                                         "--seed", str(seed + 99), "--key-prefix", prefix,
-                                         "--history", str(history)], 120)
+    final = run_client(dep, clients[0], args(keys, 1, "0", seed + 99), 120)
     assert allow_failures or final.ok, final.doc
     report = check_history(load_history(history))
     assert report.ok, f"{report.summary()}: {report.violations[:3]}"

@@ -110,7 +110,7 @@ def test_lagging_follower_catches_up(net, tmp_path):
     faults.stop(net, slow)
     faults.pause(net, frozen)
     try:
-        sc.checked_workload(net, tmp_path / "h.jsonl", "lag-", ops=10, keys=4)
+        sc.checked_workload(net, tmp_path / "h.jsonl", "lag-", ops=10, keys=4, timeout_ms=25000)
     finally:
         faults.resume(net, frozen)
     sc.start(net, [slow])
