@@ -4,6 +4,7 @@ range (127.0.<region+1>.<k+1>), ports from a free-port search, data and logs in 
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ from infra.admin import is_healthy
 from infra.deployment import CLIENT_IDS, Deployment, deployment_root, home_dir, load_deployment
 from infra.errors import RemoteError, UsageError
 from infra.keys import generate_client_key, generate_node_keys, make_private_dir
-from infra.manifest import build_manifest, write_manifest
+from infra.manifest import build_manifest, validate_manifest, write_manifest
 from infra.planner import Plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -228,9 +229,29 @@ def create(plan: Plan, name: str, home=None, testbed: bool = False,
         raise
 
 
+def reclaim_ports(dep: Deployment, progress: Progress = _quiet) -> None:
+    """Before a fresh deployment's first start: give new free ports to nodes whose ports another
+    process took since they were chosen (the machine is shared), and rewrite the manifest."""
+    if dep.state.get("netns"):
+        return
+    taken = [n for n in dep.nodes if any(port_in_use(n.host, p) for p in n.ports.values())]
+    if not taken:
+        return
+    fresh = allocate_ports({n.id: n.host for n in taken})
+    manifest = json.loads(dep.manifest_path.read_text())
+    for c in manifest["clusters"]:
+        for node in c["nodes"]:
+            if node["id"] in fresh:
+                node["ports"] = fresh[node["id"]]
+    write_manifest(dep.manifest_path, validate_manifest(manifest))
+    progress(f"ports taken meanwhile by other processes; new ports for {', '.join(n.id for n in taken)}")
+
+
 def start_all(dep: Deployment, timeout: float = 30.0, progress: Progress = _quiet) -> Deployment:
     """Start every node and wait until all are healthy; on failure stop what was started."""
     ids = [n.id for n in dep.nodes]
+    if all(dep.node(i).pid is None for i in ids):
+        reclaim_ports(dep, progress)
     try:
         for node_id in ids:
             start_node(dep, node_id)

@@ -237,3 +237,20 @@ def test_nonconformant_status(home, monkeypatch, request, mode, up):
         assert "'pending' is a required property" in c0.nodes[0].warnings[0]
     else:
         assert c0.verdict == "stalled" and "lacks a valid 'view'" in c0.nodes[0].error
+
+
+def test_ports_taken_before_first_start_are_replaced(home, request):
+    request.addfinalizer(lambda: ops.destroy("race", home))
+    dep = local.create(make_plan(3), "race", home, node_modules=FAKE)
+    n = dep.node("s0-n1")
+    squatter = socket.socket()
+    squatter.bind((n.host, n.ports["client"]))
+    squatter.listen()
+    try:
+        dep = local.start_all(dep, timeout=60)
+        moved = dep.node("s0-n1")
+        assert moved.ports["client"] != n.ports["client"] and local.node_pid_alive(dep, "s0-n1")
+        assert dep.node("s0-n0").ports == load_deployment("race", home).node("s0-n0").ports
+        assert verdicts(dep)["s0"] == ("healthy", 0, 1)
+    finally:
+        squatter.close()
