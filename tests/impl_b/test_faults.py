@@ -1,5 +1,7 @@
 """Testbed fault profile (SPEC 16) on real processes: Byzantine nodes are detected, service goes on."""
 
+import threading
+
 import pytest
 
 from impl_b.client import Client
@@ -45,9 +47,22 @@ def test_byzantine_queue_servers_and_mutating_member(net):
         assert ans.value == b"v3" and ans.node != "c0-n1" and liar.rejected_answers >= 1
     finally:
         liar.close()
-    sts = {n: net.status(n) for n in net.m.clusters["c0"].members}
-    evidence = [e for s in sts.values() for e in s["byzantine_evidence"]]
-    assert any(e["node_id"] == "s0-n1" and e["kind"] == "tampered_compact" for e in evidence)
+    def tampered():
+        sts = {n: net.status(n) for n in net.m.clusters["c0"].members}
+        evidence = [e for s in sts.values() for e in s["byzantine_evidence"]]
+        return sts, any(e["node_id"] == "s0-n1" and e["kind"] == "tampered_compact" for e in evidence)
+
+    # Pullers rotate over the shard's members; keep traffic flowing until one has pulled from s0-n1.
+    extra = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=30000, seed=6)
+    try:
+        for i in range(40):
+            sts, seen = tampered()
+            if seen:
+                break
+            extra.put(f"more{i}".encode(), b"m")
+    finally:
+        extra.close()
+    assert seen
     rejected = {}
     for s in sts.values():
         for k, v in s["rejected"].items():
@@ -61,38 +76,49 @@ def test_byzantine_queue_servers_and_mutating_member(net):
     assert len(logs) == 1
 
 
+def _concurrent_puts(net, round_no: int, users: int = 4, each: int = 3) -> list:
+    errors = []
+
+    def user(u):
+        cu = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=30000, seed=10 + u)
+        try:
+            for i in range(each):
+                cu.put(f"r{round_no}-u{u}-{i}".encode(), b"x")
+        except Exception as e:  # collected and asserted by the caller
+            errors.append(e)
+        finally:
+            cu.close()
+
+    ts = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    return errors
+
+
 def test_equivocating_leader_and_silent_node(tmp_path):
     faults = {"c0-n0": [{"action": "equivocate", "targets": ["c0-n3"]}], "s0-n3": [{"action": "silent"}]}
     n = Network(tmp_path / "eq", faults=faults)
     try:
         n.start_all()
+
+        def evidence():
+            return [e for e in n.status("c0-n3")["byzantine_evidence"]
+                    if e["kind"] == "equivocation" and e["node_id"] == "c0-n0"]
+
+        # The fault needs a batch of two or more inputs; concurrent rounds produce one soon.
+        for round_no in range(6):
+            assert not _concurrent_puts(n, round_no)
+            if evidence():
+                break
+        found = evidence()
+        assert found and len(found[0]["messages_hex"]) == 2
         c = Client(n.m, Signer(read_key_file(n.key)), timeout_ms=30000, seed=3)
         try:
-            import threading
-            errors = []
-
-            def user(u):
-                cu = Client(n.m, Signer(read_key_file(n.key)), timeout_ms=30000, seed=10 + u)
-                try:
-                    for i in range(6):
-                        cu.put(f"u{u}-{i}".encode(), b"x")
-                except Exception as e:  # collected and asserted below
-                    errors.append(e)
-                finally:
-                    cu.close()
-
-            ts = [threading.Thread(target=user, args=(u,)) for u in range(4)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join(timeout=120)
-            assert not errors
-            assert c.get(b"u3-5").value == b"x"
+            assert c.get(b"r0-u3-2").value == b"x"
         finally:
             c.close()
-        st = n.status("c0-n3")
-        assert any(e["kind"] == "equivocation" and e["node_id"] == "c0-n0" for e in st["byzantine_evidence"])
-        assert len(st["byzantine_evidence"][0]["messages_hex"]) == 2
         # One suspicious member cannot force a view change (f + 1 are needed); it keeps up by catch-up.
         assert n.wait_until(lambda: n.status("c0-n3")["height"] >= n.status("c0-n1")["height"], 20)
         assert len({n.admin(m, "/log/2")[1] for m in n.m.clusters["c0"].members}) == 1
