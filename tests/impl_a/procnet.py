@@ -111,3 +111,19 @@ class ProcNet:
                 return result_json(res, False)
 
         return asyncio.run(run())
+
+    def get_many(self, keys: list[bytes], timeout_ms: int = 30000) -> dict[bytes, bytes | None]:
+        """Concurrent GETs over one client (one set of links)."""
+        import asyncio
+
+        from impl_a.client import Client
+        from impl_a.devnet import read_key
+        from impl_a.manifest import validate
+
+        async def run() -> dict:
+            async with Client(validate(self.doc), read_key(self.root / "clients" / "client0.key"),
+                              timeout_ms=timeout_ms) as c:
+                results = await asyncio.gather(*(c.get(k) for k in keys))
+            return {k: r.value for k, r in zip(keys, results, strict=True)}
+
+        return asyncio.run(run())

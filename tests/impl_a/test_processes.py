@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -114,6 +115,33 @@ def test_no_acknowledged_write_lost_after_kill9_of_all(net):
     net.start_all()
     for k, v in acked.items():
         assert _get(net, k)["value"] == v
+
+
+def test_kill9_of_all_during_writes_loses_no_acknowledged_write(net):
+    hist = net.root / "crash_history.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    wl = subprocess.Popen([sys.executable, "-m", "impl_a.client", "--manifest", str(net.manifest), "--key",
+                           str(net.root / "clients" / "client0.key"), "--timeout-ms", "4000", "workload",
+                           "--ops", "400", "--concurrency", "4", "--keys", "1000000", "--put-ratio", "1",
+                           "--duration-s", "4", "--key-prefix", "crash", "--history", str(hist)],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not hist.exists() or len(hist.read_text().splitlines()) < 5):
+            time.sleep(0.05)
+        for nid in list(net.procs):  # mid-workload, at no particular instant
+            net.kill9(nid)
+        wl.wait(timeout=60)
+    finally:
+        if wl.poll() is None:
+            wl.kill()
+            wl.wait(timeout=10)
+    acked = [json.loads(x) for x in hist.read_text().splitlines()]
+    acked = [x for x in acked if x["result"] == "ok"]
+    assert len(acked) >= 5
+    net.start_all()
+    got = net.get_many([bytes.fromhex(x["key"]) for x in acked])
+    assert all(got[bytes.fromhex(x["key"])] == bytes.fromhex(x["value"]) for x in acked)
 
 
 def test_sigterm_is_clean_and_lock_is_exclusive(net):
