@@ -176,9 +176,9 @@ def wait_converged(dep: Deployment, cluster_id: str, nodes: list[str] | None = N
     def ok():
         hs = heights(dep, cluster_id)
         vals = {hs[i] for i in ids}
-        return vals.pop() if len(vals) == 1 and None not in vals else None
+        return (vals.pop(),) if len(vals) == 1 and None not in vals else None  # height 0 is a result
     try:
-        return wait_for(ok, timeout, f"{ids} to converge")
+        return wait_for(ok, timeout, f"{ids} to converge")[0]
     except AssertionError as e:
         raise AssertionError(f"{e}; heights now {heights(dep, cluster_id)}") from None
 
@@ -290,9 +290,10 @@ def checked_workload(dep: Deployment, history: Path, prefix: str, ops: int = 30,
 
 # --- changing nodes --------------------------------------------------------------------------
 
-def set_rules(dep: Deployment, rules: dict[str, list[dict]], timeout: float = 60.0) -> None:
+def set_rules(dep: Deployment, rules: dict[str, list[dict]], timeout: float = 60.0,
+              restart_nodes: list[str] | None = None) -> None:
     """Give several nodes their SPEC 16 `faults` (empty list clears) in one manifest write, then
-    restart exactly those nodes together (the others keep running with what they read at start)."""
+    restart those nodes (or only `restart_nodes`) together; the others keep what they read at start."""
     m = copy.deepcopy(dep.manifest)
     for c in m["clusters"]:
         for n in c["nodes"]:
@@ -302,7 +303,7 @@ def set_rules(dep: Deployment, rules: dict[str, list[dict]], timeout: float = 60
                 else:
                     n.pop("faults", None)
     write_manifest(dep.manifest_path, validate_manifest(m))
-    restart(dep, list(rules), timeout)
+    restart(dep, list(rules) if restart_nodes is None else restart_nodes, timeout)
 
 
 def restart(dep: Deployment, node_ids: list[str], timeout: float = 60.0) -> None:

@@ -193,3 +193,32 @@ def _assert_follows(net, nodes: dict[str, str], leaders: dict[str, str], timeout
                     "the restarted nodes to follow the new leaders")
     except AssertionError as e:
         raise AssertionError(f"{e}: restarted {nodes} report {views()}, leaders are {leaders}") from None
+
+
+def test_only_the_leader_commits_then_crashes(net):
+    """Followers' Commits reach only the leader (drop rules aimed at the other followers), so only
+    the leader decides; the coordinator pulls that decision from it and the client gets its answer.
+    The leader is then killed: the followers, all prepared for that proposal, carry it through the
+    view change (SPEC 12.6 selection), decide the same header, and the answered write is kept."""
+    members = [n.id for n in net.cluster_nodes("s0")]
+    ld = members[(sc.node_status(net, sc.wait_leader(net, "s0"))["view"] + 1) % 4]
+    fs = [m for m in members if m != ld]
+    # the leader must not serve its decision by catch-up either (followers sync when they see its height)
+    assert sc.faulty_leader(net, "s0", [{"action": "drop", "messages": ["sync_response"]}]) == ld
+    sc.set_rules(net, {f: [{"action": "drop", "messages": ["commit"], "targets": [g for g in fs if g != f]}]
+                       for f in fs})
+    sc.wait_for(lambda: sc.in_one_view(net, "s0"), 30, "s0 in one view")
+    base = sc.wait_converged(net, "s0")
+    put = sc.kv(net, "a", "put", "olc-key", "kept", timeout_ms=30000)
+    assert put.get("value") == "kept", put
+    hs = sc.heights(net, "s0")
+    assert hs[ld] > base and all(hs[f] == base for f in fs), f"only {ld} should have decided: {hs}"
+    answered = sc.log_entries(net, ld, hs[ld])
+    faults.crash(net, ld)
+    sc.set_rules(net, {m: [] for m in members}, restart_nodes=fs)
+    sc.wait_heights(net, "s0", hs[ld], nodes=fs, timeout=60)
+    for f in fs:
+        assert sc.log_entries(net, f, hs[ld]) == answered, f"{f} decided something else"
+    sc.start(net, [ld])
+    assert sc.kv(net, "b", "get", "olc-key").get("value") == "kept"
+    sc.assert_logs_identical(net, "s0")
