@@ -17,8 +17,9 @@ def read_secret(path: str | os.PathLike) -> bytes:
         raw = p.read_bytes()
     except OSError as exc:
         raise LocalError(f"key file {p}: {exc.strerror}", 3) from None
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise LocalError(f"key file {p} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o})", 3)
+    mode = stat.S_IMODE(st.st_mode)
+    if mode not in (0o600, 0o400):
+        raise LocalError(f"key file {p} has mode {mode:o}; it must be 600 or 400", 3)
     if len(raw) != 65 or raw[64:] != b"\n":
         raise LocalError(f"key file {p} is malformed (expected 64 hex characters and a newline)", 3)
     text = raw[:64].decode("ascii", errors="replace")

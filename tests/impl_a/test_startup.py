@@ -65,3 +65,30 @@ def test_semantic_rules(netdir, mutate, needle):
     with pytest.raises(LocalError) as exc:
         validate(bad)
     assert exc.value.exit_code == 2 and needle in str(exc.value)
+
+
+@pytest.mark.parametrize("mode,ok", [(0o600, True), (0o400, True), (0o640, False), (0o604, False), (0o700, False)])
+def test_key_file_modes(tmp_path, mode, ok):
+    from impl_a.keys import read_secret
+
+    key = tmp_path / "k.key"
+    key.write_text("ab" * 32 + "\n")
+    os.chmod(key, mode)
+    if ok:
+        assert read_secret(key) == bytes.fromhex("ab" * 32)
+    else:
+        with pytest.raises(LocalError) as exc:
+            read_secret(key)
+        assert exc.value.exit_code == 3 and "ab" * 32 not in str(exc.value)
+
+
+@pytest.mark.parametrize("content", ["AB" * 32 + "\n", "ab" * 32, "ab" * 32 + "\n\n", "ab" * 31 + "\n", "zz" * 32 + "\n"])
+def test_malformed_key_files(tmp_path, content):
+    from impl_a.keys import read_secret
+
+    key = tmp_path / "k.key"
+    key.write_text(content)
+    os.chmod(key, 0o600)
+    with pytest.raises(LocalError) as exc:
+        read_secret(key)
+    assert exc.value.exit_code == 3
