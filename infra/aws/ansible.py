@@ -7,8 +7,10 @@ import io
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,13 +85,22 @@ def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, f
     if not shutil.which("ansible-playbook", path=path):
         raise UsageError("ansible-playbook is not installed", fix="pip install ansible-core (see pyproject.toml)")
     work_dir.mkdir(parents=True, exist_ok=True)
-    r = ansible_runner.run(private_data_dir=str(work_dir), project_dir=str(ANSIBLE_DIR), playbook=playbook,
-                           inventory=inv, quiet=True, timeout=timeout, forks=forks,
-                           envvars={"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                                    "ANSIBLE_NOCOLOR": "True",
-                                    "ANSIBLE_PIPELINING": "True"})
-    if r.status in ("timeout", "canceled"):
+    # a control-socket dir of our own (short: socket paths are limited to 108 bytes), so that the
+    # ssh connection masters of this run can be told to exit afterwards
+    cp_dir = Path(tempfile.mkdtemp(prefix="hxcp-", dir="/tmp"))
+    try:
+        r = ansible_runner.run(private_data_dir=str(work_dir), project_dir=str(ANSIBLE_DIR), playbook=playbook,
+                               inventory=inv, quiet=True, timeout=timeout, forks=forks,
+                               envvars={"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": "False",
+                                        "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_NOCOLOR": "True",
+                                        "ANSIBLE_PIPELINING": "True", "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir)})
+        # on timeout ansible-runner leaves the forked workers running
         _kill_leftovers(Path(r.config.artifact_dir))
+    finally:
+        for sock in cp_dir.iterdir():
+            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "heraclius-host"],
+                           capture_output=True, timeout=10, check=False)
+        shutil.rmtree(cp_dir, ignore_errors=True)
     result = PlaybookResult(r.status, r.rc if r.rc is not None else -1, r.stats or {})
     for ev in r.events:
         data = ev.get("event_data", {})
@@ -105,7 +116,8 @@ def run_playbook(playbook: str, inv: dict, work_dir: Path, timeout: int = 900, f
 
 def _kill_leftovers(artifact_dir: Path) -> None:
     """ansible-runner stops only ansible-playbook's main process on timeout; its forked workers and
-    their ssh clients live on. They all carry this run's artifact dir in their environment."""
+    their ssh clients live on. They carry this run's artifact dir in their environment, which is how
+    they are found (and nothing else is touched)."""
     mark = f"AWX_ISOLATED_DATA_DIR={artifact_dir}".encode() + b"\0"
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
