@@ -52,6 +52,8 @@ class Log:
 
     def add_evidence(self, node: str, kind: str, detail: str, messages: list[bytes]) -> None:
         ident = hashlib.sha256(b"".join(sorted(messages))).hexdigest()
+        if any(e["id"] == ident and e["kind"] == kind for e in self.evidence):
+            return  # the same misdeed seen again (e.g. a replayed message): one record is enough
         self.evidence.append({"id": ident, "node_id": node, "kind": kind, "detail": detail, "time_ms": now_ms(),
                               "messages_hex": [m.hex() for m in messages]})
         self.evidence_counts[kind] = self.evidence_counts.get(kind, 0) + 1

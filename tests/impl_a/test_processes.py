@@ -94,6 +94,14 @@ def test_survives_leader_crash_in_each_cluster(net):
     while time.monotonic() < end and min(net.status(n)["height"] for n in leaders if n.startswith("c0")) < target:
         time.sleep(0.3)
     assert min(net.status(n)["height"] for n in leaders if n.startswith("c0")) >= target
+    # The restarted old leaders learn the current view from its leader (SPEC 12.6 step 6).
+    end = time.monotonic() + 30
+    current = {c: net.status(next(n for n in alive if n.startswith(c)))["view"] for c in ("c0", "s0")}
+    while time.monotonic() < end and any(net.status(n)["view"] != current[n[:2]] for n in leaders):
+        time.sleep(0.3)
+    for nid in leaders:
+        st = net.status(nid)
+        assert st["view"] == current[nid[:2]] and st["leader"] != nid and not st["in_view_change"]
 
 
 def test_survives_follower_crash(net):
