@@ -18,7 +18,7 @@ from infra import ops, process
 from infra.bench_cli import bench_cmd
 from infra.client import final_reads as read_all
 from infra.client import kv_get, kv_put, workload
-from infra.deployment import DEFAULT_NAME, list_deployments, load_deployment
+from infra.deployment import DEFAULT_NAME, deployment_root, list_deployments, load_deployment
 from infra.errors import OpsError, RemoteError, UsageError
 from infra.planner import loss_reports, make_plan, plan_from_manifest
 from infra.status import collect_status, status_document
@@ -367,6 +367,20 @@ def destroy(name, home):
         out.print(f"destroyed deployment {name}")
     else:
         out.print(f"no deployment {name}: nothing to do")
+
+
+@cli.command()
+@where
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between polls.")
+def monitor(name, home, interval):
+    """Open the live fault-tolerance monitor (Textual) on a deployment."""
+    from tui.app import run as run_monitor  # imported here: only this command needs Textual
+
+    root = deployment_root(name, home)
+    if not (root / "manifest.json").is_file():
+        raise UsageError(f"unknown deployment {name!r} (no {root / 'manifest.json'})",
+                         fix="deploy one first: heraclius-ops deploy --regions 3, or pick --name/--home")
+    run_monitor(root, poll_interval=interval)
 
 
 cli.add_command(bench_cmd)
