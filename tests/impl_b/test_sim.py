@@ -217,7 +217,7 @@ def test_seven_node_clusters_tolerate_two_crashes():
 def test_restart_on_real_lmdb_storage(tmp_path):
     sim = Sim(seed=16, lmdb_root=str(tmp_path))
     try:
-        rids = [sim.put(f"l{i}".encode(), f"{i}".encode(), to=f"c0-n{i % 4}") for i in range(4)]
+        rids = [sim.put(f"l{i}".encode(), f"{i}".encode(), to=f"c0-n{i % 4}") for i in range(2)]
         assert sim.run_until(_done(sim, *rids), 10000)
         sim.crash("c0-n0")  # the leader: a view change follows
         r = sim.put(b"l9", b"9", to=["c0-n1", "c0-n2"])
