@@ -44,7 +44,7 @@ def build(layout: dict[str, str], nodes_per_cluster: int = 4, clients: tuple = (
             secrets[nid] = {"ed25519": ed, "x25519": xs}
             triple = all_ports[k:k + 3] if all_ports else [10000 + k + j for j in range(3)]
             k += 3
-            node = dict(id=nid, implementation="impl_b", region="local", host="127.0.0.1",
+            node = dict(id=nid, implementation="impl_b", region="local", host="127.0.0.1", admin_bind="127.0.0.1",
                         ports=dict(zip(("peer", "client", "admin"), triple, strict=True)),
                         ed25519_public=Signer(ed).public.hex(), x25519_public=x25519_public(xs).hex())
             node.update({"faults": faults[nid]} if faults and nid in faults else {})

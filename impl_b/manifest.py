@@ -26,7 +26,7 @@ class ManifestError(Exception):
 class NodeInfo:
     """One node entry of the manifest, with its keys decoded and its position in its cluster."""
 
-    __slots__ = ("id", "cluster", "index", "host", "bind", "peer_port", "client_port", "admin_port",
+    __slots__ = ("id", "cluster", "index", "host", "bind", "admin_bind", "peer_port", "client_port", "admin_port",
                  "ed25519", "x25519", "implementation", "faults")
 
     def __init__(self, entry: dict, cluster_id: str, index: int):
@@ -34,6 +34,7 @@ class NodeInfo:
         self.id, self.cluster, self.index = entry["id"], cluster_id, index
         self.host = entry["host"]
         self.bind = entry.get("bind") or entry["host"]
+        self.admin_bind = entry.get("admin_bind") or self.bind
         self.peer_port, self.client_port, self.admin_port = ports["peer"], ports["client"], ports["admin"]
         self.ed25519 = bytes.fromhex(entry["ed25519_public"])
         self.x25519 = bytes.fromhex(entry["x25519_public"])

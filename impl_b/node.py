@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     try:
         peer_s = _listen(info.bind, info.peer_port)
         client_s = _listen(info.bind, info.client_port)
-        admin_s = _listen(info.bind, info.admin_port)
+        admin_s = _listen(info.admin_bind, info.admin_port)
     except OSError as e:
         log.log("error", "bind_failed", str(e))
         print(f"cannot listen: {e}", file=sys.stderr)
