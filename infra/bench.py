@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -114,6 +115,7 @@ class Target:
     shards: int | None = None
     keep: bool = False
     health_timeout: float = 60.0
+    repeat: int = 1  # run every series this many times, rotating their order (load drift hits all alike)
 
     def series_specs(self) -> list[dict]:
         if not self.deploy:
@@ -353,19 +355,34 @@ def run_series(dep: Deployment, config: BenchConfig, workdir: Path, progress=_qu
 # whole runs
 
 
+def _ratio_entry(coordinators: int, shards: int, repeat, mixed: list[float],
+                 homog: dict[str, list[float]]) -> dict | None:
+    """mixed peak / fastest homogeneous peak, each the median over the given peaks."""
+    if not mixed or not homog:
+        return None
+    best = max(homog, key=lambda k: statistics.median(homog[k]))
+    m, h = statistics.median(mixed), statistics.median(homog[best])
+    return {"coordinators": coordinators, "shards": shards, "repeat": repeat, "mixed_peak": round(m, 2),
+            "fastest_homogeneous": best, "homogeneous_peak": round(h, 2), "ratio": round(m / h, 3) if h else None}
+
+
 def diversity(series: list[dict]) -> list[dict]:
-    """Cost of diversity per cluster count: peak of the mixed series / peak of the fastest homogeneous one."""
+    """Cost of diversity per cluster count: peak of the mixed series / peak of the fastest homogeneous
+    one, per repeat, and (with several repeats) from the median peaks (`repeat: "median"`)."""
     out = []
     for scale in sorted({(s["coordinators"], s["shards"]) for s in series}):
         same = [s for s in series if (s["coordinators"], s["shards"]) == scale and s["peak"]]
-        mixed = [s for s in same if s["homogeneous"] is None]
-        homog = [s for s in same if s["homogeneous"] is not None]
-        if mixed and homog:
-            best = max(homog, key=lambda s: s["peak"]["ops_per_s"])
-            m = mixed[0]
-            out.append({"coordinators": scale[0], "shards": scale[1], "mixed_peak": m["peak"]["ops_per_s"],
-                        "fastest_homogeneous": best["homogeneous"], "homogeneous_peak": best["peak"]["ops_per_s"],
-                        "ratio": round(m["peak"]["ops_per_s"] / best["peak"]["ops_per_s"], 3)})
+        repeats = sorted({s.get("repeat", 1) for s in same})
+        for r in repeats + (["median"] if len(repeats) > 1 else []):
+            chosen = same if r == "median" else [s for s in same if s.get("repeat", 1) == r]
+            homog: dict[str, list[float]] = {}
+            for s in chosen:
+                if s["homogeneous"] is not None:
+                    homog.setdefault(s["homogeneous"], []).append(s["peak"]["ops_per_s"])
+            entry = _ratio_entry(scale[0], scale[1], r,
+                                 [s["peak"]["ops_per_s"] for s in chosen if s["homogeneous"] is None], homog)
+            if entry:
+                out.append(entry)
     return out
 
 
@@ -376,6 +393,11 @@ def scaling(series: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["homogeneous"] or "", r["clusters"]))
 
 
+def rotation(specs: list[dict], repeat: int) -> list[tuple[int, dict]]:
+    """(repeat index, spec) in run order: every repeat starts one series later than the previous."""
+    return [(r, specs[(i + r) % len(specs)]) for r in range(repeat) for i in range(len(specs))]
+
+
 def run(config: BenchConfig, target: Target, workdir: Path, command: str = "", progress=_quiet,
         on_step=None) -> dict:
     """Run every series of `target` and return the result document (see docs/benchmarks.md)."""
@@ -384,7 +406,8 @@ def run(config: BenchConfig, target: Target, workdir: Path, command: str = "", p
     doc = {"version": 1, "command": command, "started_utc": started.isoformat(timespec="seconds"),
            "machine": machine_info(), "config": asdict(config), "target": asdict(target),
            "key_prefix": config.key_prefix(), "series": []}
-    for spec in target.series_specs():
+    specs = target.series_specs()
+    for r, spec in rotation(specs, target.repeat):
         if target.deploy:
             name = spec["deployment"]
             progress(f"deploying {name} ({spec['coordinators']} coordinator + {spec['shards']} shard clusters, "
@@ -394,7 +417,7 @@ def run(config: BenchConfig, target: Target, workdir: Path, command: str = "", p
                 dep = ops.deploy(name, target.home, regions=1, coordinators=spec["coordinators"],
                                  shards=spec["shards"], mix=spec["mix"], health_timeout=target.health_timeout,
                                  progress=progress)
-                series = run_series(dep, config, workdir / name, progress, on_step)
+                series = run_series(dep, config, workdir / name / f"r{r + 1}", progress, on_step)
             finally:
                 if not target.keep:
                     progress(f"destroying {name}")
@@ -402,8 +425,9 @@ def run(config: BenchConfig, target: Target, workdir: Path, command: str = "", p
             series["mix"] = spec["mix"]
         else:
             dep = load_deployment(target.name, target.home)
-            series = run_series(dep, config, workdir / dep.name, progress, on_step)
+            series = run_series(dep, config, workdir / dep.name / f"r{r + 1}", progress, on_step)
             series["mix"] = None
+        series["repeat"], series["repeats"] = r + 1, target.repeat
         doc["series"].append(series)
     doc["diversity"] = diversity(doc["series"])
     doc["scaling"] = scaling(doc["series"]) if len({s["coordinators"] for s in doc["series"]}) > 1 else []

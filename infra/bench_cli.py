@@ -48,11 +48,13 @@ def _ints(text: str, what: str) -> list[int]:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--warmup-s", type=float, default=1.0, show_default=True, help="Not measured at each step's start.")
 @click.option("--slo-p50-ms", type=float, default=100.0, show_default=True, help="Latency bound for the 2nd peak.")
+@click.option("--repeat", type=int, default=1, show_default=True,
+              help="Run every series N times, rotating their order; the cost of diversity uses median peaks.")
 @click.option("--keep", is_flag=True, help="Keep the deployments made by --deploy/--scale.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True,
               help="Directory for bench.json, bench.csv, bench.png (and client histories under raw/).")
 def bench_cmd(name, home, do_deploy, coordinators, shards, mix, scale, workload, users_start, users_end, step_s,
-              keys, put_ratio, client, timeout_ms, seed, warmup_s, slo_p50_ms, keep, out_dir):
+              keys, put_ratio, client, timeout_ms, seed, warmup_s, slo_p50_ms, repeat, keep, out_dir):
     """The paper's load sweep: closed-loop users doubling per step, one client per coordinator cluster."""
     mixes = [m for m in mix.split(",") if m]
     scales = _ints(scale, "scale") if scale else [1]
@@ -61,7 +63,9 @@ def bench_cmd(name, home, do_deploy, coordinators, shards, mix, scale, workload,
         raise UsageError("--coordinators/--shards need --deploy")
     config = bench.BenchConfig(workload, users_start, users_end, step_s, keys, client, put_ratio, timeout_ms,
                                seed, warmup_s, slo_p50_ms)
-    target = bench.Target(name, home, deploying, mixes, scales, coordinators, shards, keep)
+    if repeat < 1:
+        raise UsageError("--repeat must be at least 1")
+    target = bench.Target(name, home, deploying, mixes, scales, coordinators, shards, keep, repeat=repeat)
     command = "heraclius-ops " + shlex.join(sys.argv[1:]) if sys.argv and "bench" in sys.argv else ""
 
     def on_step(series, st):
@@ -78,7 +82,7 @@ def bench_cmd(name, home, do_deploy, coordinators, shards, mix, scale, workload,
         out.print(bench_report.series_table(s))
     out.print(bench_report.summary_table(doc))
     for d in doc["diversity"]:
-        out.print(f"cost of diversity ({d['coordinators']}+{d['shards']} clusters): mixed / all "
+        out.print(f"cost of diversity ({d['coordinators']}+{d['shards']} clusters, repeat {d['repeat']}): mixed / all "
                   f"{d['fastest_homogeneous']} = {d['ratio']:.2f}")
     for kind, p in paths.items():
         out.print(f"{kind}: {p}")

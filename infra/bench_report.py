@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-CSV_COLUMNS = ["series", "mix", "coordinators", "shards", "users", "ops_ok", "errors", "ops_per_s",
+CSV_COLUMNS = ["series", "repeat", "mix", "coordinators", "shards", "users", "ops_ok", "errors", "ops_per_s",
                "lat_mean_ms", "lat_p50_ms", "lat_p99_ms", "lat_max_ms", "get_not_found", "window_s",
                "cpu_nodes_s", "cpu_impl_a_s", "cpu_impl_b_s", "cpu_clients_s", "cpu_other_s", "cpu_machine_busy_s",
                "cpu_machine_capacity_s", "node_cpu_ms_per_op", "batch_coordinator", "batch_shard", "loadavg_1m"]
@@ -17,7 +17,8 @@ CSV_COLUMNS = ["series", "mix", "coordinators", "shards", "users", "ops_ok", "er
 
 def series_label(s: dict) -> str:
     kind = f"all {s['homogeneous']}" if s["homogeneous"] else "mixed"
-    return f"{kind}, {s['coordinators']}+{s['shards']} clusters"
+    again = f" #{s['repeat']}" if s.get("repeats", 1) > 1 else ""
+    return f"{kind}, {s['coordinators']}+{s['shards']} clusters{again}"
 
 
 def csv_rows(doc: dict) -> list[dict]:
@@ -26,7 +27,7 @@ def csv_rows(doc: dict) -> list[dict]:
         for st in s["steps"]:
             lat, cpu = st["latency_ms"], st["cpu_s"]
             rows.append({
-                "series": s["deployment"], "mix": s.get("mix") or "", "coordinators": s["coordinators"],
+                "series": s["deployment"], "repeat": s.get("repeat", 1), "mix": s.get("mix") or "", "coordinators": s["coordinators"],
                 "shards": s["shards"], "users": st["users"], "ops_ok": st["ops_ok"], "errors": st["errors"],
                 "ops_per_s": st["ops_per_s"], "lat_mean_ms": lat["mean"], "lat_p50_ms": lat["p50"],
                 "lat_p99_ms": lat["p99"], "lat_max_ms": lat["max"], "get_not_found": st["get_not_found"],
@@ -99,7 +100,8 @@ def markdown_tables(doc: dict) -> str:
         lines += ["| " + " | ".join(step_row(st)) + " |" for st in s["steps"]]
         lines.append("")
     for d in doc.get("diversity", []):
-        lines.append(f"Cost of diversity at {d['coordinators']}+{d['shards']} clusters: mixed peak "
+        which = "" if d.get("repeat", 1) == 1 else f" ({'median peaks' if d['repeat'] == 'median' else 'repeat ' + str(d['repeat'])})"
+        lines.append(f"Cost of diversity at {d['coordinators']}+{d['shards']} clusters{which}: mixed peak "
                      f"{d['mixed_peak']:.1f} ops/s / fastest homogeneous (all {d['fastest_homogeneous']}) "
                      f"{d['homogeneous_peak']:.1f} ops/s = **{d['ratio']:.2f}**")
     return "\n".join(lines) + "\n"

@@ -91,12 +91,34 @@ def test_steps_users_split_and_keys():
             bench.BenchConfig(**bad).check()
 
 
+def series(homog, peak, repeat=1):
+    return {"coordinators": 1, "shards": 1, "homogeneous": homog, "peak": {"ops_per_s": peak}, "repeat": repeat}
+
+
 def test_cost_of_diversity_ratio():
-    def series(homog, peak):
-        return {"coordinators": 1, "shards": 1, "homogeneous": homog, "peak": {"ops_per_s": peak}}
     d = bench.diversity([series(None, 90.0), series("impl_a", 120.0), series("impl_b", 100.0)])
-    assert d == [{"coordinators": 1, "shards": 1, "mixed_peak": 90.0, "fastest_homogeneous": "impl_a",
+    assert d == [{"coordinators": 1, "shards": 1, "repeat": 1, "mixed_peak": 90.0, "fastest_homogeneous": "impl_a",
                   "homogeneous_peak": 120.0, "ratio": 0.75}]
+
+
+def test_cost_of_diversity_over_repeats_uses_median_peaks():
+    runs = [series(None, 90.0, 1), series("impl_a", 120.0, 1), series("impl_b", 100.0, 1),
+            series(None, 300.0, 2), series("impl_a", 100.0, 2), series("impl_b", 200.0, 2),
+            series(None, 110.0, 3), series("impl_a", 130.0, 3), series("impl_b", 90.0, 3)]
+    d = bench.diversity(runs)
+    assert [(x["repeat"], x["ratio"]) for x in d] == [(1, 0.75), (2, 1.5), (3, 0.846), ("median", 0.917)]
+    median = d[-1]  # mixed median 110; impl_a median 120 beats impl_b median 100
+    assert median["mixed_peak"] == 110.0 and median["fastest_homogeneous"] == "impl_a"
+    assert median["homogeneous_peak"] == 120.0
+
+
+def test_repeats_rotate_series_order():
+    target = bench.Target(name="x", deploy=True, mixes=["alternate", "a", "b"], repeat=3)
+    specs = target.series_specs()
+    assert [s["deployment"] for s in specs] == ["x-alternate-1x1", "x-a-1x1", "x-b-1x1"]
+    order = [(r, s["mix"]) for r, s in bench.rotation(specs, target.repeat)]
+    assert order == [(0, "alternate"), (0, "a"), (0, "b"), (1, "a"), (1, "b"), (1, "alternate"),
+                     (2, "b"), (2, "alternate"), (2, "a")]
 
 
 def test_profile_summary_by_function():
