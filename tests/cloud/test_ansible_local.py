@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from infra.client import kv_get, kv_put
 from infra.errors import RemoteError
 from infra.keys import make_private_dir
 from infra.planner import make_plan
-from tests.cloud.conftest import stop_process, wait_port
+from tests.cloud.conftest import free_port, stop_process, wait_port
 
 SSHD = "/usr/sbin/sshd"
 pytestmark = pytest.mark.ansible_local
@@ -161,3 +162,87 @@ def test_unreachable_host_is_reported(tmp_path):
     with pytest.raises(RemoteError) as e:
         ansible.require_ok(result, "the node playbook", tmp_path / "run")
     assert "m1" in (e.value.detail or "")
+
+
+def _free_loopback_prefix() -> str:
+    """A 127.X prefix whose node addresses have ports 7000-7002 free (fixed ports, as on cloud hosts)."""
+    for x in range(173, 254):
+        try:
+            for r in (1, 2, 3):
+                for port in (7000, 7001, 7002):
+                    with socket.socket() as s:
+                        s.bind((f"127.{x}.{r}.1", port))
+            return f"127.{x}"
+        except OSError:
+            continue
+    pytest.skip("no free 127.X range for fixed node ports")
+
+
+@pytest.mark.docker_e2e
+@pytest.mark.timeout(280)
+def test_playbook_docker_runtime(docker_client, node_images, tmp_path, request):
+    """The cloud path of the role: node containers with host networking on a machine reached over SSH
+    (here this machine, through an sshd on 127.0.0.1; its engine already has the images, so the
+    shipping tasks find them present)."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    plan = make_plan(3, 1, 1, 4, "alternate")
+    prefix = _free_loopback_prefix()
+    addrs, per_region = {}, {}
+    for n in plan.nodes:
+        k = per_region.get(n.region, 0)
+        per_region[n.region] = k + 1
+        addrs[n.id] = f"{prefix}.{plan.regions.index(n.region) + 1}.{k + 1}"
+    container_prefix = f"hxt{os.getpid()}-"
+
+    def cleanup():
+        for c in docker_client.containers.list(all=True, filters={"name": container_prefix}):
+            c.remove(force=True)
+
+    request.addfinalizer(cleanup)
+    ssh = tmp_path / "ssh"
+    (ssh / "authorized_keys").parent.mkdir(parents=True)
+    (ssh / "authorized_keys").write_text(generate_ssh_key(ssh / "id_ed25519") + "\n")
+    generate_ssh_key(ssh / "host_key")
+    os.makedirs("/run/sshd", exist_ok=True)
+    home = make_private_dir(tmp_path / "root-home")
+    port = free_port()
+    cfg = ssh / "sshd.conf"
+    cfg.write_text(f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {ssh}/host_key\n"
+                   f"AuthorizedKeysFile {ssh}/authorized_keys\nPermitRootLogin prohibit-password\n"
+                   "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                   f"PidFile {ssh}/sshd.pid\nSetEnv HOME={home}\n")
+    with open(ssh / "sshd.log", "wb") as log:
+        sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=log,
+                                stdin=subprocess.DEVNULL)
+    request.addfinalizer(lambda: stop_process(sshd))
+    assert wait_port("127.0.0.1", port, 15)
+
+    dep = write_deployment(plan, "ansdk", tmp_path / "home", {i: {"host": a, "bind": a} for i, a in addrs.items()},
+                           provider="ansible-test")
+    nodes = [{"id": n.id, "implementation": n.implementation, "bind": addrs[n.id], "admin_port": 7002,
+              "image": node_images[n.implementation], "image_archive": str(tmp_path / f"{n.implementation}.tar")}
+             for n in plan.nodes]
+    inv = ansible.inventory({"machine": {
+        "ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(ssh / "id_ed25519"), "ansible_python_interpreter": "/usr/bin/python3",
+        "heraclius_bundle": str(ansible.node_bundle(dep.root, [n.id for n in plan.nodes], tmp_path / "b.tgz")),
+        "heraclius_nodes_here": nodes}},
+        {"deployment_dir": str(dep.root), "heraclius_runtime": "docker", "heraclius_install_docker": False,
+         "heraclius_dir": str(tmp_path / "remote"), "heraclius_container_prefix": container_prefix,
+         "heraclius_health_retries": 60})
+    result = ansible.run_playbook("site.yml", inv, tmp_path / "run1", timeout=200)
+    assert result.ok, result.failures
+    for n in plan.nodes:
+        c = docker_client.containers.get(f"{container_prefix}{n.id}")
+        assert c.status == "running" and c.attrs["HostConfig"]["NetworkMode"] == "host"
+        assert c.image.labels["heraclius.impl"] == n.implementation
+        mounts = {m["Destination"]: m for m in c.attrs["Mounts"]}
+        assert mounts["/heraclius/keys"]["RW"] is False
+    put = kv_put(dep, "dk-key", "via-docker-role", "b")
+    assert put.ok, put.doc
+    assert kv_get(dep, "dk-key", "a").doc["value"] == "via-docker-role"
+    stopped = ansible.run_playbook("stop.yml", inv, tmp_path / "run2", timeout=60)
+    assert stopped.ok, stopped.failures
+    assert docker_client.containers.list(all=True, filters={"name": container_prefix}) == []
