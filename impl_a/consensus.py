@@ -340,10 +340,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self._evidence(p.leader_id, "invalid_proposal", detail, [encode(p)])
         self._start_view_change(self.view + 1, "invalid proposal")
 
-    def _vote(self, p: pb.Proposal, digest: bytes) -> None:
+    def _vote(self, p: pb.Proposal, digest: bytes, persisted: bool = False) -> None:
         prep = pb.Prepare(cluster_id=self.cluster.id, view=p.view, height=p.height, digest=digest, node_id=self.me)
         self._sign("prepare", prep)
-        self.actions.append(("persist", [], [("accepted", encode(p))]))
+        if not persisted:
+            self.actions.append(("persist", [], [("accepted", encode(p))]))
         self.prepares.setdefault((p.view, digest), {})[self.me] = prep
         self.prepare_seen[(self.me, p.view)] = prep
         self._send_all(pb.PeerMessage(prepare=prep))
@@ -563,11 +564,14 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.accepted[self.view] = digest
         self.last_hb_sent = self.now
         self.batch_since = None
+        # Persisting before the proposal goes out lets the previous decision and this vote share one
+        # durable write, and the Prepare follow the Proposal without another one.
+        self.actions.append(("persist", [], [("accepted", encode(p))]))
         if "equivocate" in self.faults and len(batch.inputs) > 1:
             self._equivocate(p, self.faults["equivocate"])
         else:
             self._send_all(pb.PeerMessage(proposal=p))
-        self._vote(p, digest)
+        self._vote(p, digest, persisted=True)
 
     def _equivocate(self, p: pb.Proposal, targets: set[str]) -> None:
         """Testbed fault: targets get a valid proposal whose batch lacks the last input."""

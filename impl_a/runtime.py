@@ -18,7 +18,7 @@ from impl_a.faults import Faults
 from impl_a.logs import Log, now_ms
 from impl_a.manifest import Manifest
 from impl_a.queues import Puller, QueueServer
-from impl_a.storage import Storage
+from impl_a.storage import Storage, WriteBehind
 from impl_a.transport import Link, LinkClosed, accept, check_client_hello, check_peer_identity, connect
 from impl_a.verify import check_client_request
 
@@ -36,7 +36,7 @@ class NodeRuntime:
         self.node = manifest.nodes[node_id]
         self.log = log
         self.x_secret = x_secret
-        self.store = Storage(data_dir)
+        self.store = WriteBehind(Storage(data_dir))
         self.faults = Faults(self.node.faults if manifest.testbed else [])
         self.started_ms = now_ms()
         self.replica = Replica(manifest, node_id, SigningKey(ed_seed), self.store, now_ms(),
@@ -127,35 +127,23 @@ class NodeRuntime:
     # -- actions --------------------------------------------------------------------------------
     def _drain(self) -> None:
         r = self.replica
-        decisions: list = []
-        meta: dict = {}
         while r.actions:
             acts, r.actions = r.actions, []
             for act in acts:
                 kind = act[0]
                 if kind == "persist":
-                    # Coalesce consecutive writes into one durable transaction, flushed before
-                    # anything that may depend on them leaves this node.
-                    decisions.extend(act[1])
-                    meta.update(dict(act[2]))
-                    continue
-                if decisions or meta:
-                    self.store.write(decisions, list(meta.items()))
-                    decisions, meta = [], {}
-                if kind == "send":
-                    self._send(act[1], act[2])
-                elif kind == "reply":
-                    self._send(act[1], act[2], reply=True)
+                    self.store.stage(act[1], act[2])  # made durable before anything leaves the node
+                elif kind in ("send", "reply"):
+                    self.store.flush()
+                    self._send(act[1], act[2], reply=kind == "reply")
                 elif kind == "decided":
-                    self._on_decided(act[1])
+                    self._on_decided(act[1])  # waiters read the store later, which flushes first
                 elif kind == "reject":
                     self.log.reject(act[1], act[2], act[3])
                 elif kind == "evidence":
                     self.log.add_evidence(*act[1:])
                 elif kind == "event":
                     self.log.emit("info", act[1], act[1].replace("_", " "), **act[2])
-        if decisions or meta:
-            self.store.write(decisions, list(meta.items()))
         wake = r.wake_in()
         if wake is not None and not self._wake_armed:
             self._wake_armed = True
