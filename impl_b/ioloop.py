@@ -110,7 +110,6 @@ class IOLoop(threading.Thread):
             for key, mask in self.sel.select(timeout=0.05):
                 tag, arg = key.data
                 if tag == "wake":
-                    self._wake_pending = False
                     try:
                         while self._wr.recv(4096):
                             pass
@@ -120,6 +119,10 @@ class IOLoop(threading.Thread):
                     self._accept(key.fileobj, arg)
                 else:
                     self._io(arg, mask)
+            # Clear the flag before taking commands: a command queued from now on writes a new wake-up
+            # byte, and one queued earlier is taken below (clearing it when the byte is read could
+            # strand the flag set with no byte pending, leaving every later send to the 50 ms timeout).
+            self._wake_pending = False
             self._run_cmds()
             self._expire(now)
         for lk in list(self.links.values()):
