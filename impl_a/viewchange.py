@@ -279,3 +279,6 @@ class ViewChangeMixin:
         for per in self.remote_pool.values():
             for entry in per.values():
                 entry[1] = self.now
+        early = self.early_proposals.pop(self.view, None)
+        if early is not None and early[1].height == self.height + 1:
+            self._on_proposal(*early)  # the next proposal of this view may have arrived meanwhile
