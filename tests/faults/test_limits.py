@@ -19,12 +19,7 @@ def limit_net(request, tmp_path):
     return sc.deploy("limits", tmp_path, [sc.ClusterSpec("c0", C, "abab"), sc.ClusterSpec("s0", S, "aabb")])
 
 
-@pytest.mark.parametrize("buggy", [
-    pytest.param("impl_a", marks=pytest.mark.xfail(strict=True, reason=(
-        "errata/faults.md F2: impl_a reports the wrong_result rule in /status but its GET results "
-        "stay correct, so the shard decides normally"))),
-    "impl_b",
-])
+@pytest.mark.parametrize("buggy", ["impl_a", "impl_b"])
 def test_wrong_result_on_both_nodes_of_one_impl_stalls_without_forking(limit_net, buggy):
     """wrong_result on both members of one implementation in shard s0 (a,a,b,b): GETs stall
     (neither the two faulty nor the two correct members can gather 2f + 1 = 3 votes for their
