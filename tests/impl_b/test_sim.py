@@ -232,3 +232,19 @@ def test_restart_on_real_lmdb_storage(tmp_path):
         assert sim.logs_agree("c0") and sim.logs_agree("s0")
     finally:
         sim.close()
+
+
+def test_leaders_absent_from_the_start():
+    sim = Sim(seed=17)
+    sim.crash("c0-n0")
+    sim.crash("s0-n0")
+    p = sim.put(b"absent", b"1", to="c0-n2")
+    assert sim.run_until(_done(sim, p), 15000)
+    g = sim.get(b"absent", to="c0-n3")
+    assert sim.run_until(_done(sim, g), 10000)
+    assert sim.answers[g].value == b"1"
+    sim.restart("c0-n0")  # a late member: it learns view 1 from the others
+    assert sim.run_until(lambda: sim.replicas["c0-n0"].view == sim.replicas["c0-n1"].view, 10000)
+    r = sim.put(b"absent", b"2", to="c0-n0")
+    assert sim.run_until(_done(sim, r), 10000)
+    assert sim.logs_agree("c0") and sim.logs_agree("s0")
