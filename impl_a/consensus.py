@@ -90,7 +90,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def _sign(self, domain: str, msg, field: str = "signature") -> None:
         sign_message(self.key, domain, self.m.network_id, msg, field)
         if self.faults.get("bad_signature"):
-            setattr(msg, field, self.faults["bad_signature"](getattr(msg, field)))
+            kind = domain.replace("-", "_")  # signing domain -> PeerMessage member name
+            setattr(msg, field, self.faults["bad_signature"](kind, getattr(msg, field)))
 
     def _verify(self, node_id: str, domain: str, msg, field: str = "signature") -> bool:
         from impl_a.verify import message_signature_ok
@@ -384,7 +385,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.prepared = cert
         sig = self.key.sign(decision_signing_bytes(self.m.network_id, p.header))
         if self.faults.get("bad_signature"):
-            sig = self.faults["bad_signature"](sig)
+            sig = self.faults["bad_signature"]("commit", sig)
         commit = pb.Commit(cluster_id=self.cluster.id, view=view, height=p.height, digest=digest, node_id=self.me,
                            decision_signature=sig)
         self.committed_digest = digest

@@ -60,7 +60,14 @@ class Faults:
         bad = self.of("bad_signature")
         if bad:
             rng = bad[0].rng
-            hooks["bad_signature"] = lambda sig: bytes(rng.getrandbits(8) for _ in range(64))
+            kinds = set().union(*(r.messages for r in bad)) if all(r.messages for r in bad) else set()
+
+            def corrupt(kind: str, sig: bytes) -> bytes:
+                if kinds and kind not in kinds:
+                    return sig
+                return bytes(rng.getrandbits(8) for _ in range(64))
+
+            hooks["bad_signature"] = corrupt
         eq = self.of("equivocate")
         if eq:
             hooks["equivocate"] = eq[0].targets or set()

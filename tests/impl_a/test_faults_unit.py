@@ -26,6 +26,14 @@ def test_outgoing_rules():
     assert 140 < kept < 260
 
 
+def test_bad_signature_respects_message_filter():
+    hook = Faults([{"action": "bad_signature", "messages": ["commit"]}]).consensus_hooks()["bad_signature"]
+    sig = b"s" * 64
+    assert hook("prepare", sig) == sig and hook("commit", sig) != sig and len(hook("commit", sig)) == 64
+    every = Faults([{"action": "bad_signature"}]).consensus_hooks()["bad_signature"]
+    assert every("view_change", sig) != sig
+
+
 def test_tamper_changes_last_byte_of_first_value():
     cd = pb.CompactDecision(leaf=pb.OutputLeaf(responses=[pb.ClientResponse(request_id=1, value=b"abc")]))
     assert Faults.tamper(cd).leaf.responses[0].value == b"abb"
