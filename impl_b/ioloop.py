@@ -21,6 +21,11 @@ from .session import LinkError, Session, client_hello_checker, peer_hello_checke
 HANDSHAKE_DEADLINE = 5.0
 
 
+def family_of(host: str) -> int:
+    """AF_INET6 for an IPv6 literal, else AF_INET (names resolve to IPv4)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 class Link:
     """One TCP connection with its Noise session."""
 
@@ -166,7 +171,7 @@ class IOLoop(threading.Thread):
             info = self.m.nodes[node]
             self.next_dial[node] = now + self.backoff[node]
             self.backoff[node] = min(self.backoff[node] * 2, 2.0)
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(family_of(info.host), socket.SOCK_STREAM)
             s.setblocking(False)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with contextlib.suppress(OSError):

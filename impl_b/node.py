@@ -14,7 +14,7 @@ import threading
 from . import crypto
 from .admin import AdminServer
 from .faults import FaultPlan
-from .ioloop import IOLoop
+from .ioloop import IOLoop, family_of
 from .logs import NodeLog
 from .manifest import ManifestError, load
 from .runtime import Runtime
@@ -22,7 +22,7 @@ from .storage import StorageError, Store
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(family_of(host), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((host, port))
     s.listen(128)
