@@ -23,7 +23,7 @@ def twin_net(request, tmp_path):
 
 
 def _workload_args(prefix: str, seed: int, history) -> list[str]:
-    return ["--timeout-ms", "20000", "workload", "--ops", "12", "--concurrency", "2", "--keys", "4",
+    return ["--timeout-ms", "15000", "workload", "--ops", "12", "--concurrency", "2", "--keys", "4",
             "--put-ratio", "0.6", "--seed", str(seed), "--key-prefix", prefix, "--history", str(history)]
 
 
@@ -39,6 +39,8 @@ def test_twins_cannot_fork_the_cluster(twin_net, tmp_path, request):
     start = sc.wait_converged(dep, "c0")
     tw = twins.make_twins(dep, x, ["c0-n1"], ["c0-n2", "c0-n3"])
     request.addfinalizer(tw.close)
+    both = [sc.node_status(dep, x), twins.admin_status(*tw.twin2_admin)]
+    assert all(st and (st["view"], st["leader"], st["node_id"]) == (0, x, x) for st in both), both
     h = tmp_path / "h.jsonl"
     side1 = run_client(dep, "a", _workload_args("tw-", 1, h), 120).doc
     side2 = sc.run_client_with_manifest(dep, "b", twins.manifest_for(tw, 2), _workload_args("tw-", 2, h), 120)
