@@ -36,6 +36,7 @@ class Node:
     x25519_public: bytes
     implementation: str
     faults: list = field(default_factory=list)
+    admin_bind: str = ""
 
 
 @dataclass
@@ -76,7 +77,8 @@ class Manifest:
             for i, n in enumerate(c["nodes"]):
                 node = Node(n["id"], c["id"], i, n["host"], n.get("bind", n["host"]), n["ports"]["peer"],
                             n["ports"]["client"], n["ports"]["admin"], bytes.fromhex(n["ed25519_public"]),
-                            bytes.fromhex(n["x25519_public"]), n["implementation"], list(n.get("faults", [])))
+                            bytes.fromhex(n["x25519_public"]), n["implementation"], list(n.get("faults", [])),
+                            n.get("admin_bind", n.get("bind", n["host"])))
                 nodes.append(node)
                 self.nodes.setdefault(node.id, node)
             self.clusters.setdefault(c["id"], Cluster(c["id"], c["role"], nodes))

@@ -77,7 +77,7 @@ class NodeRuntime:
         n = self.node
         self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port))
         self.servers.append(await asyncio.start_server(self._client_conn, n.bind, n.client_port))
-        self.servers.append(await asyncio.start_server(self.admin.handle, n.bind, n.admin_port))
+        self.servers.append(await asyncio.start_server(self.admin.handle, n.admin_bind, n.admin_port))
         for nid in self.peers:
             self._spawn(self._dialer(nid))
         self._spawn(self._ticker())

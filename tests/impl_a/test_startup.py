@@ -92,3 +92,14 @@ def test_malformed_key_files(tmp_path, content):
     with pytest.raises(LocalError) as exc:
         read_secret(key)
     assert exc.value.exit_code == 3
+
+
+def test_admin_bind_defaults(netdir):
+    _, doc = netdir
+    d = copy.deepcopy(doc)
+    d["clusters"][0]["nodes"][0]["bind"] = "0.0.0.0"
+    d["clusters"][0]["nodes"][1]["bind"] = "0.0.0.0"
+    d["clusters"][0]["nodes"][1]["admin_bind"] = "127.0.0.2"
+    m = validate(d)
+    assert m.nodes["c0-n0"].admin_bind == "0.0.0.0" and m.nodes["c0-n1"].admin_bind == "127.0.0.2"
+    assert m.nodes["c0-n2"].admin_bind == "127.0.0.1"
