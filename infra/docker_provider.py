@@ -19,11 +19,10 @@ import docker
 import docker.errors
 import docker.types
 
-from infra import netns, process
-from infra.admin import is_healthy
+from infra import local, netns
 from infra.deployment import CLIENT_IDS, Deployment, deployment_root, home_dir, load_deployment
 from infra.docker import engine, images
-from infra.errors import RemoteError, UsageError
+from infra.errors import UsageError
 from infra.keys import generate_client_key, generate_node_keys, make_private_dir
 from infra.manifest import build_manifest, write_manifest
 from infra.planner import Plan
@@ -173,27 +172,12 @@ def stop_node(dep: Deployment, node_id: str, grace: float = 5.0, client: docker.
 def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float, progress=_quiet,
                  client: docker.DockerClient | None = None) -> None:
     client = client or engine.connect()
-    waiting = list(node_ids)
-    deadline = time.monotonic() + timeout
-    while waiting:
-        for node_id in list(waiting):
-            n = dep.node(node_id)
-            if is_healthy(*n.admin, timeout=0.5):
-                waiting.remove(node_id)
-                progress(f"{node_id} healthy")
-            elif container_state(dep, node_id, client) in ("exited", "dead", "missing"):
-                dep.set_node_state(node_id, status="exited")
-                raise RemoteError(f"container of {node_id} ({n.implementation}) exited before becoming healthy",
-                                  detail=f"last lines of {dep.log_path(node_id)}:\n" + process.tail(dep.log_path(node_id)),
-                                  fix=f"`docker logs {dep.state['nodes'][node_id]['container']}`; then "
-                                      f"`heraclius-ops destroy --name {dep.name}` and deploy again")
-        if waiting and time.monotonic() > deadline:
-            raise RemoteError(f"{len(waiting)} node(s) did not answer /health within {timeout:.0f} s: "
-                              f"{', '.join(waiting)}",
-                              detail=f"last lines of {dep.log_path(waiting[0])}:\n" + process.tail(dep.log_path(waiting[0])),
-                              fix=f"`heraclius-ops destroy --name {dep.name}` removes the containers")
-        if waiting:
-            time.sleep(0.2)
+    local.wait_healthy(
+        dep, node_ids, timeout, progress,
+        exited=lambda node_id: container_state(dep, node_id, client) in ("exited", "dead", "missing"),
+        what="container of",
+        exited_fix=lambda node_id: f"`docker logs {dep.state['nodes'][node_id]['container']}`; then "
+                                   f"`heraclius-ops destroy --name {dep.name}` and deploy again")
 
 
 def set_delay(dep: Deployment, a: str, b: str, ms: int) -> dict:

@@ -139,9 +139,15 @@ def stop_nodes(dep: Deployment, node_ids: list[str], grace: float = 5.0) -> dict
     return result
 
 
-def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float = 30.0, progress: Progress = _quiet) -> None:
+def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float = 30.0, progress: Progress = _quiet,
+                 exited: Callable[[str], bool] | None = None, what: str = "node",
+                 exited_fix: Callable[[str], str] | None = None) -> None:
     """Poll /health until every node answers 'ok'. On a dead node or the deadline, raise RemoteError
-    with that node's log tail."""
+    with that node's log tail. Providers other than local pass how to tell that a node has exited
+    (`exited`), what a node runs in (`what`, e.g. "container of") and the fix for an exited one."""
+    exited = exited or (lambda node_id: not node_pid_alive(dep, node_id))
+    exited_fix = exited_fix or (lambda node_id: f"read the log (heraclius-ops logs {node_id} --name {dep.name}), then "
+                                                f"`heraclius-ops destroy --name {dep.name}` and deploy again")
     waiting = list(node_ids)
     deadline = time.monotonic() + timeout
     while waiting:
@@ -150,12 +156,11 @@ def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float = 30.0, pr
             if is_healthy(*n.admin, timeout=0.5):
                 waiting.remove(node_id)
                 progress(f"{node_id} healthy")
-            elif not node_pid_alive(dep, node_id):
+            elif exited(node_id):
                 dep.set_node_state(node_id, status="exited")
-                raise RemoteError(f"node {node_id} ({n.implementation}) exited before becoming healthy",
+                raise RemoteError(f"{what} {node_id} ({n.implementation}) exited before becoming healthy",
                                   detail=f"last lines of {dep.log_path(node_id)}:\n" + process.tail(dep.log_path(node_id)),
-                                  fix=f"read the log (heraclius-ops logs {node_id} --name {dep.name}), then "
-                                      f"`heraclius-ops destroy --name {dep.name}` and deploy again")
+                                  fix=exited_fix(node_id))
         if waiting and time.monotonic() > deadline:
             node_id = waiting[0]
             raise RemoteError(f"node {node_id} did not answer /health within {timeout:.0f} s "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import http.client
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import faults, local
+from infra.admin import http_get
 from infra.client import client_command, run_client
 from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import RemoteError, UsageError
@@ -85,16 +85,7 @@ def deploy(name: str, home: Path, specs: list[ClusterSpec], timeouts: dict | Non
 
 def admin_get(dep: Deployment, node_id: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
     """GET on the node's admin port (SPEC 15); raises OSError when it cannot be reached."""
-    host, port = dep.node(node_id).admin
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    except http.client.HTTPException as e:
-        raise OSError(f"bad HTTP from {node_id}: {e}") from e
-    finally:
-        conn.close()
+    return http_get(*dep.node(node_id).admin, path, timeout=timeout)
 
 
 def node_status(dep: Deployment, node_id: str, timeout: float = 2.0) -> dict | None:

@@ -195,15 +195,6 @@ def _closed_port() -> int:
     return port
 
 
-def _closed_port() -> int:
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _assert_follows(net, nodes: dict[str, str], leaders: dict[str, str], timeout: float = 20.0) -> None:
     """Each cluster's node in `nodes` reports the cluster's leader within `timeout` s."""
     def views():
