@@ -1,5 +1,6 @@
 """The monitor on a real mixed impl_a/impl_b network deployed by infra: a workload shows up as
-client throughput and decision rates, and crashing a node with the `c` key turns it down."""
+client throughput and decision rates, crashing a node with the `c` key turns it down, and restarting
+it with the `r` key brings the cluster back to healthy."""
 
 from __future__ import annotations
 
@@ -49,3 +50,10 @@ async def test_workload_and_crash_on_real_nodes(real_deployment):
         assert app.state.clusters["c0"].assessment.verdict is Verdict.AT_RISK
         assert app.state.clusters["c0"].assessment.margin == 0
         assert "c0-n2 down" in events_text(app)
+        await pilot.press("r")  # restart the crashed c0-n2, same data dir
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not app.state.clusters["c0"].down, timeout=60)
+        await wait_until(pilot, lambda: app.state.clusters["c0"].assessment.verdict is Verdict.HEALTHY, timeout=30)
+        assert app.state.clusters["c0"].assessment.margin == 1
+        assert "c0-n2 up" in events_text(app)
