@@ -524,7 +524,9 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self._replay_future(now)
         self._vc_after_progress(now, quorum_in_view)
         if self.is_leader() and (self.requests or any(self.remote.values())):
-            self.batch_due = None
+            # These inputs already waited a whole round: propose now, without batch_wait, so that the
+            # runtime writes this decision and the next proposal in one transaction.
+            self.batch_due = now
             self._want_batch(now)
 
     # ------------------------------------------------------------------ timers

@@ -145,20 +145,39 @@ class Runtime(QueueMixin):
     # ------------------------------------------------------------ actions
 
     def _execute(self, acts: list) -> None:
-        for a in acts:
+        written = -1  # index of the last Persist already written as part of an earlier group
+        for i, a in enumerate(acts):
             if isinstance(a, Send):
                 self._send(a.to, a.msg)
             elif isinstance(a, Persist):
-                self.store.persist(a.record)
-                if "view" in a.record:
-                    v, active = a.record["view"]
-                    self.log.log("info", "view_change", f"view {v} {'active' if active else 'entered'}", view=v)
+                if i > written:
+                    written = self._persist_group(acts, i)
             elif isinstance(a, Decided):
                 self._on_decided(a.decision)
             elif isinstance(a, Reject):
                 self.log.reject(a.reason, a.peer, a.detail)
             elif isinstance(a, Evidence):
                 self.log.add_evidence(a.node, a.kind, a.detail, a.messages)
+
+    def _persist_group(self, acts: list, first: int) -> int:
+        """Write acts[first] and every later Persist met before the next Send in one transaction.
+
+        Making a record durable earlier than required is always safe, and one fsync then covers
+        e.g. a decision and the leader's next proposal. Returns the index of the last one written."""
+        records, last = [], first
+        for j in range(first, len(acts)):
+            b = acts[j]
+            if isinstance(b, Send):
+                break
+            if isinstance(b, Persist):
+                records.append(b.record)
+                last = j
+        self.store.persist_all(records)
+        for rec in records:
+            if "view" in rec:
+                v, active = rec["view"]
+                self.log.log("info", "view_change", f"view {v} {'active' if active else 'entered'}", view=v)
+        return last
 
     def _send(self, to: str, pm) -> None:
         if self.faults is None:

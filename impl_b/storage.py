@@ -64,19 +64,27 @@ class Store:
 
     def persist(self, rec: dict) -> None:
         """Write one consensus Persist record durably."""
+        self.persist_all([rec])
+
+    def persist_all(self, records: list) -> None:
+        """Write Persist records durably in one transaction (one fsync), applied in list order."""
         with self.env.begin(write=True) as txn:
-            if "decision" in rec:
-                d = rec["decision"]
-                txn.put(_hkey(d.header.height), _seal(encode(d)), db=self.log)
-                self.height = d.header.height
-                txn.delete(b"inflight", db=self.meta)
-            if "inflight" in rec:
-                txn.put(b"inflight", _seal(_inflight_bytes(rec["inflight"])), db=self.meta)
-            if "view" in rec:
-                v, active = rec["view"]
-                txn.put(b"view", _seal(json.dumps([v, active]).encode()), db=self.meta)
-                if rec.get("new_view") is not None:
-                    txn.put(b"new_view", _seal(encode(rec["new_view"])), db=self.meta)
+            for rec in records:
+                self._write(txn, rec)
+
+    def _write(self, txn, rec: dict) -> None:
+        if "decision" in rec:
+            d = rec["decision"]
+            txn.put(_hkey(d.header.height), _seal(encode(d)), db=self.log)
+            self.height = d.header.height
+            txn.delete(b"inflight", db=self.meta)
+        if "inflight" in rec:
+            txn.put(b"inflight", _seal(_inflight_bytes(rec["inflight"])), db=self.meta)
+        if "view" in rec:
+            v, active = rec["view"]
+            txn.put(b"view", _seal(json.dumps([v, active]).encode()), db=self.meta)
+            if rec.get("new_view") is not None:
+                txn.put(b"new_view", _seal(encode(rec["new_view"])), db=self.meta)
 
     # ------------------------------------------------------------ reads
 
