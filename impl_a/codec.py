@@ -20,17 +20,43 @@ def encode(msg: Message) -> bytes:
     return msg.SerializeToString(deterministic=True)
 
 
+_PLANS: dict[str, list[tuple[str, bool, bool, frozenset[int] | None]]] = {}
+
+
+def _plan(desc) -> list[tuple[str, bool, bool, frozenset[int] | None]]:
+    """The fields of desc that can hold something _check_semantics refuses: enum fields and
+    sub-messages that (transitively) have enums or required oneofs. Strings, bytes, integers and
+    message types without either (headers, QCs) are never visited."""
+    plan = _PLANS.get(desc.full_name)
+    if plan is None:
+        _PLANS[desc.full_name] = []  # recursion guard (the schema has no recursive types)
+        plan = []
+        for f in desc.fields:
+            repeated = f.is_repeated
+            if f.type == FieldDescriptor.TYPE_ENUM:
+                plan.append((f.name, repeated, True, frozenset(f.enum_type.values_by_number)))
+            elif f.type == FieldDescriptor.TYPE_MESSAGE and (_plan(f.message_type)
+                                                            or f.message_type.name in _ONEOF_REQUIRED):
+                plan.append((f.name, repeated, False, None))
+        _PLANS[desc.full_name] = plan
+    return plan
+
+
 def _check_semantics(msg: Message) -> None:
     desc = msg.DESCRIPTOR
     oneof = _ONEOF_REQUIRED.get(desc.name)
     if oneof is not None and msg.WhichOneof(oneof) is None:
         raise RemoteViolation("non_canonical", f"empty oneof in {desc.name}")
-    for field, value in msg.ListFields():
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            for item in value if field.is_repeated else (value,):
+    for name, repeated, is_enum, values in _plan(desc):
+        if is_enum:
+            for value in getattr(msg, name) if repeated else (getattr(msg, name),):
+                if value and value not in values:  # 0 is the omitted default
+                    raise RemoteViolation("non_canonical", f"undeclared enum value {value} in {name}")
+        elif repeated:
+            for item in getattr(msg, name):
                 _check_semantics(item)
-        elif field.type == FieldDescriptor.TYPE_ENUM and field.enum_type.values_by_number.get(value) is None:
-            raise RemoteViolation("non_canonical", f"undeclared enum value {value} in {field.name}")
+        elif msg.HasField(name):
+            _check_semantics(getattr(msg, name))
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int | None, int]:

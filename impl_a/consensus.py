@@ -28,6 +28,7 @@ from impl_a.viewchange import ViewChangeMixin
 
 AHEAD = 4
 POOL_SCAN = 2048
+POOL_CHECK_MS = 50  # pool timers are seconds long: checking them on every 10 ms tick is wasted work
 
 
 class Replica(ViewChangeMixin, CatchUpMixin):
@@ -66,6 +67,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.last_leader_contact = now
         self.last_hb_sent = 0
         self.batch_since: int | None = None
+        self._pool_checked = 0
         self._replay()
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -189,6 +191,9 @@ class Replica(ViewChangeMixin, CatchUpMixin):
 
     def _pool_timers(self) -> None:
         now, fwd_ms, cens_ms = self.now, self.t["request_forward"], self.t["censorship"]
+        if now - self._pool_checked < POOL_CHECK_MS:
+            return
+        self._pool_checked = now
         again = []
         # The pool is in arrival order and timers are (re)set in that order, so the oldest entries
         # come first: scanning a bounded prefix keeps a tick cheap with a large pool.
@@ -490,6 +495,10 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def wake_in(self) -> int | None:
         """Milliseconds until the leader's batch_wait ends (the driver ticks then), or None."""
         if self.batch_since is None or not self.is_leader() or self.in_vc:
+            return None
+        if self.view in self.accepted or self.catching_up():
+            # A proposal is in flight (or we are behind): the decision, not a timer, proposes next.
+            # Arming a 0 ms wake here would spin the event loop until the decision arrives.
             return None
         return max(0, self.batch_since + self.t["batch_wait"] - self.now)
 

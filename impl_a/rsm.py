@@ -15,6 +15,7 @@ from impl_a.merkle import all_proofs
 from impl_a.verify import GET, QcCache, check_client_request, check_compact, client_destination
 
 WINDOW = 65536
+PRUNE_SLACK = 4096
 ZERO32 = bytes(32)
 
 
@@ -33,6 +34,12 @@ class State:
 
     def next_in_of(self, source: str) -> int:
         return self.next_in.get(source, 1)
+
+    def live_ids(self, client_key: bytes) -> set[int]:
+        """The accepted ids above the client's floor (the set may also hold older, pruned-late ids)."""
+        max_id, ids = self.dedup.get(client_key, (0, set()))
+        floor = max_id - WINDOW if max_id > WINDOW else 0
+        return {i for i in ids if i > floor}
 
     def below_floor(self, client_key: bytes, request_id: int) -> bool:
         max_id, _ = self.dedup.get(client_key, (0, set()))
@@ -184,9 +191,11 @@ class Execution:
                 continue
             base_max, ids = s.dedup.get(key, (0, set()))
             new_max = self.dedup_max.get(key, base_max)
-            ids = ids | added
-            floor = new_max - WINDOW if new_max > WINDOW else 0
-            if floor:
+            ids.update(added)
+            # Ids at or below the floor are already refused by the floor test, so pruning them is only
+            # for memory: done when the set has grown by PRUNE_SLACK, not on every decision (O(W)).
+            if len(ids) > WINDOW + PRUNE_SLACK:
+                floor = new_max - WINDOW if new_max > WINDOW else 0
                 ids = {i for i in ids if i > floor}
             s.dedup[key] = (new_max, ids)
         s.pending |= self.pending_add

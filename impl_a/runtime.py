@@ -61,6 +61,7 @@ class NodeRuntime:
         self.stop_event = asyncio.Event()
         self._internal_errors: dict[str, float] = {}
         self._wake_armed = False
+        self._encoded: tuple[object, bytes] = (None, b"")
         self.admin = AdminServer(self)
 
     def hello(self, node_id: str = "") -> pb.Hello:
@@ -129,6 +130,7 @@ class NodeRuntime:
         r = self.replica
         while r.actions:
             acts, r.actions = r.actions, []
+            self._encoded = (None, b"")  # one encoding per broadcast message, not one per recipient
             for act in acts:
                 kind = act[0]
                 if kind == "persist":
@@ -156,10 +158,17 @@ class NodeRuntime:
     def _send(self, nid: str, msg: pb.PeerMessage, reply: bool = False) -> None:
         link = self.reply_link.get(nid) if reply else None
         q = self.out_queues.get(nid)
-        for delay, data in self.faults.outgoing(nid, msg, encode(msg)):
+        last, encoded = self._encoded
+        if last is not msg:
+            encoded = encode(msg)
+            self._encoded = (msg, encoded)
+        for delay, data in self.faults.outgoing(nid, msg, encoded):
             if link is not None and not link.closed:
-                target = link
-                self._spawn(self._send_on(target, data, delay))
+                if delay:
+                    self._spawn(self._send_on(link, data, delay))
+                else:
+                    with contextlib.suppress(LinkClosed):
+                        link.send_nowait(data)
             elif q is not None:
                 if delay:
                     asyncio.get_running_loop().call_later(delay, self._enqueue, q, data)
@@ -212,14 +221,14 @@ class NodeRuntime:
             self.out_queues[nid] = q
             self.log.emit("info", "peer_up", f"link to {nid} up", peer=nid)
             reader = self._spawn(self._read_loop(nid, link))
+            reader.add_done_callback(lambda _t, q=q: self._enqueue(q, None))  # wakes the sender to stop
             try:
                 while self.running and not reader.done():
-                    get = asyncio.ensure_future(q.get())
-                    done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if get not in done:
-                        get.cancel()
-                        break
-                    await link.send_bytes(get.result())
+                    data = await q.get()
+                    while data is not None:  # take everything queued: one write for all of it
+                        link.send_nowait(data)
+                        data = None if q.empty() else q.get_nowait()
+                    await link.drain()
             except LinkClosed:
                 pass
             finally:

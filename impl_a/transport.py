@@ -105,22 +105,44 @@ class Link:
         self.max_message = max_message
         self._parser = StreamParser(max_message)
         self._ready: list[bytes] = []
-        self._lock = asyncio.Lock()
+        self._out: list[bytes] = []
+        self._flush_armed = False
         self.closed = False
 
+    def send_nowait(self, data: bytes) -> None:
+        """Queue one application message. Everything queued during one event-loop turn leaves in
+        one write, packed into as few Noise payloads as fit (SPEC 13 lets a payload hold several)."""
+        if self.closed:
+            raise LinkClosed(None, "link closed")
+        self._out.append(frame_message(data))
+        if not self._flush_armed:
+            self._flush_armed = True
+            asyncio.get_running_loop().call_soon(self._flush_out)
+
+    def _flush_out(self) -> None:
+        self._flush_armed = False
+        if not self._out or self.closed:
+            return
+        stream = b"".join(self._out)
+        self._out.clear()
+        frames = []
+        try:
+            for chunk in split_stream(stream):
+                frames.append(_frame(self.send_cs.encrypt_with_ad(b"", chunk)))
+        except NoiseError:  # nonce exhausted: the link cannot carry more
+            self.close()
+            return
+        self.writer.write(b"".join(frames))
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise LinkClosed(None, str(exc)) from None
+
     async def send_bytes(self, data: bytes) -> None:
-        async with self._lock:
-            frames = []
-            for chunk in split_stream(frame_message(data)):
-                try:
-                    frames.append(_frame(self.send_cs.encrypt_with_ad(b"", chunk)))
-                except NoiseError as exc:
-                    raise LinkClosed(None, str(exc)) from None
-            self.writer.write(b"".join(frames))
-            try:
-                await self.writer.drain()
-            except (ConnectionError, OSError) as exc:
-                raise LinkClosed(None, str(exc)) from None
+        self.send_nowait(data)
+        await self.drain()
 
     async def send(self, msg) -> None:
         await self.send_bytes(encode(msg))

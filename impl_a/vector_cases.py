@@ -191,7 +191,7 @@ def _final_state(state: State, height: int, head: bytes, want: dict) -> str | No
     if "pending" in want and sorted([k.hex(), i] for k, i in state.pending) != want["pending"]:
         return "final pending differs"
     if "dedup" in want:
-        dd = {k.hex(): {"max_id": mx, "ids": sorted(ids)} for k, (mx, ids) in state.dedup.items()}
+        dd = {k.hex(): {"max_id": mx, "ids": sorted(state.live_ids(k))} for k, (mx, _) in state.dedup.items()}
         if dd != want["dedup"]:
             return "final dedup differs"
     if "kv" in want:

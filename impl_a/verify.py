@@ -21,7 +21,41 @@ def client_destination(client_key: bytes) -> str:
     return "client:" + client_key.hex()
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_LAST_FIELD: dict[tuple[str, str], bytes | None] = {}
+
+
+def _trailer_tag(msg: Message, field: str) -> bytes | None:
+    """The tag of `field` when it is the message's highest-numbered field, else None."""
+    key = (msg.DESCRIPTOR.full_name, field)
+    if key not in _LAST_FIELD:
+        fd = msg.DESCRIPTOR.fields_by_name[field]
+        last = max(f.number for f in msg.DESCRIPTOR.fields)
+        _LAST_FIELD[key] = _varint(fd.number << 3 | 2) if fd.number == last else None
+    return _LAST_FIELD[key]
+
+
 def body_without(msg: Message, field: str) -> bytes:
+    """Canonical encoding of msg with `field` absent. Fields are written in number order, so when the
+    signature is the last field the body is the encoding minus its trailing tag, length and value:
+    one encode instead of a copy of the whole message (proposals carry whole batches)."""
+    tag = _trailer_tag(msg, field)
+    if tag is not None:
+        data = encode(msg)
+        value = getattr(msg, field)
+        if not value:
+            return data
+        suffix = tag + _varint(len(value)) + value
+        if data.endswith(suffix):
+            return data[:-len(suffix)]
     copy = type(msg)()
     copy.CopyFrom(msg)
     copy.ClearField(field)
