@@ -159,6 +159,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             nv = decode(pb.NewView, raw)
             if nv.view == self.view:
                 self.installed_nv = nv
+        self._resume()
 
     def _execution(self, height: int) -> Execution:
         """Execution for proposing and voting (the testbed wrong_result fault corrupts only these)."""
@@ -242,6 +243,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             if self.is_leader():
                 self._maybe_propose()
 
+    def on_link_up(self, peer: str) -> None:
+        """Our outbound link to a member (re)connected: it may have restarted and lost messages."""
+        if peer in self.members and peer != self.me:
+            self.announce(peer)
+
     def on_message(self, sender: str, msg: pb.PeerMessage) -> None:
         kind = msg.WhichOneof("body")
         body = getattr(msg, kind)
@@ -274,6 +280,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def _on_heartbeat(self, sender: str, hb: pb.Heartbeat) -> None:
         if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
             self.last_leader_contact = self.now
+            if self.awaiting_new_view:  # the leader runs the view we wait in: ask for its NewView
+                self._ask_for_new_view(hb.view, [sender])
         elif hb.view > self.view and sender == self.cluster.leader(hb.view).id:
             self._ask_for_new_view(hb.view, [sender])
         if hb.height > self.height:
@@ -297,7 +305,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             return
         if (p.view > self.view or (p.view == self.view and self.in_vc)) and p.view <= self.view + AHEAD:
             self.early_proposals[p.view] = (sender, p)  # its NewView may still be on the way
-            if p.view > self.view and sender == self.cluster.leader(p.view).id:
+            if (p.view > self.view or self.awaiting_new_view) and sender == self.cluster.leader(p.view).id:
                 self._ask_for_new_view(p.view, [sender])
             return
         if p.view != self.view or self.in_vc:

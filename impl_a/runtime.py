@@ -187,6 +187,7 @@ class NodeRuntime:
             await link.send_bytes(data)
 
     def _on_decided(self, d: pb.Decision) -> None:
+        self.server.remember(d)
         self.decided_event.set()
         self.decided_event = asyncio.Event()
         self.log.emit("debug", "decided", f"decided height {d.header.height}", height=d.header.height,
@@ -220,6 +221,7 @@ class NodeRuntime:
             self.out_links[nid] = link
             self.out_queues[nid] = q
             self.log.emit("info", "peer_up", f"link to {nid} up", peer=nid)
+            self._guard(self._link_up, nid)
             reader = self._spawn(self._read_loop(nid, link))
             reader.add_done_callback(lambda _t, q=q: self._enqueue(q, None))  # wakes the sender to stop
             try:
@@ -238,6 +240,11 @@ class NodeRuntime:
                 self.out_queues.pop(nid, None)
                 self.log.emit("info", "peer_down", f"link to {nid} down", peer=nid)
             await asyncio.sleep(backoff)
+
+    def _link_up(self, nid: str) -> None:
+        self.replica.now = now_ms()
+        self.replica.on_link_up(nid)
+        self._drain()
 
     def _check_peer(self, hello: pb.Hello, remote_static: bytes) -> None:
         check_peer_identity(self.m, hello, remote_static)
@@ -374,15 +381,18 @@ class NodeRuntime:
                     lst.remove(fut)
                     if not lst:
                         del self.waiters[ident]
-        cd = self.server.compact(h, "client:" + req.client_key.hex())
-        if cd is None:
+        dest = "client:" + req.client_key.hex()
+        if self.faults.of("false_client_response"):
+            cd = self.server.compact(h, dest)
+            data = encode(pb.ClientReply(answer=self.faults.tamper(cd))) if cd is not None else None
+        else:
+            data = self.server.client_reply(h, dest)
+        if data is None:
             await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "answer unavailable")
             return
-        if self.faults.of("false_client_response"):
-            cd = self.faults.tamper(cd)
         self.counters["client_replies"] += 1
         with contextlib.suppress(LinkClosed):
-            await link.send(pb.ClientReply(answer=cd))
+            await link.send_bytes(data)
 
     def _submit(self, req: pb.ClientRequest) -> None:
         self.replica.now = now_ms()

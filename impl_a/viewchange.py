@@ -51,6 +51,12 @@ class ViewChangeMixin:
         if not self._verify(sender, "view-change", vc):
             self._reject("bad_signature", sender, "view change")
             return
+        if vc.new_view == self.view and self.awaiting_new_view and sender == self.leader:
+            # The leader of the view we wait in is itself still asking for it (it restarted, 12.9):
+            # it lost the ViewData we sent, so send it again.
+            if self._rate_ok(f"vd:{self.view}"):
+                self._send_view_data()
+            return
         if vc.new_view <= self.view:
             self._reject("stale", sender, f"view change to {vc.new_view}")
             self._send_installing_new_view(sender)
@@ -90,6 +96,11 @@ class ViewChangeMixin:
         self.awaiting_new_view = True
         self.vc_requested = max(self.vc_requested, w)
         self.vc_deadline = self.now + self._vc_timeout()
+        self._send_view_data()
+
+    def _send_view_data(self) -> None:
+        """Our ViewData for the view we are entering, to its leader (SPEC 12.6 step 2)."""
+        w = self.view
         vd = pb.ViewData(cluster_id=self.cluster.id, view=w, node_id=self.me, last_height=self.height,
                          last_hash=self.head_hash)
         if self.prepared is not None and self.prepared.proposal.height == self.height + 1:
@@ -172,6 +183,9 @@ class ViewChangeMixin:
         nv = pb.NewView(cluster_id=self.cluster.id, view=w, leader_id=self.me, view_data=[got[n] for n in chosen])
         self._sign("new-view", nv)
         self.new_view_sent.add(w)
+        # Durable before it leaves: a leader restarted in w then knows w is installed and never sends a
+        # second, different NewView for it.
+        self.actions.append(("persist", [], [("new_view", encode(nv))]))
         self._send_all(pb.PeerMessage(new_view=nv))
         self._install_new_view(nv)
 
@@ -209,17 +223,9 @@ class ViewChangeMixin:
         self.vc_failures = 0
         self.vc_msgs = {k: v for k, v in self.vc_msgs.items() if v.new_view > self.view}
         self.last_leader_contact = self.now
-        m = max(vd.last_height for vd in nv.view_data)
-        best = None
-        for vd in nv.view_data:
-            if vd.HasField("prepared") and vd.prepared.proposal.height == m + 1 and (
-                    best is None or vd.prepared.proposal.view > best.proposal.view):
-                best = vd.prepared
-        self.selected = (m + 1, best.proposal.header, best.proposal.batch) if best is not None else None
-        if self.height < m:
-            self._want_height(nv.leader_id, m)
+        selected = self._select(nv)
         self.actions.append(("event", "new_view", {"view": self.view, "leader": self.leader, "selected":
-                                                   best is not None}))
+                                                   selected}))
         early = self.early_proposals.pop(self.view, None)
         self.early_proposals = {v: e for v, e in self.early_proposals.items() if v > self.view}
         if early is not None:
@@ -229,6 +235,78 @@ class ViewChangeMixin:
         elif self.req_pool:
             reqs = [e[0] for e in self.req_pool.values()][:1024]
             self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=reqs))))
+
+    def _select(self, nv: pb.NewView) -> bool:
+        """Selection (SPEC 12.6 step 4) from an installing NewView; True if a proposal was selected."""
+        m = max(vd.last_height for vd in nv.view_data)
+        best = None
+        for vd in nv.view_data:
+            if vd.HasField("prepared") and vd.prepared.proposal.height == m + 1 and (
+                    best is None or vd.prepared.proposal.view > best.proposal.view):
+                best = vd.prepared
+        self.selected = (m + 1, best.proposal.header, best.proposal.batch) if best is not None else None
+        if self.selected and self.selected[0] <= self.height:
+            self.selected = None
+        if self.height < m:
+            self._want_height(nv.leader_id, m)
+        return best is not None
+
+    # -- restart (SPEC 12.9) and reconnection -----------------------------------------------------
+    def _resume(self) -> None:
+        """After replay: resume timers as if the view had just been entered (SPEC 12.9)."""
+        self.last_leader_contact = self.now
+        if self.view == 0 or self.installed_nv is not None:
+            # Active view. A suspicion raised before the stop is not resumed: the heartbeat and
+            # censorship timers raise it again if the leader is still failing.
+            self.in_vc = False
+            self.vc_requested = self.view
+            if self.installed_nv is not None:
+                self._select(self.installed_nv)
+        else:
+            # Stopped during the view change to `view`: still in it.
+            self.in_vc = True
+            self.awaiting_new_view = True
+            self.vc_requested = max(self.vc_requested, self.view)
+            self.vc_deadline = self.now + self._vc_timeout()
+        self.announce()
+
+    def announce(self, peer: str | None = None) -> None:
+        """Send our current consensus position to one peer (its link just came up) or to all: what a
+        peer that restarted, or that we restarted, may have missed. Every message is one we already
+        sent or an identical re-signing (Ed25519 is deterministic), so repeats are harmless."""
+        peers = [peer] if peer is not None else [n for n in self.members if n != self.me]
+        if self.in_vc:
+            asks = sorted({self.vc_requested} | ({self.view} if self.awaiting_new_view else set()))
+            for w in asks:
+                vc = pb.ViewChange(cluster_id=self.cluster.id, new_view=w, node_id=self.me, height=self.height)
+                self._sign("view-change", vc)
+                self.vc_msgs[self.me] = vc
+                for nid in peers:
+                    self.actions.append(("send", nid, pb.PeerMessage(view_change=vc)))
+            if self.awaiting_new_view and self.view > 0 and (peer is None or peer == self.leader):
+                self._send_view_data()
+            self._vc_evaluate()
+            return
+        digest = self.accepted.get(self.view)
+        if digest is not None and digest in self.proposals:
+            p = self.proposals[digest][0]
+            if self.is_leader() and p.leader_id == self.me:
+                for nid in peers:
+                    self.actions.append(("send", nid, pb.PeerMessage(proposal=p)))
+            prep = self.prepare_seen.get((self.me, self.view))
+            if prep is None:
+                prep = pb.Prepare(cluster_id=self.cluster.id, view=p.view, height=p.height, digest=digest,
+                                  node_id=self.me)
+                self._sign("prepare", prep)
+                self.prepares.setdefault((p.view, digest), {})[self.me] = prep
+                self.prepare_seen[(self.me, p.view)] = prep
+            for nid in peers:
+                self.actions.append(("send", nid, pb.PeerMessage(prepare=prep)))
+        own = self.commit_seen.get(self.me) or next(
+            (c for per in self.commits.values() for n, c in per.items() if n == self.me), None)
+        if own is not None:
+            for nid in peers:
+                self.actions.append(("send", nid, pb.PeerMessage(commit=own)))
 
     # -- late members and lone suspicion (SPEC 12.6 steps 6 and 7) --------------------------------
     def _rate_ok(self, key: str) -> bool:

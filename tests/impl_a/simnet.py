@@ -74,6 +74,10 @@ class SimNet:
 
     def restart(self, nid: str) -> SimNode:
         self.nodes[nid] = SimNode(self, nid)
+        for other in list(self.nodes.values()):  # their links to it come up again, as in the runtime
+            if other.id != nid:
+                other.replica.on_link_up(nid)
+                self._drain(other)
         return self.nodes[nid]
 
     # -- message plumbing --------------------------------------------------------------------------
