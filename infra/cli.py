@@ -20,6 +20,7 @@ from infra.client import final_reads as read_all
 from infra.client import kv_get, kv_put, workload
 from infra.deployment import DEFAULT_NAME, deployment_root, list_deployments, load_deployment
 from infra.errors import OpsError, RemoteError, UsageError
+from infra.manifest import parse_timeouts
 from infra.planner import loss_reports, make_plan, plan_from_manifest
 from infra.status import collect_status, status_document
 
@@ -113,14 +114,17 @@ def cli():
 @click.option("--node-module", multiple=True, metavar="IMPL=MODULE",
               help="Run MODULE instead of IMPL.node (e.g. a stand-in); repeatable.")
 @click.option("--client-module", multiple=True, metavar="a|b=MODULE", help="Run MODULE instead of impl_x.client.")
+@click.option("--timeout", "timeout_pairs", multiple=True, metavar="NAME=MS",
+              help="Override a manifest timeout (SPEC 3), e.g. --timeout heartbeat_timeout=4000 for slow links; "
+                   "repeatable.")
 def deploy(name, home, provider, regions, coordinators, shards, nodes_per_cluster, mix, testbed,
-           network, latency_ms, health_timeout, node_module, client_module):
+           network, latency_ms, health_timeout, node_module, client_module, timeout_pairs):
     """Plan, generate keys and manifest, start every node, wait until healthy."""
     with out.status("deploying...") as spinner:
         dep = ops.deploy(name, home, provider, regions, coordinators, shards, nodes_per_cluster, mix, testbed,
                          _modules(node_module, "node-module"), _modules(client_module, "client-module"),
                          health_timeout, progress=lambda m: spinner.update(m), network=network,
-                         latency_ms=latency_ms)
+                         latency_ms=latency_ms, timeouts=parse_timeouts(timeout_pairs))
     clusters = collect_status(dep)
     out.print(status_table(dep, clusters))
     print_plan_lines(plan_from_manifest(dep.manifest))

@@ -85,7 +85,13 @@ def semantic_problems(m: dict) -> list[str]:
         for n in nodes:
             if "faults" in n:
                 problems.append(f"rule 7: node {n['id']} has faults but testbed is not true")
-    t = {**DEFAULT_TIMEOUTS, **m.get("timeouts_ms", {})}
+    return problems + timeout_problems(m.get("timeouts_ms", {}))
+
+
+def timeout_problems(timeouts: dict) -> list[str]:
+    """SPEC 3 rule 8 on `timeouts_ms` (missing names take their defaults)."""
+    t = {**DEFAULT_TIMEOUTS, **timeouts}
+    problems = []
     if t["heartbeat_timeout"] <= t["heartbeat_interval"]:
         problems.append("rule 8: heartbeat_timeout <= heartbeat_interval")
     if t["censorship"] <= t["request_forward"]:
@@ -127,9 +133,28 @@ def build_manifest(plan, network_id: str, node_fields: dict[str, dict], clients:
         "clusters": clusters,
         "shard_map": {"function": "sha256-u64-mod", "shards": [c.id for c in plan.clusters if c.role == "shard"]},
         "clients": clients,
-        "timeouts_ms": dict(DEFAULT_TIMEOUTS),
+        "timeouts_ms": {**DEFAULT_TIMEOUTS, **getattr(plan, "timeouts_ms", {})},
     }
     return validate_manifest(m)
+
+
+def parse_timeouts(pairs) -> dict[str, int]:
+    """`NAME=MS` pairs (e.g. from `deploy --timeout heartbeat_timeout=4000`) checked against the
+    manifest's timeout names; UsageError names the bad pair and the valid names."""
+    result = {}
+    for p in pairs:
+        name, sep, value = p.partition("=")
+        if name not in DEFAULT_TIMEOUTS:
+            raise UsageError(f"--timeout {p!r}: unknown timeout {name!r}",
+                             fix="use one of " + ", ".join(sorted(DEFAULT_TIMEOUTS)))
+        if not sep or not value.isdigit() or int(value) < 1:
+            raise UsageError(f"--timeout {p!r} is not NAME=MS with MS a positive integer",
+                             fix=f"e.g. --timeout {name}={DEFAULT_TIMEOUTS[name]}")
+        result[name] = int(value)
+    problems = timeout_problems(result)
+    if problems:
+        raise UsageError(f"--timeout: {problems[0]}", fix="raise the first timeout or lower the second")
+    return result
 
 
 def write_manifest(path: Path, m: dict) -> None:

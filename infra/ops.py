@@ -16,16 +16,19 @@ def deploy(name: str = DEFAULT_NAME, home=None, provider: str = "local", regions
            shards: int = 1, nodes_per_cluster: int = 4, mix: str = "alternate", testbed: bool = False,
            node_modules: dict[str, str] | None = None, client_modules: dict[str, str] | None = None,
            health_timeout: float = 30.0, progress=local._quiet, network: str = "loopback",
-           latency_ms: int = 0) -> Deployment:
+           latency_ms: int = 0, timeouts: dict[str, int] | None = None) -> Deployment:
     """Plan, write keys and manifest, start every node and wait until all are healthy.
-    latency_ms (netns only): one-way delay between every pair of regions."""
+    latency_ms (netns only): one-way delay between every pair of regions; timeouts: overrides of
+    the manifest's `timeouts_ms` (checked like any manifest before anything starts)."""
     check_name(name)
     if provider not in PROVIDERS:
         raise UsageError(f"unknown provider {provider!r}", fix="use --provider local")
     if provider != "local":
         plan = make_plan(regions, coordinators, shards, nodes_per_cluster, mix)
+        plan.timeouts_ms = dict(timeouts or {})
         return _cloud(provider).deploy(plan, name, home, testbed, health_timeout, progress, latency_ms)
     plan = make_plan(regions, coordinators, shards, nodes_per_cluster, mix)
+    plan.timeouts_ms = dict(timeouts or {})
     progress(f"planned {len(plan.clusters)} clusters, {len(plan.nodes)} nodes in {len(plan.regions)} regions")
     dep = local.create(plan, name, home, testbed, node_modules, progress, network)
     if latency_ms:

@@ -40,6 +40,7 @@ class ClusterPlan:
 class Plan:
     regions: list[str]
     clusters: list[ClusterPlan]
+    timeouts_ms: dict[str, int] = field(default_factory=dict)  # overrides of the manifest defaults
 
     @property
     def nodes(self) -> list[NodePlan]:

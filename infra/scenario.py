@@ -64,14 +64,12 @@ def make_plan(specs: list[ClusterSpec], regions: int = 3) -> Plan:
 def deploy(name: str, home: Path, specs: list[ClusterSpec], timeouts: dict | None = None,
            testbed: bool = True, health_timeout: float = 60.0, regions: int = 3,
            network: str = "loopback", not_started: tuple[str, ...] = ()) -> Deployment:
-    """Create the deployment, replace the manifest's timeouts (before any node reads it), start
-    every node except `not_started` and wait until they are healthy."""
-    dep = local.create(make_plan(specs, regions), name, home, testbed, network=network)
+    """Create the deployment with `timeouts` (default FAST_TIMEOUTS), start every node except
+    `not_started` and wait until they are healthy."""
+    plan = make_plan(specs, regions)
+    plan.timeouts_ms = dict(timeouts or FAST_TIMEOUTS)
+    dep = local.create(plan, name, home, testbed, network=network)
     try:
-        m = copy.deepcopy(dep.manifest)
-        m["timeouts_ms"] = dict(timeouts or FAST_TIMEOUTS)
-        write_manifest(dep.manifest_path, validate_manifest(m))
-        dep = dep.reload()
         if not not_started:
             return local.start_all(dep, health_timeout)
         start(dep, [n.id for n in dep.nodes if n.id not in not_started], health_timeout)

@@ -9,7 +9,13 @@ import pytest
 from infra import local
 from infra.errors import UsageError
 from infra.keys import ed25519_public, read_secret, x25519_public
-from infra.manifest import manifest_problems, schema_problems, validate_manifest
+from infra.manifest import (
+    DEFAULT_TIMEOUTS,
+    manifest_problems,
+    parse_timeouts,
+    schema_problems,
+    validate_manifest,
+)
 from infra.planner import make_plan
 
 
@@ -112,3 +118,25 @@ def test_key_file_checks(created, tmp_path):
 def test_create_refuses_existing(created, home):
     with pytest.raises(UsageError, match="already exists"):
         local.create(make_plan(3), "m", home)
+
+
+def test_timeout_overrides_reach_the_manifest(home):
+    plan = make_plan(2)
+    plan.timeouts_ms = parse_timeouts(["heartbeat_timeout=4000", "view_change=6000"])
+    m = json.loads(local.create(plan, "t", home).manifest_path.read_text())
+    assert m["timeouts_ms"] == {**DEFAULT_TIMEOUTS, "heartbeat_timeout": 4000, "view_change": 6000}
+    assert manifest_problems(m) == []
+
+
+@pytest.mark.parametrize("pairs, message", [
+    (["hearbeat_timeout=4000"], "unknown timeout 'hearbeat_timeout'"),
+    (["view_change"], "is not NAME=MS"),
+    (["view_change=0"], "is not NAME=MS"),
+    (["view_change=-5"], "is not NAME=MS"),
+    (["heartbeat_timeout=200"], "rule 8: heartbeat_timeout <= heartbeat_interval"),
+    (["request_forward=5000"], "rule 8: censorship <= request_forward"),
+])
+def test_bad_timeout_overrides_are_named(pairs, message):
+    with pytest.raises(UsageError) as e:
+        parse_timeouts(pairs)
+    assert message in e.value.message and e.value.fix
