@@ -5,6 +5,9 @@ DecodeError("malformed") for a length running past the end or a truncated varint
 DecodeError("non_canonical") for everything else it refuses (SPEC 5 as amended: order, defaults,
 non-minimal or over-long varints, unknown fields, wrong wire types, bad UTF-8, unknown enum values,
 oneofs without exactly one member).
+
+The schema table is compiled at import into one encoder, one decoder and one constructor per
+message (Python source generated below), so the per-field work is straight-line code.
 """
 
 from .schema import ENUMS, MESSAGES, ONEOFS
@@ -34,18 +37,6 @@ class Message:
     __slots__ = ("_raw",)
     _name = ""
     _fields: tuple = ()
-
-    def __init__(self, **kw):
-        for _num, fname, ftype, rep in self._fields:
-            if fname in kw:
-                _set(self, fname, kw.pop(fname))
-            elif rep:
-                _set(self, fname, [])
-            else:
-                _set(self, fname, _default(ftype))
-        _set(self, "_raw", None)
-        if kw:
-            raise TypeError(f"{self._name}: unknown fields {sorted(kw)}")
 
     def __setattr__(self, name, value):
         _set(self, name, value)
@@ -94,16 +85,6 @@ def _default(ftype):
     return None
 
 
-CLASSES: dict[str, type] = {}
-for _name, _flds in MESSAGES.items():
-    CLASSES[_name] = type(_name, (Message,), {
-        "__slots__": tuple(f[1] for f in _flds), "_name": _name, "_fields": tuple(_flds)})
-# Compiled per-message field tables: number -> (name, type, repeated, wire type).
-_BYNUM = {n: {f[0]: (f[1], f[2], f[3], 0 if f[2] in _VARINT_TYPES else 2) for f in flds}
-          for n, flds in MESSAGES.items()}
-globals().update(CLASSES)
-
-
 def _varint(v: int, out: bytearray) -> None:
     while v > 0x7F:
         out.append((v & 0x7F) | 0x80)
@@ -122,59 +103,16 @@ def touch(msg) -> None:
                     touch(sub)
 
 
-def _enc(msg: Message, out: bytearray) -> None:
-    raw = msg._raw
-    if raw is not None:
-        out += raw
-        return
-    start = len(out)
-    _enc_fields(msg, out)
-    _set(msg, "_raw", bytes(out[start:]))
-
-
-def _enc_fields(msg: Message, out: bytearray) -> None:
-    name = msg._name
-    if name in ONEOFS and sum(getattr(msg, f[1]) is not None for f in msg._fields) != 1:
-        raise ValueError(f"{name}: oneof must have exactly one member")
-    for num, fname, ftype, rep in msg._fields:
-        val = getattr(msg, fname)
-        if rep:
-            for item in val:
-                _enc_one(num, ftype, item, out, True)
-        elif ftype in _SCALARS or ftype in ENUMS:
-            if val:
-                _enc_one(num, ftype, val, out, False)
-        elif val is not None:
-            _enc_one(num, ftype, val, out, True)
-
-
-def _enc_one(num: int, ftype: str, val, out: bytearray, always: bool) -> None:
-    if ftype in _VARINT_TYPES:
-        if ftype == "u32" and not 0 <= val < 1 << 32 or not 0 <= int(val) < 1 << 64:
-            raise ValueError(f"field {num}: integer out of range")
-        out.append(num << 3)
-        _varint(int(val), out)
-        return
-    if ftype == "string":
-        data = val.encode("utf-8")
-    elif ftype == "bytes":
-        data = bytes(val)
-    else:
-        sub = bytearray()
-        _enc(val, sub)
-        data = sub
-    _varint(num << 3 | 2, out)
-    _varint(len(data), out)
-    out += data
-
-
 def encode(msg: Message) -> bytes:
     """Canonical encoding of `msg` (raises ValueError on local misuse, e.g. an empty oneof)."""
-    if msg._raw is not None:
-        return msg._raw
+    raw = msg._raw
+    if raw is not None:
+        return raw
     out = bytearray()
-    _enc(msg, out)
-    return msg._raw
+    _ENCODERS[msg._name](msg, out)
+    raw = bytes(out)
+    _set(msg, "_raw", raw)
+    return raw
 
 
 def _read_varint(data, pos: int, end: int) -> tuple[int, int]:
@@ -199,74 +137,151 @@ def _read_varint(data, pos: int, end: int) -> tuple[int, int]:
     return result, pos
 
 
-def _dec(name: str, data, pos: int, end: int) -> Message:
-    start = pos
-    table = _BYNUM[name]
-    cls = CLASSES[name]
-    vals: dict = {}
-    last = 0
-    while pos < end:
-        tag, pos = _read_varint(data, pos, end)
-        num, wt = tag >> 3, tag & 7
-        f = table.get(num)
-        if f is None:
-            if wt not in (0, 1, 2, 5):
-                raise DecodeError("non_canonical", f"{name}: bad wire type {wt}")
-            raise DecodeError("non_canonical", f"{name}: unknown field {num}")
-        fname, ftype, rep, want_wt = f
-        if num < last or (num == last and not rep):
-            raise DecodeError("non_canonical", f"{name}: field {num} out of order or repeated")
-        if wt != want_wt:
-            raise DecodeError("non_canonical", f"{name}.{fname}: wire type {wt}")
-        last = num
-        if wt == 0:
-            v, pos = _read_varint(data, pos, end)
-            if v == 0:
-                raise DecodeError("non_canonical", f"{name}.{fname}: default value written")
-            if ftype == "u32" and v >= 1 << 32:
-                raise DecodeError("non_canonical", f"{name}.{fname}: uint32 out of range")
-            if ftype == "bool":
-                if v != 1:
-                    raise DecodeError("non_canonical", f"{name}.{fname}: bool not 0x01")
-                v = True
-            elif ftype in ENUMS and v not in ENUMS[ftype]:
-                raise DecodeError("non_canonical", f"{name}.{fname}: unknown enum value {v}")
-            vals[fname] = v
-            continue
-        length, pos = _read_varint(data, pos, end)
-        if length > end - pos:
-            raise DecodeError("malformed", f"{name}.{fname}: length runs past the message")
-        sub_end = pos + length
-        if ftype == "bytes" or ftype == "string":
-            if length == 0 and not rep:
-                raise DecodeError("non_canonical", f"{name}.{fname}: empty value written")
-            raw = bytes(data[pos:sub_end])
-            if ftype == "string":
-                try:
-                    v = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise DecodeError("non_canonical", f"{name}.{fname}: invalid UTF-8") from None
-            else:
-                v = raw
-        elif ftype in _VARINT_TYPES:
-            raise DecodeError("non_canonical", f"{name}.{fname}: packed scalars")
+def _bad_tag(name: str, tag: int, last: int):
+    """The DecodeError for a tag that is not the expected next field of message `name`."""
+    num, wt = tag >> 3, tag & 7
+    f = _BYNUM[name].get(num)
+    if f is None:
+        if wt not in (0, 1, 2, 5):
+            return DecodeError("non_canonical", f"{name}: bad wire type {wt}")
+        return DecodeError("non_canonical", f"{name}: unknown field {num}")
+    fname, _ftype, rep, want_wt = f
+    if num < last or (num == last and not rep):
+        return DecodeError("non_canonical", f"{name}: field {num} out of order or repeated")
+    return DecodeError("non_canonical", f"{name}.{fname}: wire type {wt}")
+
+
+def _nc(detail: str) -> DecodeError:
+    return DecodeError("non_canonical", detail)
+
+
+def _past(detail: str) -> DecodeError:
+    return DecodeError("malformed", f"{detail}: length runs past the message")
+
+
+# ---------------------------------------------------------------- generated code
+
+def _gen_init(name: str, fields) -> str:
+    params = ", ".join(f"{f[1]}=None" if f[3] else f"{f[1]}={_default(f[2])!r}" for f in fields)
+    lines = [f"def __init__(self, *, {params}):" if params else "def __init__(self):"]
+    for _num, fname, _ftype, rep in fields:
+        val = f"[] if {fname} is None else {fname}" if rep else fname
+        lines.append(f"    _set(self, {fname!r}, {val})")
+    lines.append("    _set(self, '_raw', None)")
+    return "\n".join(lines)
+
+
+def _gen_encoder(name: str, fields) -> str:
+    lines = [f"def _e_{name}(m, out):"]
+    if name in ONEOFS:
+        present = " + ".join(f"(m.{f[1]} is not None)" for f in fields)
+        lines += [f"    if {present} != 1:",
+                  f"        raise ValueError({name + ': oneof must have exactly one member'!r})"]
+    for num, fname, ftype, rep in fields:
+        tag_len = bytes([num << 3 | 2])
+        lines.append(f"    v = m.{fname}")
+        if ftype in MESSAGES:
+            body = [f"out += {tag_len!r}", "r = it._raw", "if r is None:", "    r = encode(it)",
+                    "_varint(len(r), out)", "out += r"]
+        elif ftype == "string":
+            body = [f"out += {tag_len!r}", "d = it.encode('utf-8')", "_varint(len(d), out)", "out += d"]
+        elif ftype == "bytes":
+            body = [f"out += {tag_len!r}", "d = bytes(it)", "_varint(len(d), out)", "out += d"]
         else:
-            v = _dec(ftype, data, pos, sub_end)
-        pos = sub_end
+            rng = f"if {'not 0 <= it < 4294967296 or ' if ftype == 'u32' else ''}not 0 <= int(it) < 18446744073709551616:"
+            body = [rng, f"    raise ValueError('field {num}: integer out of range')",
+                    f"out += {bytes([num << 3])!r}", "_varint(int(it), out)"]
         if rep:
-            vals.setdefault(fname, []).append(v)
+            lines.append("    for it in v:")
+            lines += ["        " + b for b in body]
         else:
-            vals[fname] = v
-    if pos != end:
-        raise DecodeError("malformed", f"{name}: overrun")
-    if name in ONEOFS and len(vals) != 1:
-        raise DecodeError("non_canonical", f"{name}: oneof must have exactly one member")
-    msg = cls(**vals)
-    _set(msg, "_raw", bytes(data[start:end]))
-    return msg
+            cond = "v is not None" if ftype in MESSAGES else "v"
+            lines += [f"    if {cond}:", "        it = v"] + ["        " + b for b in body]
+    if not fields:
+        lines.append("    pass")
+    return "\n".join(lines)
+
+
+def _gen_value(name: str, num: int, fname: str, ftype: str, rep: bool) -> list[str]:
+    """Decoder lines reading the value of one field at `pos` into local `v`."""
+    where = f"{name}.{fname}"
+    if ftype in _VARINT_TYPES:
+        out = ["if pos < end and data[pos] < 128:", "    v = data[pos]", "    pos += 1", "else:",
+               "    v, pos = _read_varint(data, pos, end)",
+               f"if v == 0: raise _nc({where + ': default value written'!r})"]
+        if ftype == "u32":
+            out.append(f"if v >= 4294967296: raise _nc({where + ': uint32 out of range'!r})")
+        if ftype == "bool":
+            out += [f"if v != 1: raise _nc({where + ': bool not 0x01'!r})", "v = True"]
+        elif ftype in ENUMS:
+            out.append(f"if v not in {sorted(ENUMS[ftype])!r}: raise _nc('{where}: unknown enum value %d' % v)")
+        return out
+    out = ["if pos < end and data[pos] < 128:", "    n = data[pos]", "    pos += 1", "else:",
+           "    n, pos = _read_varint(data, pos, end)",
+           f"if n > end - pos: raise _past({where!r})", "sub = pos + n"]
+    if ftype in MESSAGES:
+        out.append(f"v = _d_{ftype}(data, pos, sub)")
+    else:
+        if not rep:
+            out.append(f"if n == 0: raise _nc({where + ': empty value written'!r})")
+        out.append("v = bytes(data[pos:sub])")
+        if ftype == "string":
+            out += ["try:", "    v = v.decode('utf-8')", "except UnicodeDecodeError:",
+                    f"    raise _nc({where + ': invalid UTF-8'!r}) from None"]
+    out.append("pos = sub")
+    return out
+
+
+def _gen_decoder(name: str, fields) -> str:
+    lines = [f"def _d_{name}(data, pos, end):", "    start = pos", "    last = 0"]
+    for _num, fname, ftype, rep in fields:
+        lines.append(f"    f_{fname} = []" if rep else f"    f_{fname} = {_default(ftype)!r}")
+    lines += ["    while pos < end:", "        tag = data[pos]", "        if tag < 128:", "            pos += 1",
+              "        else:", "            tag, pos = _read_varint(data, pos, end)"]
+    kw = "if"
+    for num, fname, ftype, rep in fields:
+        wt = 0 if ftype in _VARINT_TYPES else 2
+        order = f"last > {num}" if rep else f"last >= {num}"
+        lines += [f"        {kw} tag == {num << 3 | wt}:",
+                  f"            if {order}: raise _bad_tag({name!r}, tag, last)",
+                  f"            last = {num}"]
+        lines += ["            " + x for x in _gen_value(name, num, fname, ftype, rep)]
+        lines.append(f"            f_{fname}.append(v)" if rep else f"            f_{fname} = v")
+        kw = "elif"
+    lines += ["        else:" if fields else "        if True:", f"            raise _bad_tag({name!r}, tag, last)"]
+    lines.append(f"    if pos != end: raise DecodeError('malformed', {name + ': overrun'!r})")
+    if name in ONEOFS:
+        present = " + ".join(f"(f_{f[1]} is not None)" for f in fields)
+        lines.append(f"    if {present} != 1: raise _nc({name + ': oneof must have exactly one member'!r})")
+    lines.append(f"    m = _new(C_{name})")
+    for _num, fname, _ftype, _rep in fields:
+        lines.append(f"    _set(m, {fname!r}, f_{fname})")
+    lines += ["    _set(m, '_raw', bytes(data[start:end]))", "    return m"]
+    return "\n".join(lines)
+
+
+CLASSES: dict[str, type] = {}
+_ENCODERS: dict = {}
+_DECODERS: dict = {}
+# Per-message field tables: number -> (name, type, repeated, wire type), for error details.
+_BYNUM = {n: {f[0]: (f[1], f[2], f[3], 0 if f[2] in _VARINT_TYPES else 2) for f in flds}
+          for n, flds in MESSAGES.items()}
+_NS = {"_set": _set, "_new": object.__new__, "_varint": _varint, "_read_varint": _read_varint,
+       "_bad_tag": _bad_tag, "_nc": _nc, "_past": _past, "DecodeError": DecodeError, "encode": encode}
+for _name, _flds in MESSAGES.items():
+    exec(_gen_init(_name, _flds), _NS)  # noqa: S102 - source generated from the schema table above
+    _cls = type(_name, (Message,), {"__slots__": tuple(f[1] for f in _flds), "_name": _name,
+                                    "_fields": tuple(_flds), "__init__": _NS.pop("__init__")})
+    CLASSES[_name] = _NS[f"C_{_name}"] = _cls
+    exec(_gen_encoder(_name, _flds), _NS)  # noqa: S102
+    _ENCODERS[_name] = _NS[f"_e_{_name}"]
+for _name, _flds in MESSAGES.items():
+    exec(_gen_decoder(_name, _flds), _NS)  # noqa: S102
+    _DECODERS[_name] = _NS[f"_d_{_name}"]
+globals().update(CLASSES)
 
 
 def decode(name: str, data: bytes) -> Message:
     """Strictly decode `data` as message `name`; raises DecodeError (remote violation)."""
     mv = memoryview(data)
-    return _dec(name, mv, 0, len(mv))
+    return _DECODERS[name](mv, 0, len(mv))
