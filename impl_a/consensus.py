@@ -45,6 +45,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.store = store
         self.now = now
         self.faults = faults or {}
+        # testbed censor_client (SPEC 16): keys of the clients whose requests we never propose as leader
+        self.censored = {k for k, cid in manifest.clients.items() if cid in self.faults.get("censor_client", ())}
         self.t = manifest.timeouts
         self.lim = manifest.limits
         self.actions: list = []
@@ -548,6 +550,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         for ident, entry in list(self.req_pool.items()):
             if len(batch.inputs) >= max_n:
                 break
+            if ident[0] in self.censored:
+                continue
             if self.state.request_done(*ident):
                 del self.req_pool[ident]
                 continue
@@ -565,6 +569,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             size += n
         if batch.inputs:
             self._propose(batch, ex)
+        else:
+            self.batch_since = None  # nothing proposable (censored): no batch_wait wake-ups until new input
 
     def _propose(self, batch: pb.Batch, ex: Execution | None = None) -> None:
         h = self.height + 1

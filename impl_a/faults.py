@@ -73,6 +73,12 @@ class Faults:
             hooks["equivocate"] = eq[0].targets or set()
         if self.of("wrong_result"):
             hooks["wrong_result"] = True
+        censor = self.of("censor_client")
+        if censor:
+            hooks["censor_client"] = {cid for r in self.raw if r["action"] == "censor_client"
+                                      for cid in r.get("clients", [])}
+        if self.of("skip_queue_seq"):
+            hooks["skip_queue_seq"] = True
         return hooks
 
     @staticmethod

@@ -39,8 +39,12 @@ class QueueServer:
             self._cache.move_to_end(height)
         return per.get(destination)
 
+    def _first_seq(self, pull: pb.QueuePull) -> int:
+        """from_seq, or from_seq + 1 under the testbed skip_queue_seq fault (SPEC 16: a gapped reply)."""
+        return pull.from_seq + 1 if self.r.faults.get("skip_queue_seq") else pull.from_seq
+
     def available(self, pull: pb.QueuePull) -> bool:
-        return (pull.destination, pull.from_seq) in self.r.queue_index
+        return (pull.destination, self._first_seq(pull)) in self.r.queue_index
 
     def serve(self, pull: pb.QueuePull) -> pb.QueueBatch:
         out = pb.QueueBatch(source_cluster=self.r.cluster.id, destination=pull.destination)
@@ -48,7 +52,7 @@ class QueueServer:
             return out
         limit = min(pull.max_count or SERVER_CAP, SERVER_CAP)
         budget = self.r.lim["max_message_bytes"] - 1024
-        seq = pull.from_seq
+        seq = self._first_seq(pull)
         while len(out.decisions) < limit:
             h = self.r.queue_index.get((pull.destination, seq))
             cd = self.compact(h, pull.destination) if h is not None else None

@@ -39,9 +39,9 @@ class SimNet:
     """Seeded network: every message is encoded, delayed 1..max_delay ms, and decoded canonically."""
 
     def __init__(self, root: pathlib.Path, clusters=(("c0", "coordinator"),), seed: int = 1, max_delay: int = 5,
-                 faults: dict | None = None):
+                 faults: dict | None = None, clients: int = 1):
         self.root = pathlib.Path(root)
-        doc = make_network(self.root, list(clusters), timeouts=SIM_TIMEOUTS, seed=seed)
+        doc = make_network(self.root, list(clusters), timeouts=SIM_TIMEOUTS, seed=seed, clients=clients)
         self.m = validate(doc)
         self.rng = random.Random(seed)
         self.now = 0
