@@ -4,13 +4,14 @@ Ed25519 signing, the libsodium-strict verification rule of SPEC 7 (explicit pre-
 OpenSSL's verify), SHA-256, signing bytes (SPEC 6) and key-file loading (SPEC 2).
 """
 
+import hashlib
 import os
 import stat
 
 from cryptography import __version__ as _CRYPTO_VERSION
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.backends.openssl.backend import backend as _backend
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -32,9 +33,8 @@ def backend_name() -> str:
 
 
 def sha256(data: bytes) -> bytes:
-    h = hashes.Hash(hashes.SHA256())
-    h.update(data)
-    return h.finalize()
+    # hashlib runs the same OpenSSL SHA-256 as pyca's Hash, at a third of the per-call overhead.
+    return hashlib.sha256(data).digest()
 
 
 def _clear_top(b: bytes) -> bytes:

@@ -41,6 +41,7 @@ class Link:
         self.started = time.monotonic()
         self.pending: list[bytes] = []
         self.closed = False
+        self.mask = 0  # selector events last registered by _flush (0: not yet)
 
     @property
     def node(self) -> str | None:
@@ -75,6 +76,9 @@ class IOLoop(threading.Thread):
             self.sel.register(s, selectors.EVENT_READ, ("listen", kind))
         self.stopping = False
         self.maxmsg = manifest.limits["max_message_bytes"]
+        # One receive buffer for every link: recv(n) allocates (and with a large n maps) n bytes per call.
+        self._rbuf = bytearray(262144)
+        self._rview = memoryview(self._rbuf)
 
     # ------------------------------------------------------------ thread-safe API
 
@@ -219,18 +223,18 @@ class IOLoop(threading.Thread):
             self._flush(lk)
         if mask & selectors.EVENT_READ and not lk.closed:
             try:
-                data = lk.sock.recv(262144)
+                got = lk.sock.recv_into(self._rbuf)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 self._close(lk, None)
                 return
-            if not data:
+            if not got:
                 self._close(lk, None)
                 return
             was_ready = lk.session.ready
             try:
-                msgs = lk.session.feed(data)
+                msgs = lk.session.feed(self._rview[:got])
             except LinkError as e:
                 self._close(lk, e)
                 return
@@ -280,8 +284,10 @@ class IOLoop(threading.Thread):
                 return
             del out[:n]
         want = selectors.EVENT_READ | (selectors.EVENT_WRITE if (out or lk.connecting) else 0)
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.modify(lk.sock, want, ("link", lk))
+        if want != lk.mask:
+            lk.mask = want
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.modify(lk.sock, want, ("link", lk))
 
     def _close(self, lk: Link, err: LinkError | None) -> None:
         if lk.closed:

@@ -34,18 +34,22 @@ class StreamParser:
         self.buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
-        self.buf += data
+        buf = self.buf
+        buf += data
         msgs = []
-        while len(self.buf) >= 4:
-            n = int.from_bytes(self.buf[:4], "big")
+        pos, end = 0, len(buf)
+        while end - pos >= 4:
+            n = int.from_bytes(buf[pos:pos + 4], "big")
             if n == 0 or n > self.max_message:
                 err = LinkError("malformed" if n == 0 else "oversized", f"application message of {n} bytes")
                 err.partial = msgs  # the complete messages before the bad frame
+                del buf[:pos]
                 raise err
-            if len(self.buf) < 4 + n:
+            if end - pos - 4 < n:
                 break
-            msgs.append(bytes(self.buf[4:4 + n]))
-            del self.buf[:4 + n]
+            msgs.append(bytes(buf[pos + 4:pos + 4 + n]))
+            pos += 4 + n
+        del buf[:pos]  # once per call: deleting each message from the front would copy the rest each time
         return msgs
 
 
@@ -81,16 +85,18 @@ class Session:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Consume socket bytes; returns the complete application messages now available."""
-        self.inbuf += data
+        buf = self.inbuf
+        buf += data
         msgs: list[bytes] = []
-        while len(self.inbuf) >= 2:
-            ln = int.from_bytes(self.inbuf[:2], "big")
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            ln = buf[pos] << 8 | buf[pos + 1]
             if ln == 0:
                 raise LinkError("malformed", "zero-length frame")
-            if len(self.inbuf) < 2 + ln:
+            if end - pos - 2 < ln:
                 break
-            frame = bytes(self.inbuf[2:2 + ln])
-            del self.inbuf[:2 + ln]
+            frame = bytes(buf[pos + 2:pos + 2 + ln])
+            pos += 2 + ln
             if not self.ready:
                 self._handshake(frame)
                 continue
@@ -99,6 +105,7 @@ class Session:
             except NoiseError as e:
                 raise LinkError("decrypt_failed", str(e)) from None
             msgs += self.stream.feed(plain)
+        del buf[:pos]
         return msgs
 
     def _handshake(self, frame: bytes) -> None:

@@ -153,18 +153,45 @@ class Store:
 
 
 def _inflight_bytes(inf: dict) -> bytes:
+    """The in-flight record: a small JSON head, then the accepted proposal and the prepared
+    certificate as raw canonical bytes (hex inside JSON cost a copy and an escape scan per write)."""
     c = inf.get("commit")
-    doc = {
+    acc = encode(inf["accepted"]) if inf.get("accepted") is not None else b""
+    prep = encode(inf["prepared"]) if inf.get("prepared") is not None else b""
+    head = json.dumps({
         "height": inf["height"],
         "votes": {str(v): d.hex() for v, d in inf.get("votes", {}).items()},
-        "accepted": encode(inf["accepted"]).hex() if inf.get("accepted") is not None else None,
-        "prepared": encode(inf["prepared"]).hex() if inf.get("prepared") is not None else None,
         "commit": [c[0].hex(), c[1].hex(), c[2]] if c else None,
-    }
-    return json.dumps(doc).encode()
+        "accepted_len": len(acc), "prepared_len": len(prep),
+    }).encode()
+    return _INFLIGHT_V2 + len(head).to_bytes(4, "big") + head + acc + prep
+
+
+_INFLIGHT_V2 = b"B2"
 
 
 def _inflight_from(data: bytes) -> dict:
+    if not data.startswith(_INFLIGHT_V2):
+        return _inflight_from_json(data)
+    n = int.from_bytes(data[2:6], "big")
+    doc = json.loads(data[6:6 + n])
+    pos = 6 + n
+    acc = data[pos:pos + doc["accepted_len"]]
+    prep = data[pos + doc["accepted_len"]:pos + doc["accepted_len"] + doc["prepared_len"]]
+    if pos + doc["accepted_len"] + doc["prepared_len"] != len(data):
+        raise ValueError("in-flight record length mismatch")
+    c = doc.get("commit")
+    return {
+        "height": doc["height"],
+        "votes": {int(v): bytes.fromhex(d) for v, d in doc["votes"].items()},
+        "accepted": codec.decode("Proposal", acc) if acc else None,
+        "prepared": codec.decode("PreparedCert", prep) if prep else None,
+        "commit": (bytes.fromhex(c[0]), bytes.fromhex(c[1]), c[2]) if c else None,
+    }
+
+
+def _inflight_from_json(data: bytes) -> dict:
+    """The in-flight record as written before the binary layout (data directories of older runs)."""
     doc = json.loads(data)
     c = doc.get("commit")
     return {
