@@ -65,6 +65,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.seen_commit: dict[tuple, object] = {}
         self.decisions_count = 0
         self.wrong_results = False  # testbed fault `wrong_result` (SPEC 16)
+        self.censored: set[bytes] = set()  # testbed fault `censor_client`: client keys never proposed
         self.view_changes = 0
         self._init_vc(now)
         self.acts: list = []
@@ -110,8 +111,10 @@ class Replica(ViewChangeMixin, CatchUpMixin):
 
     # ------------------------------------------------------------------ restart
 
-    def restore(self, view: int, view_active: bool, decisions: list, inflight: dict, new_view=None) -> None:
-        """Rebuild from the durable log: decisions 1..h (trusted), the view and height+1 votes."""
+    def restore(self, view: int, view_active: bool, decisions: list, inflight: dict, new_view=None,
+                now: int | None = None) -> None:
+        """Rebuild from the durable log: decisions 1..h (trusted), the view and height+1 votes; then
+        resume the timers of that view (SPEC 12.9), the messages to re-send being queued as actions."""
         for d in decisions:
             ex = execute(self.state, self.m, d.batch, d.header.height, self.head_hash)
             ex.apply()
@@ -121,8 +124,6 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.in_vc = not self.view_active
         self.vc_sent = view
         self.last_nv = new_view if new_view is not None and new_view.view == view else None
-        if not self.view_active:
-            self.vc_deadline = 0
         if inflight.get("height") == self.height + 1:
             self.votes = dict(inflight.get("votes", {}))
             self.prepared_cert = inflight.get("prepared")
@@ -135,6 +136,53 @@ class Replica(ViewChangeMixin, CatchUpMixin):
                     self.known[header_hash(acc.header)] = (acc, ex)
                 except InvalidBatch:
                     self.accepted = None
+        now = self.last_leader_contact if now is None else now
+        self.last_leader_contact = self.last_hb_sent = now
+        if not self.view_active:
+            self._resume_view_change(now)
+        elif self.accepted is not None:
+            self._restore_own_votes()
+        for n in self.cluster.members:
+            if n != self.me:
+                for pm in self.resend_messages(n):
+                    self._emit(Send(n, pm))
+
+    def _restore_own_votes(self) -> None:
+        """Re-create my Prepare (and Commit) for the restored proposal: Ed25519 signatures are
+        deterministic, so these are the very messages sent before the restart."""
+        p = self.accepted
+        d = header_hash(p.header)
+        prep = codec.Prepare(cluster_id=self.cid, view=p.view, height=p.height, digest=d, node_id=self.me)
+        sign_message(self.signer, self.m.network_id, prep)
+        self.prepares.setdefault((p.view, d), {})[self.me] = prep
+        if self.my_commit is not None and self.my_commit[0] == d and self.my_commit[2] == p.view:
+            c = codec.Commit(cluster_id=self.cid, view=p.view, height=p.height, digest=d, node_id=self.me,
+                             decision_signature=self.my_commit[1])
+            self.commits.setdefault(d, {})[self.me] = c
+
+    def resend_messages(self, to: str) -> list:
+        """Messages a restarted node (or a link that just came up) may have missed: my ViewChange and
+        ViewData while in a view change; else my durable proposal (as leader), Prepare and Commit."""
+        if self.in_vc:
+            return self._vc_messages(to)
+        p = self.accepted
+        if p is None or p.view != self.view:
+            return []
+        out = []
+        if p.leader_id == self.me:
+            out.append(codec.PeerMessage(proposal=p))
+        d = header_hash(p.header)
+        for msg in (self.prepares.get((p.view, d), {}).get(self.me), self.commits.get(d, {}).get(self.me)):
+            if msg is not None:
+                out.append(codec.PeerMessage(**{"prepare" if isinstance(msg, codec.Prepare) else "commit": msg}))
+        return out
+
+    def on_link_up(self, node: str, now: int) -> list:
+        """An outbound link to `node` is (again) established: re-send what it may have missed."""
+        if self.member(node) and node != self.me:
+            for pm in self.resend_messages(node):
+                self._emit(Send(node, pm))
+        return self._take()
 
     def _exec(self, batch, height: int, checker=None):
         """Execute a batch on the current state (testbed `wrong_result` corrupts GET results)."""
@@ -237,10 +285,9 @@ class Replica(ViewChangeMixin, CatchUpMixin):
                            header=ex.header, batch=batch)
         sign_message(self.signer, self.m.network_id, p)
         self.last_hb_sent = now
-        # The Proposal depends on nothing durable: send it first so that the members' writes overlap
-        # ours; our own Prepare still waits for the Persist in _accept (SPEC 12.8).
-        self._emit_proposal(p)
-        self._accept(p, ex, now)
+        # SPEC 12.8: the proposal is durable (as my accepted proposal and vote) before it is sent, so
+        # that a restart in this view re-sends it instead of signing a different one.
+        self._accept(p, ex, now, before_prepare=lambda: self._emit_proposal(p))
 
     def _emit_proposal(self, p) -> None:
         """Broadcast a proposal (the fault layer may wrap this for equivocation tests)."""
@@ -270,7 +317,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             if self._request_done(req):
                 stale.append(key)
                 continue
-            if key in seen:
+            if key in seen or req.client_key in self.censored:
                 continue
             inp = codec.Input(client=req)
             sz = len(encode(inp)) + 8
@@ -354,16 +401,19 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             self._reject("bad_signature", sender, "proposal")
             return
         self.last_leader_contact = now
+        # Compared before a future height is buffered: the buffer keeps one proposal per (view, height),
+        # so a member one height behind would otherwise never see the first of two conflicting ones.
+        if self.height < p.height <= self.height + FUTURE_HEIGHTS:
+            key = (p.view, p.height)
+            prev = self.seen_props.get(key)
+            if prev is not None and encode(prev) != encode(p):
+                self._emit(Evidence(sender, "equivocation", f"two proposals for view {p.view} height {p.height}",
+                                    [encode(prev).hex(), encode(p).hex()]))
+                self._suspect(now, "equivocating leader")
+                return
+            self.seen_props[key] = p
         if not self._height_check(sender, "proposal", p.height, pm, ("proposal", p.view, p.height)):
             return
-        key = (p.view, p.height)
-        prev = self.seen_props.get(key)
-        if prev is not None and encode(prev) != encode(p):
-            self._emit(Evidence(sender, "equivocation", f"two proposals for view {p.view} height {p.height}",
-                                [encode(prev).hex(), encode(p).hex()]))
-            self._suspect(now, "equivocating leader")
-            return
-        self.seen_props[key] = p
         if self.accepted is not None:
             return
         why = self._proposal_problem(p)
@@ -395,7 +445,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             return "header differs from re-execution"
         return ex
 
-    def _accept(self, p, ex, now: int) -> None:
+    def _accept(self, p, ex, now: int, before_prepare=None) -> None:
         d = header_hash(p.header)
         self.accepted = p
         self.selected = None
@@ -404,6 +454,8 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         prep = codec.Prepare(cluster_id=self.cid, view=p.view, height=p.height, digest=d, node_id=self.me)
         sign_message(self.signer, self.m.network_id, prep)
         self._emit(Persist({"inflight": self._inflight()}))
+        if before_prepare is not None:
+            before_prepare()
         self._broadcast(codec.PeerMessage(prepare=prep))
         self.prepares.setdefault((p.view, d), {})[self.me] = prep
         self._check_prepared(now)

@@ -45,7 +45,8 @@ class FaultPlan:
         copies = 1
         mutate = False
         for r in self.rules:
-            if r.action in ("tamper_compact", "withhold_queue", "wrong_result", "false_client_response"):
+            if r.action in ("tamper_compact", "withhold_queue", "wrong_result", "false_client_response",
+                            "censor_client", "skip_queue_seq"):
                 continue
             if r.action == "silent":
                 return []
@@ -73,6 +74,11 @@ class FaultPlan:
             b[len(b) // 2] ^= 0x01
             data = bytes(b)
         return [(delay, data)] * copies
+
+    def censored_keys(self, manifest) -> set[bytes]:
+        """censor_client: the Ed25519 keys of the listed manifest client ids (unknown ids match nobody)."""
+        ids = {c for r in self.rules if r.action == "censor_client" for c in r.doc.get("clients", [])}
+        return {key for key, cid in manifest.clients.items() if cid in ids}
 
     def tamper(self, cd):
         """tamper_compact: one byte of the leaf's value changed."""

@@ -44,7 +44,10 @@ class QueueMixin:
             cd = self.compact(idx[seq], pull.destination)
             return self.faults.tamper(cd) if self.faults is not None else cd
 
-        return self.reply_items(compact, pull.from_seq, pull.max_count)
+        first = pull.from_seq
+        if self.faults is not None and self.faults.active("skip_queue_seq"):
+            first += 1  # testbed: a gap that the puller must reject as out_of_order
+        return self.reply_items(compact, first, pull.max_count)
 
     def _serve_pull(self, link_id: int, node: str, pull, now: int) -> None:
         if pull.source_cluster != self.cid:

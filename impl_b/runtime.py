@@ -48,6 +48,8 @@ class Runtime(QueueMixin):
         self.t0 = time.monotonic()
         self.replica = Replica(manifest, node_id, signer, self.checker, now=self.now())
         self.replica.wrong_results = bool(faults and faults.active("wrong_result") and self.cluster.role == "shard")
+        if faults is not None:
+            self.replica.censored = faults.censored_keys(manifest)
         self.decisions: dict[int, object] = {}
         self.paths: dict[int, list] = {}  # height -> audit paths of its outputs (bounded)
         self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
@@ -70,7 +72,7 @@ class Runtime(QueueMixin):
 
     def restore(self) -> None:
         view, active, decisions, inflight, new_view = self.store.load()
-        self.replica.restore(view, active, decisions, inflight, new_view)
+        self.replica.restore(view, active, decisions, inflight, new_view, now=self.now())
         for d in decisions:
             self._index(d)
         self.counters["decisions"] = 0
@@ -130,6 +132,8 @@ class Runtime(QueueMixin):
             elif kind == "link":
                 self.peer_up[ev[1]] = ev[2]
                 self.log.log("info", "peer_up" if ev[2] else "peer_down", f"link to {ev[1]}", peer=ev[1])
+                if ev[2]:
+                    self._execute(self.replica.on_link_up(ev[1], now))
         except Exception as e:  # bad input must never kill the node; count it and go on
             self.log.reject("malformed", str(ev[2]) if len(ev) > 2 else "?", f"handler error {type(e).__name__}: {e}")
             self.log.log("error", "handler_error", repr(e))

@@ -26,6 +26,7 @@ class ViewChangeMixin:
         self.selected = None
         self.behind_asked = -10**9
         self.higher_views: dict[int, set] = {}
+        self.my_vd = None  # my signed ViewData for the pending view (re-sent until its NewView)
 
     def _suspect(self, now: int, why: str) -> None:
         if self.in_vc and self.vc_sent > self.view:
@@ -69,9 +70,52 @@ class ViewChangeMixin:
         vc = codec.ViewChange(cluster_id=self.cid, new_view=target, node_id=self.me, height=self.height)
         sign_message(self.signer, self.m.network_id, vc)
         self.vc_msgs[self.me] = vc
-        self.vc_resend = now + self.t["view_change"]
+        self.vc_resend = now + self._resend_period()
         self._broadcast(codec.PeerMessage(view_change=vc))
         self._check_vc(now)
+
+    def _resend_period(self) -> int:
+        return max(self.t["heartbeat_interval"], self.t["view_change"] // 3)
+
+    def _resume_view_change(self, now: int) -> None:
+        """SPEC 12.9: restarted in view w > 0 without its NewView, the node is still in that view
+        change: ViewChange{w} again, its ViewData to the leader of w, and the view_change timer."""
+        w = self.view
+        self.in_vc = True
+        self.view_active = False
+        self.accepted = None
+        self.vc_sent = max(self.vc_sent, w)
+        vc = codec.ViewChange(cluster_id=self.cid, new_view=w, node_id=self.me, height=self.height)
+        sign_message(self.signer, self.m.network_id, vc)
+        self.vc_msgs[self.me] = vc
+        self.vc_deadline = now + self.t["view_change"] * min(2 ** self.vc_fail, 8)
+        self.vdata = {}
+        self.nv_sent = False
+        self._make_view_data(w)
+        if self.leader_of(w) == self.me:
+            self.vdata[self.me] = self.my_vd
+
+    def _make_view_data(self, w: int) -> None:
+        prepared = self.prepared_cert
+        if prepared is not None and prepared.proposal.height != self.height + 1:
+            prepared = None
+        vd = codec.ViewData(cluster_id=self.cid, view=w, node_id=self.me, last_height=self.height,
+                            last_hash=self.head_hash, prepared=prepared)
+        sign_message(self.signer, self.m.network_id, vd)
+        self.my_vd = vd
+
+    def _vc_messages(self, to: str) -> list:
+        """What this node re-sends to `to` while it is in a view change (lost on a down link)."""
+        out = []
+        mine = self.vc_msgs.get(self.me)
+        if self.in_vc and mine is not None and mine.new_view >= self.view and (
+                mine.new_view > self.view or not self.view_active):
+            out.append(codec.PeerMessage(view_change=mine))
+        vd = self.my_vd
+        if (not self.view_active and vd is not None and vd.view == self.view
+                and self.leader_of(self.view) == to != self.me):
+            out.append(codec.PeerMessage(view_data=vd))
+        return out
 
     def _on_view_change(self, sender, vc, now, pm) -> None:
         if vc.node_id != sender:
@@ -114,16 +158,14 @@ class ViewChangeMixin:
         self.batch_due = None
         self.view_changes += 1
         self.vc_sent = max(self.vc_sent, w)
-        self.vc_msgs = {n: v for n, v in self.vc_msgs.items() if v.new_view > w}
+        # my own ViewChange stays: it is re-sent until the NewView (others may need it to join)
+        self.vc_msgs = {n: v for n, v in self.vc_msgs.items() if v.new_view > w or n == self.me}
         self.vc_deadline = now + self.t["view_change"] * min(2 ** self.vc_fail, 8)
         self.restart_timers(now)
         self._emit(Persist({"view": (w, False)}))
-        prepared = self.prepared_cert
-        if prepared is not None and prepared.proposal.height != self.height + 1:
-            prepared = None
-        vd = codec.ViewData(cluster_id=self.cid, view=w, node_id=self.me, last_height=self.height,
-                            last_hash=self.head_hash, prepared=prepared)
-        sign_message(self.signer, self.m.network_id, vd)
+        self._make_view_data(w)
+        vd = self.my_vd
+        self.vc_resend = now + self._resend_period()
         if self.leader_of(w) == self.me:
             self.vdata[self.me] = vd
             self._try_new_view(now)
@@ -138,11 +180,12 @@ class ViewChangeMixin:
             self.vc_fail += 1
             self.vc_deadline = None
             self._send_vc(self.view + 1, now)
-        elif self.vc_sent > self.view and now >= self.vc_resend:
-            mine = self.vc_msgs.get(self.me)
-            self.vc_resend = now + self.t["view_change"]
-            if mine is not None:
-                self._broadcast(codec.PeerMessage(view_change=mine))
+        elif now >= self.vc_resend:
+            self.vc_resend = now + self._resend_period()
+            for n in self.cluster.members:
+                if n != self.me:
+                    for pm in self._vc_messages(n):
+                        self._emit_send(n, pm)
 
     def _prepared_ok(self, pc, w: int) -> bool:
         p = pc.proposal
@@ -199,6 +242,8 @@ class ViewChangeMixin:
         nv = codec.NewView(cluster_id=self.cid, view=self.view, leader_id=self.me, view_data=vds)
         sign_message(self.signer, self.m.network_id, nv)
         self.nv_sent = True
+        # Durable first: restarted, this leader must not install the view with another NewView.
+        self._emit(Persist({"view": (self.view, True), "new_view": nv}))
         self._broadcast(codec.PeerMessage(new_view=nv))
         self._follow_new_view(nv, now)
 

@@ -20,10 +20,11 @@ FAST = {"heartbeat_interval": 100, "heartbeat_timeout": 1000, "request_forward":
 class Network:
     """A local network of impl_b node processes under `root`."""
 
-    def __init__(self, root: str, layout=None, faults=None, testbed=False, timeouts=None):
+    def __init__(self, root: str, layout=None, faults=None, testbed=False, timeouts=None, clients=("alice",)):
         self.root = str(root)
         layout = layout or {"c0": "coordinator", "s0": "shard"}
-        doc, secrets = devnet.build(layout, timeouts={**FAST, **(timeouts or {})}, faults=faults, testbed=testbed or bool(faults))
+        doc, secrets = devnet.build(layout, timeouts={**FAST, **(timeouts or {})}, faults=faults,
+                                    testbed=testbed or bool(faults), clients=tuple(clients))
         self.doc = doc
         self.path = devnet.write(doc, secrets, self.root)
         self.m = validate(doc)
