@@ -187,6 +187,7 @@ class NodeRuntime:
             await link.send_bytes(data)
 
     def _on_decided(self, d: pb.Decision) -> None:
+        self.server.remember(d)
         self.decided_event.set()
         self.decided_event = asyncio.Event()
         self.log.emit("debug", "decided", f"decided height {d.header.height}", height=d.header.height,
@@ -380,15 +381,18 @@ class NodeRuntime:
                     lst.remove(fut)
                     if not lst:
                         del self.waiters[ident]
-        cd = self.server.compact(h, "client:" + req.client_key.hex())
-        if cd is None:
+        dest = "client:" + req.client_key.hex()
+        if self.faults.of("false_client_response"):
+            cd = self.server.compact(h, dest)
+            data = encode(pb.ClientReply(answer=self.faults.tamper(cd))) if cd is not None else None
+        else:
+            data = self.server.client_reply(h, dest)
+        if data is None:
             await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "answer unavailable")
             return
-        if self.faults.of("false_client_response"):
-            cd = self.faults.tamper(cd)
         self.counters["client_replies"] += 1
         with contextlib.suppress(LinkClosed):
-            await link.send(pb.ClientReply(answer=cd))
+            await link.send_bytes(data)
 
     def _submit(self, req: pb.ClientRequest) -> None:
         self.replica.now = now_ms()
