@@ -135,3 +135,33 @@ def test_replayed_and_reordered_remote_decisions(net, tmp_path):
     sc.checked_workload(net, tmp_path / "h.jsonl", "rp-", ops=16, keys=4)
     for c in ("c0", "s0"):
         sc.assert_logs_identical(net, c)
+
+
+def test_leader_censors_one_client(net):
+    """A leader that never proposes client-a's requests (censor_client) but serves client-b: client-b's
+    writes go through in its view, and client-a's write is decided anyway, because the members that
+    hold it in their pools start a view change when the censorship timer runs out (SPEC 12.5)."""
+    ld = sc.faulty_leader(net, "c0", [{"action": "censor_client", "clients": [sc.CLIENT_IDS["a"]]}])
+    view = sc.node_status(net, ld)["view"]
+    assert sc.kv(net, "b", "put", "cc-b", "served").get("value") == "served"
+    assert sc.node_status(net, ld)["view"] == view, "client-b's write should not need a view change"
+    assert sc.kv(net, "a", "put", "cc-a", "censored", timeout_ms=40000).get("value") == "censored"
+    new_view = max(s["view"] for s in sc.cluster_status(net, "c0").values() if s)
+    assert new_view > view, "client-a's write was decided without replacing the censoring leader"
+    assert sc.leader(net, "c0") != ld
+    assert sc.kv(net, "b", "get", "cc-a").get("value") == "censored"
+    sc.assert_logs_identical(net, "c0")
+
+
+def test_gapped_queue_replies(net, tmp_path):
+    """Three shard members serve their decision queues with a gap (skip_queue_seq): coordinator members
+    reject those replies as `out_of_order`, move on to the one correct server, and every operation
+    completes exactly once (linearizable history, identical logs)."""
+    s0 = [n.id for n in net.cluster_nodes("s0")]
+    c0 = [n.id for n in net.cluster_nodes("c0")]
+    before = sum(sc.rejected(net, i).get("out_of_order", 0) for i in c0)
+    sc.set_rules(net, {i: [{"action": "skip_queue_seq"}] for i in s0[:3]})
+    sc.checked_workload(net, tmp_path / "h.jsonl", "gq-", ops=16, keys=4)
+    assert sum(sc.rejected(net, i).get("out_of_order", 0) for i in c0) > before
+    for c in ("c0", "s0"):
+        sc.assert_logs_identical(net, c)
