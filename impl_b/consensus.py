@@ -50,6 +50,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self.requests: OrderedDict = OrderedDict()  # (client_key, id) -> [req, added, last_forward]
         self.remote: dict[str, dict[int, tuple]] = {}  # source -> seq -> (cd, added)
         self.forward_buf: list = []
+        self.group_forwards = False  # True: requests wait in forward_buf for flush_forwards() (runtime)
         self.future: OrderedDict = OrderedDict()
         self.batch_due: int | None = None
         self.last_leader_contact = now
@@ -199,6 +200,12 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     def on_request(self, req, now: int) -> list:
         """A client request from the client port (the node layer validated it)."""
         self._add_request(req, now, None)
+        if not self.group_forwards:
+            self._flush_forward()
+        return self._take()
+
+    def flush_forwards(self) -> list:
+        """Send the client requests buffered since the last call to the leader in one Forward."""
         self._flush_forward()
         return self._take()
 
@@ -243,7 +250,10 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if cd.leaf.seq >= self.state.in_seq(src):
             self.remote.setdefault(src, {}).setdefault(cd.leaf.seq, (cd, now))
             if self.is_leader():
-                self._want_batch(now)
+                # A source emits one compact decision per decision of its own, so no more are about
+                # to arrive: due now, without batch_wait, but proposed at the next on_tick so that the
+                # other compact decisions of the same queue batch join this proposal.
+                self.batch_due = now if self.batch_due is None else min(self.batch_due, now)
         return self._take()
 
     def next_remote_seq(self, src: str) -> int:
@@ -261,6 +271,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             self.batch_due = now + self.t["batch_wait"]
         if now >= self.batch_due:
             self._maybe_propose(now)
+
+    def proposal_due(self) -> int | None:
+        """batch_due while a proposal could be made now, else None (the time to run on_tick for it:
+        while a proposal is in flight, a past batch_due must not make the caller wake every ms)."""
+        return self.batch_due if self.batch_due is not None and self._can_propose() else None
 
     def _can_propose(self) -> bool:
         return (self.is_leader() and self.view_active and not self.in_vc and self.accepted is None

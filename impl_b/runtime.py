@@ -5,8 +5,8 @@ Threads: the I/O loop (ioloop.py) and the admin HTTP server feed this thread thr
 everything that touches consensus state runs here, under `self.lock` (the admin reads under it).
 """
 
+import collections
 import heapq
-import queue
 import threading
 import time
 
@@ -42,16 +42,22 @@ class Runtime(QueueMixin):
         self.faults = faults
         self.checker = Checker(manifest)
         self.lock = threading.RLock()
-        self.events: queue.Queue = queue.Queue()
+        # Event intake: a deque (atomic append/popleft) and an Event that is only set while this
+        # thread sleeps, instead of a queue.Queue taking a lock and notifying per message.
+        self.events: collections.deque = collections.deque()
+        self._wakeup = threading.Event()
+        self._sleeping = False
         self.io = None
         self.started_ms = now_ms()
         self.t0 = time.monotonic()
         self.replica = Replica(manifest, node_id, signer, self.checker, now=self.now())
         self.replica.wrong_results = bool(faults and faults.active("wrong_result") and self.cluster.role == "shard")
+        self.replica.group_forwards = True  # one Forward per batch of events, not one per request
         if faults is not None:
             self.replica.censored = faults.censored_keys(manifest)
         self.decisions: dict[int, object] = {}
         self.paths: dict[int, list] = {}  # height -> audit paths of its outputs (bounded)
+        self.replies: dict[tuple, bytes] = {}  # (height, client_key) -> encoded ClientReply (bounded)
         self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
         self.waiters: dict[tuple, list] = {}  # (client_key, request_id) -> [(link_id, deadline)]
         self.last_decision_ms = 0
@@ -90,29 +96,36 @@ class Runtime(QueueMixin):
     # ------------------------------------------------------------ event intake (any thread)
 
     def post(self, *ev) -> None:
-        self.events.put(ev)
+        self.events.append(ev)
+        if self._sleeping:
+            self._wakeup.set()
 
     def run(self) -> None:
         """Consensus thread main loop."""
         next_tick = 0
+        events = self.events
         while not self.stopping:
-            due = next_tick
-            if self.replica.batch_due is not None:
-                due = min(due, self.replica.batch_due)
-            try:
-                ev = self.events.get(timeout=max(due - self.now(), 1) / 1000)
-            except queue.Empty:
-                ev = None
+            if not events:
+                due = next_tick
+                batch_due = self.replica.proposal_due()
+                if batch_due is not None:
+                    due = min(due, batch_due)
+                # Announce the sleep before the last look at the deque: a post() after that look
+                # sees the flag and sets the Event, so no event waits for the timeout.
+                self._sleeping = True
+                if not events:
+                    self._wakeup.wait(max(due - self.now(), 1) / 1000)
+                self._sleeping = False
+                self._wakeup.clear()
             with self.lock:
-                if ev is not None:
-                    self._handle(ev)
-                    for _ in range(256):
-                        try:
-                            self._handle(self.events.get_nowait())
-                        except queue.Empty:
-                            break
+                for _ in range(257):
+                    if not events:
+                        break
+                    self._handle(events.popleft())
+                if self.replica.forward_buf:
+                    self._execute(self.replica.flush_forwards())
                 now = self.now()
-                batch_due = self.replica.batch_due
+                batch_due = self.replica.proposal_due()
                 if now >= next_tick or (batch_due is not None and now >= batch_due):
                     next_tick = now + TICK_MS
                     self._tick(now)
@@ -288,14 +301,22 @@ class Runtime(QueueMixin):
         self.waiters.setdefault(key, []).append((link_id, now + self.m.timeouts["client_timeout"]))
 
     def _answer(self, link_id: int, ck: bytes, rid: int) -> None:
-        cd = self.compact(self.answers[(ck, rid)], client_destination(ck))
-        if self.faults is not None and self.faults.active("false_client_response"):
-            cd = codec.decode("CompactDecision", encode(cd))
-            for r in cd.leaf.responses:
-                r.value = r.value + b"!"
-            codec.touch(cd)
+        # Every request of one client key in a decision is answered with the same compact decision
+        # (one leaf per client): encode it once per decision, not once per waiting request.
+        key = (self.answers[(ck, rid)], ck)
+        data = self.replies.get(key)
+        if data is None:
+            cd = self.compact(key[0], client_destination(ck))
+            if self.faults is not None and self.faults.active("false_client_response"):
+                cd = codec.decode("CompactDecision", encode(cd))
+                for r in cd.leaf.responses:
+                    r.value = r.value + b"!"
+                codec.touch(cd)
+            data = self.replies[key] = encode(codec.ClientReply(answer=cd))
+            while len(self.replies) > 256:
+                del self.replies[next(iter(self.replies))]
         self.counters["client_replies"] += 1
-        self.io.send_conn(link_id, encode(codec.ClientReply(answer=cd)))
+        self.io.send_conn(link_id, data)
 
     def _client_error(self, link_id: int, code: int, rid: int, msg: str) -> None:
         self.counters["client_errors"] += 1

@@ -249,3 +249,38 @@ def test_client_reply_cache_shares_decoding_and_keeps_verdicts():
     for i in range(6):  # bounded
         cache.decode(_client_reply([100 + i]))
     assert len(cache._d) == 4
+
+
+def _replica(node: str):
+    from impl_b.checks import Checker
+    from impl_b.consensus import Replica
+
+    return Replica(M, node, Signer(SECRETS[node]["ed25519"]), Checker(M), now=0)
+
+
+def test_follower_groups_forwards_when_asked():
+    r = _replica("c0-n1")  # leader of view 0 is c0-n0
+    assert r.on_request(_request(1), 0) and r.on_request(_request(2), 0)  # default: one Forward each
+    r.group_forwards = True
+    assert r.on_request(_request(3), 1) == [] and r.on_request(_request(4), 1) == []
+    acts = r.flush_forwards()
+    assert [(a.to, [q.request_id for q in a.msg.forward.requests]) for a in acts] == [("c0-n0", [3, 4])]
+    assert r.flush_forwards() == []
+
+
+def test_leader_with_a_proposal_in_flight_has_no_proposal_due():
+    r = _replica("c0-n0")
+    acts = r.on_request(_request(1), 0)
+    assert r.proposal_due() == 2 and not [a for a in acts if isinstance(a, Send)]  # batch_wait = 2 ms
+    acts = r.on_tick(2)
+    assert [a.to for a in acts if isinstance(a, Send) and a.msg.proposal is not None] == ["c0-n1", "c0-n2", "c0-n3"]
+    r.on_request(_request(2), 3)
+    assert r.accepted is not None and r.batch_due is not None
+    assert r.proposal_due() is None  # the runtime must not wake every millisecond for it
+
+
+def test_remote_input_is_due_at_once_but_proposed_on_tick():
+    r = _replica("s0-n0")
+    cd = codec.CompactDecision(header=_header(1), leaf=codec.OutputLeaf(source_cluster="c0", height=1,
+                                                                          destination="s0", seq=1))
+    assert r.on_remote(cd, 5) == [] and r.proposal_due() == 5
