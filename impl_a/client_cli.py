@@ -98,7 +98,13 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return asyncio.run(run(args))
+        import uvloop  # the node's event loop; a workload's client shares the CPU with the nodes
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    try:
+        return runner(run(args))
     except LocalError as exc:
         print(json.dumps({"op": args.command, "error": str(exc)}))
         return exc.exit_code if exc.exit_code != 3 else 1

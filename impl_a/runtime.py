@@ -62,6 +62,7 @@ class NodeRuntime:
         self._internal_errors: dict[str, float] = {}
         self._wake_armed = False
         self._encoded: tuple[object, bytes] = (None, b"")
+        self._submits: list[pb.ClientRequest] = []
         self.admin = AdminServer(self)
 
     def hello(self, node_id: str = "") -> pb.Hello:
@@ -395,8 +396,18 @@ class NodeRuntime:
             await link.send_bytes(data)
 
     def _submit(self, req: pb.ClientRequest) -> None:
+        """Requests checked during one event-loop turn are handed over together (one Forward)."""
+        self._submits.append(req)
+        if len(self._submits) == 1:
+            asyncio.get_running_loop().call_soon(self._submit_all)
+
+    def _submit_all(self) -> None:
+        reqs, self._submits = self._submits, []
+        self._guard(self._submit_now, reqs)
+
+    def _submit_now(self, reqs: list[pb.ClientRequest]) -> None:
         self.replica.now = now_ms()
-        self.replica.on_client_request(req)
+        self.replica.on_client_requests(reqs)
         self._drain()
 
     async def _client_error(self, link: Link, code: int, rid: int, message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections import deque
 
 from impl_a import heraclius_pb2 as pb
 from impl_a.codec import decode, encode
@@ -16,6 +17,7 @@ MAX_FRAME = 65535
 MAX_PLAINTEXT = 65519
 REKEY_EVERY = 65536
 HANDSHAKE_DEADLINE = 5.0
+RECV_CHUNK = 1 << 18
 
 
 def prologue(network_id: str) -> bytes:
@@ -104,7 +106,9 @@ class Link:
         self.hello = hello
         self.max_message = max_message
         self._parser = StreamParser(max_message)
-        self._ready: list[bytes] = []
+        self._ready: deque[bytes] = deque()
+        self._rbuf = bytearray()
+        self._rpos = 0
         self._out: list[bytes] = []
         self._flush_armed = False
         self.closed = False
@@ -147,16 +151,43 @@ class Link:
     async def send(self, msg) -> None:
         await self.send_bytes(encode(msg))
 
+    def _next_frame(self) -> bytes | None:
+        """The next complete Noise frame in the receive buffer, or None if more bytes are needed."""
+        buf, pos = self._rbuf, self._rpos
+        if len(buf) - pos < 2:
+            return None
+        n = buf[pos] << 8 | buf[pos + 1]
+        if n == 0:
+            raise LinkClosed("malformed", "zero-length frame")
+        if len(buf) - pos < 2 + n:
+            return None
+        self._rpos = pos + 2 + n
+        return bytes(buf[pos + 2:pos + 2 + n])
+
     async def recv_bytes(self) -> bytes:
+        # Reads whatever the socket has (up to RECV_CHUNK) and cuts every complete frame out of it,
+        # instead of two awaited readexactly() calls per frame.
         while not self._ready:
             self._parser.check()
-            frame = await _read_frame(self.reader)
+            frame = self._next_frame()
+            if frame is None:
+                if self._rpos:
+                    del self._rbuf[:self._rpos]
+                    self._rpos = 0
+                try:
+                    chunk = await self.reader.read(RECV_CHUNK)
+                except (ConnectionError, OSError) as exc:
+                    raise LinkClosed(None, str(exc)) from None
+                if not chunk:
+                    raise LinkClosed(None, "connection closed")
+                self._rbuf += chunk
+                continue
             try:
                 payload = self.recv_cs.decrypt_with_ad(b"", frame)
             except NoiseError as exc:
                 raise LinkClosed("decrypt_failed", str(exc)) from None
             self._ready.extend(self._parser.feed(payload))
-        return self._ready.pop(0)
+        return self._ready.popleft()
 
     async def recv(self, cls):
         data = await self.recv_bytes()

@@ -184,3 +184,52 @@ def test_client_reply_bytes_are_built_once_and_flushed_before_serving(tmp_path):
     finally:
         node.replica.store = real
         staged.close()
+
+
+class _DribbleReader:
+    """A stream reader that hands out a few bytes per read, splitting frames anywhere."""
+
+    def __init__(self, data: bytes, step: int):
+        self.data, self.step = data, step
+
+    async def read(self, n: int) -> bytes:
+        out, self.data = self.data[:min(n, self.step)], self.data[min(n, self.step):]
+        return out
+
+
+def test_frames_split_anywhere_are_reassembled_and_a_zero_frame_closes():
+    from impl_a.noise import CipherState
+    from impl_a.transport import Link, _frame, frame_message, split_stream
+
+    key = os.urandom(32)
+    msgs = [os.urandom(n) for n in (5, 1, 66000, 40)]
+    tx = CipherState(key)
+    stream = b"".join(_frame(tx.encrypt_with_ad(b"", c)) for c in split_stream(b"".join(map(frame_message, msgs))))
+
+    async def read_all(data: bytes, step: int, count: int):
+        link = Link(_DribbleReader(data, step), None, CipherState(os.urandom(32)), CipherState(key), b"",
+                    pb.Hello(), 1 << 20)
+        return [await link.recv_bytes() for _ in range(count)]
+
+    for step in (1, 3, 70000):
+        assert asyncio.run(read_all(stream, step, len(msgs))) == msgs
+    with pytest.raises(LinkClosed) as exc:
+        asyncio.run(read_all(b"\x00\x00", 1, 1))
+    assert exc.value.reason == "malformed"
+    with pytest.raises(LinkClosed) as exc:
+        asyncio.run(read_all(stream[:-1], 7, len(msgs)))  # cut short: an ordinary close
+    assert exc.value.reason is None
+
+
+def test_requests_arriving_together_are_forwarded_in_one_message(tmp_path):
+    net = SimNet(tmp_path, clusters=NET2)
+    follower = net.nodes["c0-n1"].replica
+    reqs = [net.request(pb.OP_KIND_GET, b"k%d" % i) for i in range(5)]
+    follower.actions.clear()
+    follower.on_client_requests(reqs + [reqs[2]])
+    sends = [a for a in follower.actions if a[0] == "send"]
+    assert len(sends) == 1 and sends[0][1] == follower.leader
+    assert list(sends[0][2].forward.requests) == reqs
+    follower.actions.clear()
+    follower.on_client_requests(reqs[:2])  # already pooled: nothing new to forward
+    assert not [a for a in follower.actions if a[0] == "send"]
