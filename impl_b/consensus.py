@@ -163,13 +163,16 @@ class Replica(ViewChangeMixin, CatchUpMixin):
 
     def resend_messages(self, to: str) -> list:
         """Messages a restarted node (or a link that just came up) may have missed: my ViewChange and
-        ViewData while in a view change; else my durable proposal (as leader), Prepare and Commit."""
+        ViewData while in a view change; else, as leader, the NewView of my view and my durable
+        proposal, and my Prepare and Commit."""
         if self.in_vc:
             return self._vc_messages(to)
+        out = []
+        if self.last_nv is not None and self.leader == self.me:  # its broadcast may have missed `to`
+            out.append(codec.PeerMessage(new_view=self.last_nv))
         p = self.accepted
         if p is None or p.view != self.view:
-            return []
-        out = []
+            return out
         if p.leader_id == self.me:
             out.append(codec.PeerMessage(proposal=p))
         d = header_hash(p.header)

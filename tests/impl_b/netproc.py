@@ -1,7 +1,9 @@
 """Real-process test networks of impl_b nodes: start, wait for health, kill, restart, clean up."""
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,14 +24,20 @@ class Network:
 
     def __init__(self, root: str, layout=None, faults=None, testbed=False, timeouts=None, clients=("alice",)):
         self.root = str(root)
-        layout = layout or {"c0": "coordinator", "s0": "shard"}
-        doc, secrets = devnet.build(layout, timeouts={**FAST, **(timeouts or {})}, faults=faults,
-                                    testbed=testbed or bool(faults), clients=tuple(clients))
+        self._spec = {"layout": layout or {"c0": "coordinator", "s0": "shard"},
+                      "timeouts": {**FAST, **(timeouts or {})}, "faults": faults,
+                      "testbed": testbed or bool(faults), "clients": tuple(clients)}
+        self._write_manifest()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.key = os.path.join(self.root, "keys", "alice.key")
+
+    def _write_manifest(self) -> None:
+        """Manifest with freshly picked ports (keys are deterministic, so only the ports change)."""
+        layout = self._spec["layout"]
+        doc, secrets = devnet.build(layout, **{k: v for k, v in self._spec.items() if k != "layout"})
         self.doc = doc
         self.path = devnet.write(doc, secrets, self.root)
         self.m = validate(doc)
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.key = os.path.join(self.root, "keys", "alice.key")
 
     def start(self, node: str, env: dict | None = None) -> None:
         log = os.path.join(self.root, f"{node}.log")
@@ -43,9 +51,34 @@ class Network:
         err.close()
 
     def start_all(self) -> None:
+        self.start_fresh(list(self.m.nodes))
+
+    def start_fresh(self, nodes: list[str], attempts: int = 3) -> None:
+        """Start nodes that have no data yet. Ports are picked by binding port 0, so on a busy host
+        another process's outbound connection can take one before the node binds it: then every
+        node is stopped, new ports are picked and the nodes start again."""
+        for attempt in range(attempts):
+            for n in nodes:
+                self.start(n)
+            try:
+                self.wait_healthy(nodes)
+                return
+            except RuntimeError:
+                if attempt == attempts - 1 or not self._bind_failed():
+                    raise
+            self.close()
+            shutil.rmtree(os.path.join(self.root, "data"), ignore_errors=True)
+            for n in self.m.nodes:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.root, f"{n}.err"))
+            self._write_manifest()
+
+    def _bind_failed(self) -> bool:
         for n in self.m.nodes:
-            self.start(n)
-        self.wait_healthy(list(self.m.nodes))
+            with contextlib.suppress(FileNotFoundError), open(os.path.join(self.root, f"{n}.err"), "rb") as fh:
+                if b"cannot listen" in fh.read():
+                    return True
+        return False
 
     def admin(self, node: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         """(HTTP status, body) of GET `path` on the node's admin port."""

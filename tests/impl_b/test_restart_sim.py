@@ -5,7 +5,6 @@ from impl_b import codec
 from impl_b.checks import sign_message
 from impl_b.codec import encode
 from impl_b.crypto import Signer
-from impl_b.rsm import execute
 
 from .sim import Sim
 
@@ -165,7 +164,9 @@ def test_equivocation_is_recorded_by_a_member_one_height_behind():
     used to share one buffer slot (the second replaced the first) and no evidence was recorded."""
     sim = Sim(seed=26)
     assert sim.run_until(_done(sim, sim.put(b"e", b"0")), 5000)
-    leader = sim.replicas["c0-n0"]
+    n3 = sim.replicas["c0-n3"]
+    signer = Signer(sim.secrets["c0-n0"]["ed25519"])
+    sent = []
 
     def no_commits_to_n3(to, pm):
         return [] if to == "c0-n3" and pm.commit is not None else [pm]
@@ -173,21 +174,22 @@ def test_equivocation_is_recorded_by_a_member_one_height_behind():
     def equivocate(to, pm):
         out = no_commits_to_n3(to, pm)
         p = pm.proposal
-        if to == "c0-n3" and p is not None and len(p.batch.inputs) > 1:
-            alt = p.copy(batch=codec.Batch(inputs=p.batch.inputs[:-1]), signature=b"")
-            alt.header = execute(leader.state, sim.m, alt.batch, alt.height, leader.head_hash).header
-            sign_message(Signer(sim.secrets["c0-n0"]["ed25519"]), sim.m.network_id, alt)
-            out.append(codec.PeerMessage(proposal=alt))
+        if to == "c0-n3" and p is not None and p.height > n3.height + 1 and not sent:
+            alt = p.copy(header=p.header.copy(outputs_root=bytes(32)), signature=b"")
+            sign_message(signer, sim.m.network_id, alt)
+            out.append(codec.PeerMessage(proposal=alt))  # a second signed proposal, same (view, height)
+            sent.append(alt)
         return out
 
     for n in ("c0-n1", "c0-n2"):
         sim.tamper[n] = no_commits_to_n3
     sim.tamper["c0-n0"] = equivocate
-    a = sim.put(b"e", b"1", to="c0-n0")
-    assert sim.run_until(lambda: a in sim.answers and sim.replicas["c0-n3"].height < leader.height, 3000)
-    b, c = sim.put(b"e1", b"x", to="c0-n0"), sim.put(b"e2", b"y", to="c0-n0")
-    assert sim.run_until(_done(sim, b, c), 5000)
+    rids = []
+    for i in range(6):
+        rids.append(sim.put(f"e{i}".encode(), b"x", to="c0-n0"))
+        assert sim.run_until(_done(sim, rids[-1]), 5000)
+    assert sent  # the leader equivocated while c0-n3 was behind
     assert ("c0-n3", "c0-n0", "equivocation") in sim.evidence
     sim.tamper.clear()
-    assert sim.run_until(lambda: sim.replicas["c0-n3"].height == leader.height, 5000)
+    assert sim.run_until(lambda: n3.height == sim.replicas["c0-n0"].height, 5000)
     assert sim.logs_agree("c0")
