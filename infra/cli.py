@@ -22,7 +22,7 @@ from infra.deployment import DEFAULT_NAME, deployment_root, list_deployments, lo
 from infra.errors import OpsError, RemoteError, UsageError
 from infra.manifest import parse_timeouts
 from infra.planner import loss_reports, make_plan, plan_from_manifest
-from infra.status import collect_status, status_document
+from infra.status import collect_status, network_lines, network_summary, status_document
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -67,13 +67,8 @@ def status_table(dep, clusters) -> Table:
 
 
 def print_network(dep) -> None:
-    layout = dep.state.get("netns")
-    if not layout:
-        out.print("network: loopback (127.0.<region>.x); no partitions or latency possible")
-        return
-    cuts = ", ".join("/".join(p) for p in layout["partitions"]) or "none"
-    delays = ", ".join(f"{k.replace('|', '/')} {v} ms" for k, v in layout["delays"].items()) or "none"
-    out.print(f"network: netns {layout['prefix']}.0.0/16; partitions: {cuts}; one-way delays: {delays}")
+    for line in network_lines(network_summary(dep)):
+        out.print(line)
 
 
 def print_verdicts(clusters) -> None:
@@ -159,9 +154,7 @@ def status(name, home, as_json):
     clusters = collect_status(dep)
     if as_json:
         doc = status_document(clusters)
-        layout = dep.state.get("netns") or {}
-        doc["network"] = {"mode": dep.state.get("network", "loopback"),
-                          "partitions": layout.get("partitions", []), "delays_ms": layout.get("delays", {})}
+        doc["network"] = network_summary(dep)
         click.echo(json.dumps(doc, indent=2))
         return
     out.print(status_table(dep, clusters))
@@ -281,7 +274,10 @@ def check_logs_cmd(name, home, clusters):
 
 @cli.group()
 def fault():
-    """Inject faults: crash, stop, pause, resume, start, restart, partition, heal, byzantine."""
+    """Inject faults: crash, stop, pause, resume, start, restart, partition, heal, delay, byzantine.
+
+    local and docker deployments; partition, heal and delay need --network netns (local) or the docker
+    provider, as root."""
 
 
 def _node_fault(action, help_text):
@@ -295,8 +291,10 @@ def _node_fault(action, help_text):
     fault.command(action)(cmd)
 
 
-for _action, _help in (("crash", "kill -9 NODE."), ("stop", "SIGTERM NODE (SIGKILL after 5 s)."),
-                       ("pause", "SIGSTOP NODE."), ("resume", "SIGCONT NODE."),
+for _action, _help in (("crash", "kill -9 NODE (docker: docker kill -s KILL)."),
+                       ("stop", "SIGTERM NODE, SIGKILL after 5 s (docker: docker stop)."),
+                       ("pause", "SIGSTOP NODE (docker: docker pause)."),
+                       ("resume", "SIGCONT NODE (docker: docker unpause)."),
                        ("start", "Start a stopped or crashed NODE (same data dir)."),
                        ("restart", "Stop and start NODE (same data dir).")):
     _node_fault(_action, _help)
@@ -306,7 +304,7 @@ for _action, _help in (("crash", "kill -9 NODE."), ("stop", "SIGTERM NODE (SIGKI
 @where
 @click.argument("regions", nargs=-1, required=True)
 def partition_cmd(name, home, regions):
-    """Cut REGIONS off from the other regions (deployments made with --network netns)."""
+    """Cut REGIONS off from the other regions (--network netns or docker deployments, root)."""
     result = fault_ops.partition(load_deployment(name, home), list(regions))
     out.print("cut region pairs: " + ", ".join("/".join(p) for p in result["active"]))
 
@@ -317,7 +315,7 @@ def partition_cmd(name, home, regions):
 @click.argument("region_b")
 @click.argument("ms", type=int)
 def delay_cmd(name, home, region_a, region_b, ms):
-    """One-way latency of MS milliseconds between two regions, both ways; 0 removes it (netns only)."""
+    """One-way latency of MS milliseconds between two regions, both ways; 0 removes it (netns or docker)."""
     result = fault_ops.delay(load_deployment(name, home), region_a, region_b, ms)
     out.print("region delays (one-way ms): " + (", ".join(f"{k.replace('|', '/')}={v}" for k, v in
                                                           result["active"].items()) or "none"))

@@ -153,14 +153,77 @@ def container_state(dep: Deployment, node_id: str, client: docker.DockerClient) 
         return "missing"
 
 
+def container_states(dep: Deployment, client: docker.DockerClient) -> dict[str, str]:
+    """Docker's state (running, paused, exited, ...) of every node container, in one engine call."""
+    found = {c.labels.get("heraclius.node"): c.status
+             for c in client.containers.list(all=True, filters={"label": f"{LABEL}={dep.root}"})}
+    return {n.id: found.get(n.id, "missing") for n in dep.nodes}
+
+
+def node_container(dep: Deployment, node_id: str, client: docker.DockerClient, want: tuple[str, ...]):
+    """The node's container if its state is one of `want`, else UsageError saying what to do."""
+    dep.node(node_id)
+    name = dep.state["nodes"][node_id]["container"]
+    try:
+        c = client.containers.get(name)
+    except docker.errors.NotFound:
+        raise UsageError(f"container {name} of node {node_id} does not exist",
+                         fix=f"recreate it with `heraclius-ops fault start {node_id} --name {dep.name}`") from None
+    if c.status not in want:
+        fix = {"paused": f"resume it first: `heraclius-ops fault resume {node_id}`",
+               "running": "it is running already"}.get(c.status, f"start it with `heraclius-ops fault start {node_id}`")
+        raise UsageError(f"node {node_id} is {c.status} (container {name})", fix=fix)
+    return c
+
+
+def kill_node(dep: Deployment, node_id: str, client: docker.DockerClient | None = None) -> str:
+    """`docker kill -s KILL`: the node (and the init in front of it) die without any cleanup."""
+    client = client or engine.connect()
+    c = node_container(dep, node_id, client, ("running",))
+    c.kill(signal="SIGKILL")
+    code = c.wait(timeout=15).get("StatusCode")
+    dep.set_node_state(node_id, status="crashed", exit_code=code)
+    return f"killed (exit {code})"
+
+
+def pause_node(dep: Deployment, node_id: str, client: docker.DockerClient | None = None) -> str:
+    """`docker pause`: the cgroup freezer stops every process; sockets stay open but nothing answers."""
+    client = client or engine.connect()
+    node_container(dep, node_id, client, ("running",)).pause()
+    dep.set_node_state(node_id, status="paused")
+    return "paused (cgroup freezer)"
+
+
+def unpause_node(dep: Deployment, node_id: str, client: docker.DockerClient | None = None) -> str:
+    client = client or engine.connect()
+    node_container(dep, node_id, client, ("paused",)).unpause()
+    dep.set_node_state(node_id, status="running")
+    return "running"
+
+
+def restart_node(dep: Deployment, node_id: str, client: docker.DockerClient | None = None) -> str:
+    """`docker start` of the stopped container (same data directory); recreated if it was removed."""
+    client = client or engine.connect()
+    state = container_state(dep, node_id, client)
+    if state == "missing":
+        start_node(dep, node_id, client)
+        return "recreated"
+    c = node_container(dep, node_id, client, ("exited", "created", "dead"))
+    c.start()
+    dep.set_node_state(node_id, status="running", started=time.time())
+    return "started"
+
+
 def stop_node(dep: Deployment, node_id: str, grace: float = 5.0, client: docker.DockerClient | None = None) -> str:
-    """SIGTERM, SIGKILL after `grace` s; returns 'stopped (exit N)' or 'not-running'."""
+    """`docker stop`: SIGTERM, SIGKILL after `grace` s; returns 'stopped (exit N)' or 'not-running'."""
     client = client or engine.connect()
     try:
         c = client.containers.get(dep.state["nodes"][node_id]["container"])
     except docker.errors.NotFound:
         return "not-running"
-    if c.status != "running":
+    if c.status == "paused":  # a frozen process cannot handle SIGTERM
+        c.unpause()
+    elif c.status != "running":
         dep.set_node_state(node_id, status="stopped")
         return "not-running"
     c.stop(timeout=int(grace))

@@ -1,11 +1,17 @@
-"""Fault injection on a local deployment: crash, stop, pause/resume, start/restart, partition/heal
-and region latency (`--network netns` deployments only) and testbed Byzantine rules (SPEC 16).
+"""Fault injection on local and docker deployments: crash, stop, pause/resume, start/restart,
+partition/heal and region latency, and testbed Byzantine rules (SPEC 16).
+
+local: signals to the node processes; partitions and latency need `--network netns`.
+docker: the engine's kill -s KILL / stop / pause / unpause / start on the node containers; partitions
+and latency are the same host routing rules as netns, because regions are bridges routed through the
+host (root needed for those). aws: not implemented (the nodes are remote machines).
 
 Every function returns a small dict describing what was done; the monitor calls these too."""
 
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import signal
 
@@ -13,18 +19,25 @@ from infra import local, netns, process
 from infra.deployment import Deployment
 from infra.errors import UsageError
 from infra.manifest import validate_manifest, write_manifest
+from infra.status import region_layout
 
 BYZANTINE_ACTIONS = ["drop", "delay", "duplicate", "mutate", "bad_signature", "equivocate", "tamper_compact",
                      "withhold_queue", "wrong_result", "false_client_response", "silent"]
+ALIVE = ("running", "paused")
 
 
-def _require_local(dep: Deployment) -> None:
+def _docker(dep: Deployment):
+    """The docker provider module for a docker deployment (imported only then), else None."""
+    if dep.provider == "docker":
+        from infra import docker_provider
+        return docker_provider
     if dep.provider != "local":
-        raise UsageError(f"fault injection is only implemented for the local provider (this is {dep.provider})")
+        raise UsageError(f"fault injection is implemented for the local and docker providers (this is "
+                         f"{dep.provider})", fix="on aws, stop or reboot the node's instance with the AWS tools")
+    return None
 
 
 def _running_pid(dep: Deployment, node_id: str) -> int:
-    _require_local(dep)
     n = dep.node(node_id)
     if not local.node_pid_alive(dep, node_id):
         raise UsageError(f"node {node_id} is not running (state: {n.status})",
@@ -35,6 +48,9 @@ def _running_pid(dep: Deployment, node_id: str) -> int:
 
 def crash(dep: Deployment, node_id: str) -> dict:
     """kill -9: no chance to flush or close anything."""
+    dp = _docker(dep)
+    if dp:
+        return {"node": node_id, "action": "crash", "result": dp.kill_node(dep, node_id)}
     pid = _running_pid(dep, node_id)
     process.send(pid, signal.SIGKILL)
     process.wait_exit(pid, 5.0, local.node_marker(dep, node_id))
@@ -44,12 +60,20 @@ def crash(dep: Deployment, node_id: str) -> dict:
 
 def stop(dep: Deployment, node_id: str) -> dict:
     """SIGTERM, SIGKILL after 5 s."""
+    dp = _docker(dep)
+    if dp:
+        client = dp.engine.connect()
+        dp.node_container(dep, node_id, client, ALIVE)
+        return {"node": node_id, "action": "stop", "result": dp.stop_node(dep, node_id, client=client)}
     _running_pid(dep, node_id)
     return {"node": node_id, "action": "stop", "result": local.stop_node(dep, node_id)}
 
 
 def pause(dep: Deployment, node_id: str) -> dict:
-    """SIGSTOP: the process keeps its sockets but answers nothing (a very slow node)."""
+    """SIGSTOP (docker: cgroup freezer): the node keeps its sockets but answers nothing (a very slow node)."""
+    dp = _docker(dep)
+    if dp:
+        return {"node": node_id, "action": "pause", "result": dp.pause_node(dep, node_id)}
     pid = _running_pid(dep, node_id)
     process.send(pid, signal.SIGSTOP)
     dep.set_node_state(node_id, status="paused")
@@ -57,6 +81,9 @@ def pause(dep: Deployment, node_id: str) -> dict:
 
 
 def resume(dep: Deployment, node_id: str) -> dict:
+    dp = _docker(dep)
+    if dp:
+        return {"node": node_id, "action": "resume", "result": dp.unpause_node(dep, node_id)}
     pid = _running_pid(dep, node_id)
     process.send(pid, signal.SIGCONT)
     dep.set_node_state(node_id, status="running")
@@ -65,7 +92,12 @@ def resume(dep: Deployment, node_id: str) -> dict:
 
 def start(dep: Deployment, node_id: str, timeout: float = 30.0) -> dict:
     """Start a stopped or crashed node with its old data dir and wait for /health."""
-    _require_local(dep)
+    dp = _docker(dep)
+    if dp:
+        client = dp.engine.connect()
+        result = dp.restart_node(dep, node_id, client)
+        dp.wait_healthy(dep, [node_id], timeout, client=client)
+        return {"node": node_id, "action": "start", "result": result}
     pid = local.start_node(dep, node_id)
     local.wait_healthy(dep, [node_id], timeout)
     return {"node": node_id, "action": "start", "pid": pid}
@@ -73,52 +105,61 @@ def start(dep: Deployment, node_id: str, timeout: float = 30.0) -> dict:
 
 def restart(dep: Deployment, node_id: str, timeout: float = 30.0) -> dict:
     """Clean stop (if running), then start with the same data dir; waits for /health."""
-    _require_local(dep)
-    if local.node_pid_alive(dep, node_id):
+    dp = _docker(dep)
+    if dp:
+        client = dp.engine.connect()
+        if dp.container_state(dep, node_id, client) in ALIVE:
+            dp.stop_node(dep, node_id, client=client)
+    elif local.node_pid_alive(dep, node_id):
         local.stop_node(dep, node_id)
     result = start(dep, node_id, timeout)
     return {**result, "action": "restart"}
 
 
 def partition_support(dep: Deployment) -> tuple[bool, str]:
-    """Whether region partitions can be emulated for `dep`, and why not."""
-    if dep.state.get("netns"):
-        return True, "ok"
-    return False, (
-        "region partitions need a deployment made with `--network netns` (root): with per-region "
-        "loopback addresses nodes dial from 127.0.0.1, so no rule can tell which region a packet comes "
-        "from (wire_spec/errata/infra.md E1), and this host has no iptables/nft. Crash, stop, pause "
-        "and Byzantine faults work.")
+    """Whether region partitions (and latency) can be emulated for `dep`, and why not."""
+    _docker(dep)
+    if region_layout(dep) is None:
+        return False, (
+            "region partitions need a deployment made with `--network netns` (root): with per-region "
+            "loopback addresses nodes dial from 127.0.0.1, so no rule can tell which region a packet comes "
+            "from (wire_spec/errata/infra.md E1), and this host has no iptables/nft. Crash, stop, pause "
+            "and Byzantine faults work.")
+    if os.geteuid() != 0:
+        return False, "region partitions and latency are host routing rules (`ip rule`): they need root"
+    return True, "ok"
+
+
+def _layout_or_fail(dep: Deployment, what: str) -> dict:
+    ok, why = partition_support(dep)
+    if not ok:
+        raise UsageError(f"cannot {what}: {why}",
+                         fix="deploy with --network netns (local) or --provider docker, as root; or emulate a "
+                             "lost region with `fault crash`/`fault pause`")
+    layout = region_layout(dep)
+    assert layout is not None
+    return layout
 
 
 def partition(dep: Deployment, regions: list[str]) -> dict:
     """Cut `regions` off from every other region (packets silently dropped both ways)."""
-    ok, why = partition_support(dep)
-    if not ok:
-        raise UsageError(f"cannot partition {', '.join(regions)}: {why}",
-                         fix="deploy with --network netns, or emulate a lost region with `fault crash`/`fault pause`")
-    layout = dep.state["netns"]
+    layout = _layout_or_fail(dep, f"partition {', '.join(regions)}")
     added = netns.partition(layout, regions)
     dep.save_state()
     return {"action": "partition", "regions": regions, "cut": added, "active": layout["partitions"]}
 
 
 def delay(dep: Deployment, region_a: str, region_b: str, ms: int) -> dict:
-    """One-way latency of `ms` between two regions, both directions (0 removes it). netns only."""
-    if not dep.state.get("netns"):
-        raise UsageError("latency needs a deployment made with `--network netns` (root)",
-                         fix="deploy with --network netns")
-    layout = dep.state["netns"]
+    """One-way latency of `ms` between two regions, both directions (0 removes it)."""
+    layout = _layout_or_fail(dep, "add latency")
     netns.set_delay(layout, region_a, region_b, ms, dep.root / "delays.json", dep.log_path("delayd"))
     dep.save_state()
     return {"action": "delay", "regions": [region_a, region_b], "ms": ms, "active": dict(layout["delays"])}
 
 
 def heal(dep: Deployment) -> dict:
-    ok, why = partition_support(dep)
-    if not ok:
-        raise UsageError(f"nothing to heal: {why}")
-    healed = netns.heal(dep.state["netns"])
+    layout = _layout_or_fail(dep, "heal")
+    healed = netns.heal(layout)
     dep.save_state()
     return {"action": "heal", "healed": healed}
 

@@ -88,15 +88,44 @@ class ClusterStatus:
         return "healthy"
 
 
-def _probe(dep: Deployment, n: NodeInfo, timeout: float) -> NodeStatus:
+def region_layout(dep: Deployment) -> dict | None:
+    """The region network layout that partitions and delays act on (infra.netns's shape): a netns
+    deployment's, or a docker deployment's region bridges; None for loopback and remote machines."""
+    if dep.state.get("netns"):
+        return dep.state["netns"]
+    return dep.state.get("docker", {}).get("layout")
+
+
+def _container_states(dep: Deployment) -> dict[str, str] | None:
+    """Docker's view of every node container, or None if the engine cannot be asked."""
+    if dep.provider != "docker":
+        return None
+    from infra import docker_provider
+    from infra.docker import engine
+    from infra.errors import UsageError
+    try:
+        client = engine.connect(timeout=3)
+    except UsageError:
+        return None
+    try:
+        return docker_provider.container_states(dep, client)
+    finally:
+        client.close()
+
+
+def _probe(dep: Deployment, n: NodeInfo, timeout: float, container: str | None = None) -> NodeStatus:
     local = dep.provider == "local"
     if local and process.is_paused(n.pid):
         return NodeStatus(n, "paused", error="process paused (SIGSTOP)")
     if local and not process.is_alive(n.pid, node_marker(dep, n.id)):
         return NodeStatus(n, "down", error=f"no process ({n.status})")
+    if container == "paused":
+        return NodeStatus(n, "paused", error="container paused (docker pause)")
+    if container is not None and container != "running":
+        return NodeStatus(n, "down", error=f"container {container}")
     try:
         doc, problems = get_status(*n.admin, timeout=timeout, node_id=n.id)
-        return NodeStatus(n, "running" if local else "remote", doc, warnings=problems)
+        return NodeStatus(n, "running" if local or container else "remote", doc, warnings=problems)
     except RemoteError as e:
         return NodeStatus(n, "running", error=e.message)
     except OSError as e:
@@ -126,15 +155,16 @@ def cut_off_nodes(nodes: list[NodeInfo], regions: list[str], cut: list[list[str]
 def collect_status(dep: Deployment, timeout: float = 2.0) -> list[ClusterStatus]:
     """Probe every node in parallel (each with `timeout`), grouped by cluster in manifest order."""
     nodes = dep.nodes
+    containers = _container_states(dep) or {}
     with ThreadPoolExecutor(max_workers=min(16, len(nodes))) as pool:
-        probes = list(pool.map(lambda n: _probe(dep, n, timeout), nodes))
+        probes = list(pool.map(lambda n: _probe(dep, n, timeout, containers.get(n.id)), nodes))
     # evidence from any node counts: members of other clusters see a shard's tampered compact decisions
     accused_all = {e["node_id"] for p in probes if p.up for e in p.status["byzantine_evidence"]}
     clusters = []
     for c in dep.clusters:
         members = [p for p in probes if p.node.cluster == c["id"]]
         accused = accused_all & {p.node.id for p in members}
-        cut = dep.state.get("netns", {}).get("partitions", [])
+        cut = (region_layout(dep) or {}).get("partitions", [])
         regions = dep.manifest.get("regions") or sorted({p.node.region for p in members})
         cut_off = cut_off_nodes([p.node for p in members], regions, cut)
         clusters.append(ClusterStatus(c["id"], c["role"], members, accused, cut_off))
@@ -157,3 +187,32 @@ def status_document(clusters: list[ClusterStatus]) -> dict:
                     "faulty": c.faulty, "margin": c.margin, "verdict": c.verdict, "height": c.height,
                     "leader": c.leader, "nodes": nodes})
     return {"clusters": out}
+
+
+def network_summary(dep: Deployment) -> dict:
+    """What the nodes' network really is (the `network` object of `status --json`): the mode, active
+    partitions and one-way delays between regions; for docker also each region's Docker network."""
+    layout = region_layout(dep) or {}
+    mode = dep.state.get("network") or ("loopback" if dep.provider == "local" else dep.provider)
+    doc = {"mode": mode, "partitions": layout.get("partitions", []), "delays_ms": layout.get("delays", {})}
+    if mode == "docker":
+        doc["regions"] = {name: {"docker_network": r["network"], "subnet": f"{layout['prefix']}.{r['index']}.0/24",
+                                 "bridge": f"{r['veth']}a"} for name, r in layout["regions"].items()}
+    return doc
+
+
+def network_lines(doc: dict) -> list[str]:
+    """`network_summary` as the lines `heraclius-ops status` prints."""
+    cuts = ", ".join("/".join(p) for p in doc["partitions"]) or "none"
+    delays = ", ".join(f"{k.replace('|', '/')} {v} ms" for k, v in doc["delays_ms"].items()) or "none"
+    faults = f"partitions: {cuts}; one-way delays: {delays}"
+    if doc["mode"] == "loopback":
+        return ["network: loopback (127.0.<region>.x); no partitions or latency possible"]
+    if doc["mode"] == "netns":
+        return [f"network: netns, a namespace per region; {faults}"]
+    if doc["mode"] == "docker":
+        lines = [f"network: docker, a bridge network per region routed through the host; {faults}"]
+        lines += [f"  region {name}: docker network {r['docker_network']} {r['subnet']} (bridge {r['bridge']})"
+                  for name, r in doc["regions"].items()]
+        return lines
+    return [f"network: {doc['mode']} (nodes on remote machines; partitions and latency not emulated)"]

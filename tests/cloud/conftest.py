@@ -74,7 +74,8 @@ def aws_env(monkeypatch, tmp_path):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "docker_e2e: needs a Docker engine and the node images; builds the "
-                                       "Debian base images when selected with -m docker_e2e (several minutes)")
+                                       "Debian base images when selected with -m docker_e2e or "
+                                       "HERACLIUS_BUILD_IMAGES=1 (about 2-4 minutes, once)")
     config.addinivalue_line("markers", "ansible_local: runs the Ansible playbooks over SSH into namespaces (root)")
 
 
@@ -82,22 +83,31 @@ def docker_e2e_selected(config) -> bool:
     return "docker_e2e" in (config.option.markexpr or "") or os.environ.get("HERACLIUS_BUILD_IMAGES") == "1"
 
 
+def docker_skip(reason: str) -> None:
+    """Skip, unless HERACLIUS_REQUIRE_DOCKER=1 (CI as root): then a missing engine is a failure."""
+    if os.environ.get("HERACLIUS_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"HERACLIUS_REQUIRE_DOCKER=1 but: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def docker_client(tmp_path_factory):
-    """The Docker engine: the running one, else a dockerd started here (root) and stopped at the end."""
+    """The Docker engine at engine.docker_host(): the running one, else a dockerd started here (root)
+    and stopped at the end. HERACLIUS_DOCKER_ROOT=DIR gives a private engine with its own images."""
     from infra.docker import engine
     from infra.errors import UsageError
 
     started = None
     if not engine.reachable():
         if os.geteuid() != 0:
-            pytest.skip("no Docker engine running and not root, so cannot start one")
+            docker_skip(f"no Docker engine at {engine.docker_host()} and not root, so cannot start one "
+                        "(as root the tests start dockerd themselves)")
         if not shutil.which("dockerd"):
-            pytest.skip("no Docker engine: install it with `apt-get install docker.io` (Debian)")
+            docker_skip("no Docker engine: install it with `apt-get install docker.io` (Debian)")
         try:
             started = engine.start_dockerd(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
         except UsageError as e:
-            pytest.skip(f"could not start dockerd: {e.message}")
+            docker_skip(f"could not start dockerd: {e.message}")
     client = engine.connect()
     try:
         yield client
@@ -109,14 +119,21 @@ def docker_client(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def node_images(docker_client, request):
-    """Both node images. Base images come from the engine's cache; building them (debootstrap, a
-    few minutes) only happens when the docker_e2e marker is selected."""
+    """Both node images. Base images come from the engine's cache; building them (mmdebstrap or
+    debootstrap, minutes) only happens when docker_e2e is selected or HERACLIUS_BUILD_IMAGES=1."""
     from infra.docker import images
 
     missing = [b.tag for b in images.BASES.values() if not images.has_image(docker_client, b.tag)]
     if missing and not docker_e2e_selected(request.config):
-        pytest.skip(f"base image(s) {', '.join(missing)} not built yet; run `pytest -m docker_e2e tests/cloud` "
-                    "once as root with debootstrap installed to build them (about 5 minutes)")
-    if missing and (os.geteuid() != 0 or not shutil.which("debootstrap")):
-        pytest.skip("building base images needs root and debootstrap (apt-get install debootstrap)")
-    return {impl: images.ensure_node_image(docker_client, impl) for impl in images.BASES}
+        docker_skip(f"base image(s) {', '.join(missing)} not built yet; run `pytest -m docker_e2e tests/cloud` "
+                    "once as root with mmdebstrap or debootstrap installed to build them (2-4 minutes)")
+    if missing and (os.geteuid() != 0 or not images.bootstrap_tool()):
+        docker_skip("building base images needs root and mmdebstrap or debootstrap "
+                    "(apt-get install --no-install-recommends mmdebstrap)")
+    started = time.monotonic()
+    tags = {impl: images.ensure_node_image(docker_client, impl) for impl in images.BASES}
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if missing and reporter:
+        reporter.write_line(f"\nbuilt base images {', '.join(missing)} and the node images in "
+                            f"{time.monotonic() - started:.0f} s")
+    return tags

@@ -18,6 +18,7 @@ from infra.aws import ansible
 from infra.aws.provider import write_deployment
 from infra.aws.sshkey import generate_ssh_key
 from infra.client import kv_get, kv_put
+from infra.docker import engine
 from infra.errors import RemoteError
 from infra.keys import make_private_dir
 from infra.planner import make_plan
@@ -179,7 +180,7 @@ def _free_loopback_prefix() -> str:
 
 
 @pytest.mark.docker_e2e
-@pytest.mark.timeout(280)
+@pytest.mark.timeout(1200)  # 280 s for the test, the rest for building the images if it is the first to need them
 def test_playbook_docker_runtime(docker_client, node_images, tmp_path, request):
     """The cloud path of the role: node containers with host networking on a machine reached over SSH
     (here this machine, through an sshd on 127.0.0.1; its engine already has the images, so the
@@ -212,7 +213,7 @@ def test_playbook_docker_runtime(docker_client, node_images, tmp_path, request):
     cfg.write_text(f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {ssh}/host_key\n"
                    f"AuthorizedKeysFile {ssh}/authorized_keys\nPermitRootLogin prohibit-password\n"
                    "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-                   f"PidFile {ssh}/sshd.pid\nSetEnv HOME={home}\n")
+                   f"PidFile {ssh}/sshd.pid\nSetEnv HOME={home} DOCKER_HOST={engine.docker_host()}\n")
     with open(ssh / "sshd.log", "wb") as log:
         sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=log,
                                 stdin=subprocess.DEVNULL)
