@@ -62,6 +62,7 @@ class IOLoop(threading.Thread):
         self.on_peer, self.on_client, self.on_reject, self.on_link = on_peer, on_client, on_reject, on_link
         self.sel = selectors.DefaultSelector()
         self.links: dict[int, Link] = {}
+        self.handshaking: dict[int, Link] = {}  # links whose handshake deadline _expire watches
         self.out_links: dict[str, Link] = {}
         self.backoff: dict[str, float] = {n: 0.1 for n in dial}
         self.next_dial: dict[str, float] = {n: 0.0 for n in dial}
@@ -164,7 +165,8 @@ class IOLoop(threading.Thread):
             self._flush(lk)
 
     def _expire(self, now: float) -> None:
-        for lk in list(self.links.values()):
+        # Only links still in their handshake: scanning every link on every loop turn cost O(clients).
+        for lk in list(self.handshaking.values()):
             if not lk.session.ready and now - lk.started > HANDSHAKE_DEADLINE:
                 self._close(lk, LinkError("handshake_failed", "handshake deadline"))
 
@@ -188,6 +190,7 @@ class IOLoop(threading.Thread):
                            peer_hello_checker(self.m, self.m.network_id, node), self.maxmsg)
             lk = Link(s, sess, "peer", outbound_to=node)
             self.links[lk.id] = lk
+            self.handshaking[lk.id] = lk
             self.out_links[node] = lk
             self.sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, ("link", lk))
 
@@ -208,6 +211,7 @@ class IOLoop(threading.Thread):
             sess = Session(False, self._secret, self.m.network_id, self.me, chk, self.maxmsg)
             lk = Link(s, sess, kind)
             self.links[lk.id] = lk
+            self.handshaking[lk.id] = lk
             self.sel.register(s, selectors.EVENT_READ, ("link", lk))
 
     def _io(self, lk: Link, mask: int) -> None:
@@ -246,6 +250,7 @@ class IOLoop(threading.Thread):
                     return
 
     def _on_ready(self, lk: Link) -> None:
+        self.handshaking.pop(lk.id, None)
         if lk.outbound_to is not None:
             self.backoff[lk.outbound_to] = 0.1
             self.on_link(lk.outbound_to, True)
@@ -299,6 +304,7 @@ class IOLoop(threading.Thread):
             self.sel.unregister(lk.sock)
         lk.sock.close()
         self.links.pop(lk.id, None)
+        self.handshaking.pop(lk.id, None)
         if lk.outbound_to is not None and self.out_links.get(lk.outbound_to) is lk:
             del self.out_links[lk.outbound_to]
             if lk.session.ready:

@@ -2,6 +2,7 @@
 binary in-flight record, signature bodies cut from the cached encoding, the offset-based frame
 parsers and the generated codec."""
 
+import contextlib
 import json
 import os
 
@@ -284,3 +285,51 @@ def test_remote_input_is_due_at_once_but_proposed_on_tick():
     cd = codec.CompactDecision(header=_header(1), leaf=codec.OutputLeaf(source_cluster="c0", height=1,
                                                                           destination="s0", seq=1))
     assert r.on_remote(cd, 5) == [] and r.proposal_due() == 5
+
+
+def test_io_loop_closes_only_links_stuck_in_their_handshake(monkeypatch):
+    import socket
+    import time
+
+    from impl_b import ioloop
+    from impl_b.session import node_key_checker
+
+    monkeypatch.setattr(ioloop, "HANDSHAKE_DEADLINE", 0.4)
+    rejects = []
+    socks = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        socks.append(s)
+    loop = ioloop.IOLoop(M, "c0-n0", SECRETS["c0-n0"]["x25519"], [], on_peer=lambda *a: None,
+                         on_client=lambda *a: None, on_reject=lambda *a: rejects.append(a[0]),
+                         on_link=lambda *a: None, peer_sock=socks[0], client_sock=socks[1])
+    loop.start()
+    silent = good = None
+    try:
+        port = socks[1].getsockname()[1]
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        good = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sess = Session(True, os.urandom(32), M.network_id, "", node_key_checker(M, "c0-n0"), 1 << 20)
+        while not sess.ready:
+            good.sendall(bytes(sess.out))
+            sess.out.clear()
+            sess.feed(good.recv(65536))
+        good.sendall(bytes(sess.out))
+        sess.out.clear()
+        assert silent.recv(10) == b""  # closed by the server after the deadline
+        assert "handshake_failed" in rejects
+        time.sleep(0.6)  # well past the deadline: the established link stays
+        sess.send([encode(codec.ClientMessage(submit=_request(1)))])
+        good.sendall(bytes(sess.out))
+        good.settimeout(0.3)
+        with contextlib.suppress(TimeoutError):  # no answer is expected; a close would be b""
+            assert good.recv(10) != b""
+        assert rejects.count("handshake_failed") == 1 and len(loop.handshaking) == 0
+    finally:
+        loop.stop()
+        loop.join(timeout=5)
+        for s in (silent, good, *socks):
+            if s is not None:
+                s.close()
