@@ -12,6 +12,10 @@ class OpsError(Exception):
         self.fix = fix
         self.detail = detail
 
+    def __str__(self) -> str:
+        # The detail (e.g. a node's log tail) belongs in tracebacks and test reports too.
+        return f"{self.message}\n{self.detail.rstrip()}" if self.detail else self.message
+
     def render(self) -> str:
         parts = [f"error: {self.message}"]
         if self.detail:
