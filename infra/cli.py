@@ -338,14 +338,15 @@ def heal_cmd(name, home):
 @click.option("--probability", type=float, default=None)
 @click.option("--delay-ms", type=int, default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--clients", default="", help="censor_client: comma-separated client ids (a, b or manifest ids).")
 @click.option("--clear", is_flag=True, help="Remove NODE's rules instead.")
-def byzantine_cmd(name, home, node, action, messages, targets, probability, delay_ms, seed, clear):
+def byzantine_cmd(name, home, node, action, messages, targets, probability, delay_ms, seed, clients, clear):
     """Give NODE a SPEC 16 fault rule (testbed deployments only) and restart it."""
     if not clear and not action:
         raise UsageError("give an ACTION or --clear", fix=f"actions: {', '.join(fault_ops.BYZANTINE_ACTIONS)}")
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     rules = [] if clear else [fault_ops.byzantine_rule(action, split(messages), split(targets), probability,
-                                                       delay_ms, seed)]
+                                                       delay_ms, seed, split(clients))]
     fault_ops.byzantine(load_deployment(name, home), node, rules)
     out.print(f"{node}: faults {json.dumps(rules)}; restarted")
 

@@ -16,13 +16,14 @@ import shutil
 import signal
 
 from infra import local, netns, process
-from infra.deployment import Deployment
+from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import UsageError
 from infra.manifest import validate_manifest, write_manifest
 from infra.status import region_layout
 
 BYZANTINE_ACTIONS = ["drop", "delay", "duplicate", "mutate", "bad_signature", "equivocate", "tamper_compact",
-                     "withhold_queue", "wrong_result", "false_client_response", "silent"]
+                     "withhold_queue", "wrong_result", "false_client_response", "silent", "censor_client",
+                     "skip_queue_seq"]
 ALIVE = ("running", "paused")
 
 
@@ -188,13 +189,20 @@ def byzantine(dep: Deployment, node_id: str, rules: list[dict], timeout: float =
 
 
 def byzantine_rule(action: str, messages: list[str] | None = None, targets: list[str] | None = None,
-                   probability: float | None = None, delay_ms: int | None = None, seed: int | None = None) -> dict:
-    """One SPEC 16 rule with only the given fields (absent fields take the spec defaults)."""
+                   probability: float | None = None, delay_ms: int | None = None, seed: int | None = None,
+                   clients: list[str] | None = None) -> dict:
+    """One SPEC 16 rule with only the given fields (absent fields take the spec defaults).
+    `clients` (censor_client only): manifest client ids, or a/b for the two libraries' clients."""
     if action not in BYZANTINE_ACTIONS:
         raise UsageError(f"unknown Byzantine action {action!r}", fix=f"use one of: {', '.join(BYZANTINE_ACTIONS)}")
+    if action == "censor_client" and not clients:
+        raise UsageError("censor_client needs the clients to censor", fix="add --clients a (or a manifest client id)")
+    if clients and action != "censor_client":
+        raise UsageError("--clients only applies to censor_client")
+    clients = [CLIENT_IDS.get(c, c) for c in clients or []]
     rule: dict = {"action": action}
     for k, v in (("messages", messages), ("targets", targets), ("probability", probability),
-                 ("delay_ms", delay_ms), ("seed", seed)):
+                 ("delay_ms", delay_ms), ("seed", seed), ("clients", clients)):
         if v:
             rule[k] = v
     return rule

@@ -85,6 +85,12 @@ def semantic_problems(m: dict) -> list[str]:
         for n in nodes:
             if "faults" in n:
                 problems.append(f"rule 7: node {n['id']} has faults but testbed is not true")
+    client_ids = {c["id"] for c in m.get("clients", [])}
+    for n in nodes:
+        for rule in n.get("faults", []):
+            for c in rule.get("clients", []):
+                if c not in client_ids:
+                    problems.append(f"SPEC 16: node {n['id']} censors {c!r}, which is not a client id of the manifest")
     return problems + timeout_problems(m.get("timeouts_ms", {}))
 
 

@@ -74,6 +74,20 @@ def test_byzantine_rewrites_manifest_and_restarts(fake_deployment):
         faults.byzantine_rule("explode")
 
 
+def test_censor_client_rules_name_manifest_clients(fake_deployment):
+    dep = fake_deployment
+    assert faults.byzantine_rule("censor_client", clients=["a", "client-b"]) == {
+        "action": "censor_client", "clients": ["client-a", "client-b"]}
+    with pytest.raises(UsageError, match="needs the clients"):
+        faults.byzantine_rule("censor_client")
+    with pytest.raises(UsageError, match="only applies to censor_client"):
+        faults.byzantine_rule("drop", clients=["a"])
+    before = dep.manifest_path.read_bytes()
+    with pytest.raises(UsageError, match="'client-z', which is not a client id"):
+        faults.byzantine(dep, "s0-n1", [faults.byzantine_rule("censor_client", clients=["client-z"])])
+    assert dep.manifest_path.read_bytes() == before
+
+
 def test_byzantine_needs_testbed(home, request):
     request.addfinalizer(lambda: ops.destroy("plain", home))
     dep = local.create(make_plan(3), "plain", home)
