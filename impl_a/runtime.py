@@ -30,6 +30,11 @@ ERROR_CODES = {"malformed": pb.CLIENT_ERROR_MALFORMED, "non_canonical": pb.CLIEN
                "overloaded": pb.CLIENT_ERROR_OVERLOADED}
 
 
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class NodeRuntime:
     def __init__(self, manifest: Manifest, node_id: str, ed_seed: bytes, x_secret: bytes, data_dir: str, log: Log):
         self.m = manifest
@@ -377,12 +382,15 @@ class NodeRuntime:
             self.waiters.setdefault(ident, []).append(fut)
             if submit:
                 self._guard(self._submit, req)
+            # One timer per request instead of wait_for's extra future, task and callbacks.
+            expiry = asyncio.get_running_loop().call_later(self.m.timeouts["client_timeout"] / 1000, _expire, fut)
             try:
-                h = await asyncio.wait_for(fut, self.m.timeouts["client_timeout"] / 1000)
+                h = await fut
             except TimeoutError:
                 await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "no decision in time")
                 return
             finally:
+                expiry.cancel()
                 lst = self.waiters.get(ident)
                 if lst and fut in lst:
                     lst.remove(fut)
