@@ -82,8 +82,10 @@ def start_dockerd(log_path: Path, timeout: float = 60.0) -> subprocess.Popen:
     if root:
         # containerd's sockets live under the exec root: keep it short (unix socket paths < 108 bytes)
         make_private_dir(root)
+        # own containerd namespaces too, in case it ends up on a system containerd shared with another engine
         cmd += ["--data-root", str(root / "data"), "--exec-root", str(root / "run"),
-                "--pidfile", str(root / "docker.pid"), "--bridge", "none"]
+                "--pidfile", str(root / "docker.pid"), "--bridge", "none",
+                "--containerd-namespace", "heraclius", "--containerd-plugins-namespace", "heraclius-plugins"]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout

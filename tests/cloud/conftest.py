@@ -133,7 +133,9 @@ def node_images(docker_client, request):
     started = time.monotonic()
     tags = {impl: images.ensure_node_image(docker_client, impl) for impl in images.BASES}
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if missing and reporter:
-        reporter.write_line(f"\nbuilt base images {', '.join(missing)} and the node images in "
-                            f"{time.monotonic() - started:.0f} s")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if missing and reporter and capture:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nbuilt base images {', '.join(missing)} and the node images in "
+                                f"{time.monotonic() - started:.0f} s")
     return tags
