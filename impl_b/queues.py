@@ -56,20 +56,20 @@ class QueueMixin:
         withhold = self.faults is not None and self.faults.active("withhold_queue")
         items = [] if withhold else self._queue_items(pull)
         if items or withhold:
-            self._reply_pull(link_id, pull, items)
+            self._reply_pull(link_id, node, pull, items)
             return
         self.held.append((now + self.m.timeouts["queue_long_poll"], link_id, node, pull))
 
-    def _reply_pull(self, link_id: int, pull, items: list) -> None:
+    def _reply_pull(self, link_id: int, node: str, pull, items: list) -> None:
         qb = codec.QueueBatch(source_cluster=self.cid, destination=pull.destination, decisions=items)
-        self.io.send_conn(link_id, encode(codec.PeerMessage(queue_batch=qb)))
+        self.reply(link_id, node, codec.PeerMessage(queue_batch=qb))
 
     def _serve_held(self, now: int) -> None:
         keep = []
         for dl, link_id, node, pull in self.held:
             items = self._queue_items(pull)
             if items or dl <= now:
-                self._reply_pull(link_id, pull, items)
+                self._reply_pull(link_id, node, pull, items)
             else:
                 keep.append((dl, link_id, node, pull))
         self.held = keep

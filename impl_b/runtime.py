@@ -157,7 +157,10 @@ class Runtime(QueueMixin):
         self._expire_waiters(now)
         while self.delayed and self.delayed[0][0] <= now:
             _t, _s, to, data = heapq.heappop(self.delayed)
-            self.io.send_node(to, data)
+            if isinstance(to, tuple):  # ("conn", link_id): a delayed reply
+                self.io.send_conn(to[1], data)
+            else:
+                self.io.send_node(to, data)
 
     # ------------------------------------------------------------ actions
 
@@ -205,6 +208,18 @@ class Runtime(QueueMixin):
                 heapq.heappush(self.delayed, (self.now() + delay, id(data), to, data))
             else:
                 self.io.send_node(to, data)
+
+    def reply(self, link_id: int, node: str, pm) -> None:
+        """A response on the connection its request came in on (SPEC 13), through the testbed
+        fault rules like every other outgoing peer message (SPEC 16)."""
+        if self.faults is None:
+            self.io.send_conn(link_id, encode(pm))
+            return
+        for delay, data in self.faults.outgoing(node, pm):
+            if delay:
+                heapq.heappush(self.delayed, (self.now() + delay, id(data), ("conn", link_id), data))
+            else:
+                self.io.send_conn(link_id, data)
 
     def _equivocal(self, p):
         """testbed `equivocate`: a second valid proposal, its batch without the last input."""
@@ -254,8 +269,8 @@ class Runtime(QueueMixin):
             return
         top = self.replica.height
         out = self.reply_items(lambda h: self.decision(h) if 1 <= h <= top else None, req.from_height, req.max_count)
-        resp = codec.PeerMessage(sync_response=codec.SyncResponse(cluster_id=self.cid, decisions=out))
-        self.io.send_conn(link_id, encode(resp))
+        self.reply(link_id, node, codec.PeerMessage(sync_response=codec.SyncResponse(cluster_id=self.cid,
+                                                                                  decisions=out)))
 
     def compact(self, h: int, dest: str):
         """Compact decision of height h for dest, with the decision's audit paths computed once."""

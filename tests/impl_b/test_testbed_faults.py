@@ -127,3 +127,27 @@ def test_faulty_nodes_report_rules_and_service_continues(tmp_path):
             assert min(st["view"] for st in after.values()) > before["view"]
     finally:
         net.close()
+
+
+def test_drop_rules_apply_to_replies_on_the_request_connection():
+    """sync_response and queue_batch go back on the request's connection, still through the rules."""
+    sim = Sim(seed=33)
+    assert sim.run_until(_done(sim, sim.put(b"d", b"v")), 5000)
+    drop = [{"action": "drop", "messages": ["sync_response", "queue_batch"], "targets": ["c0-n2", "s0-n3"]}]
+    plain, faulty = _runtime(sim, "s0-n1"), _runtime(sim, "s0-n1", drop)
+    for rt in (plain, faulty):
+        for d in sim.stores["s0-n1"].decisions:
+            rt._index(d)
+        rt.replica.height = len(sim.stores["s0-n1"].decisions)
+        sync = codec.SyncRequest(cluster_id="s0", from_height=1, max_count=8)
+        rt._serve_sync(4, "s0-n3", sync)  # a target: dropped
+        rt._serve_sync(5, "s0-n2", sync)
+        pull = codec.QueuePull(source_cluster="s0", destination="c0", from_seq=1, max_count=8)
+        rt._serve_pull(6, "c0-n2", pull, 0)  # not a target of the rule
+        rt._serve_pull(7, "c0-n1", pull, 0)
+        rt._serve_pull(8, "c0-n2", pull, 0)  # a target: dropped
+    kinds = [(link, pm.which()) for link, pm in plain.io.out]
+    assert kinds == [(4, "sync_response"), (5, "sync_response"), (6, "queue_batch"), (7, "queue_batch"),
+                     (8, "queue_batch")]
+    assert all(pm.sync_response.decisions for _l, pm in plain.io.out[:2])
+    assert [(link, pm.which()) for link, pm in faulty.io.out] == [(5, "sync_response"), (7, "queue_batch")]
