@@ -13,7 +13,7 @@ class RestartMixin:
     """Restart half of the consensus state machine."""
 
     def restore(self, view: int, view_active: bool, decisions: list, inflight: dict, new_view=None,
-                now: int | None = None) -> None:
+                now: int | None = None, asked: int = 0) -> None:
         """Rebuild from the durable log: decisions 1..h (trusted), the view and height+1 votes; then
         resume the timers of that view (SPEC 12.9), the messages to re-send being queued as actions."""
         for d in decisions:
@@ -40,9 +40,15 @@ class RestartMixin:
         now = self.last_leader_contact if now is None else now
         self.last_leader_contact = self.last_hb_sent = now
         if not self.view_active:
-            self._resume_view_change(now)
-        elif self.accepted is not None:
-            self._restore_own_votes()
+            self._resume_view_change(now, asked)
+        else:
+            if self.last_nv is not None and self.accepted is None:
+                # the first proposal of this view must still match the NewView's selection (12.6.4)
+                self.selected = self._selection(self.last_nv)
+                if self.selected is not None and self.is_leader():
+                    self._maybe_propose(now)
+            if self.accepted is not None:
+                self._restore_own_votes()
         for n in self.cluster.members:
             if n != self.me:
                 for pm in self.resend_messages(n):

@@ -78,7 +78,7 @@ class Runtime(QueueMixin):
 
     def restore(self) -> None:
         view, active, decisions, inflight, new_view = self.store.load()
-        self.replica.restore(view, active, decisions, inflight, new_view, now=self.now())
+        self.replica.restore(view, active, decisions, inflight, new_view, now=self.now(), asked=self.store.asked)
         for d in decisions:
             self._index(d)
         self.counters["decisions"] = 0

@@ -55,6 +55,7 @@ class Store:
         self.log = self.env.open_db(b"log")
         self.meta = self.env.open_db(b"meta")
         self.height = 0
+        self.asked = 0
 
     def close(self) -> None:
         self.env.close()
@@ -85,6 +86,9 @@ class Store:
             txn.put(b"view", _seal(json.dumps([v, active]).encode()), db=self.meta)
             if rec.get("new_view") is not None:
                 txn.put(b"new_view", _seal(encode(rec["new_view"])), db=self.meta)
+        if "asked" in rec:  # the highest view this node asked for (re-sent after a restart, SPEC 12.9)
+            txn.put(b"asked", _seal(str(rec["asked"]).encode()), db=self.meta)
+            self.asked = rec["asked"]
 
     # ------------------------------------------------------------ reads
 
@@ -126,6 +130,9 @@ class Store:
             data = _unseal(bytes(raw)) if raw is not None else None
             if data is not None:
                 new_view = codec.decode("NewView", data)
+            raw = txn.get(b"asked", db=self.meta)
+            data = _unseal(bytes(raw)) if raw is not None else None
+            self.asked = int(data) if data is not None else 0
             inflight = {}
             raw = txn.get(b"inflight", db=self.meta)
             if raw is not None:

@@ -27,6 +27,7 @@ class ViewChangeMixin:
         self.behind_asked = -10**9
         self.higher_views: dict[int, set] = {}
         self.my_vd = None  # my signed ViewData for the pending view (re-sent until its NewView)
+        self.vd_resent = -10**9
 
     def _suspect(self, now: int, why: str) -> None:
         if self.in_vc and self.vc_sent > self.view:
@@ -71,23 +72,29 @@ class ViewChangeMixin:
         sign_message(self.signer, self.m.network_id, vc)
         self.vc_msgs[self.me] = vc
         self.vc_resend = now + self._resend_period()
+        self._emit(Persist({"asked": target}))
         self._broadcast(codec.PeerMessage(view_change=vc))
         self._check_vc(now)
 
     def _resend_period(self) -> int:
         return max(self.t["heartbeat_interval"], self.t["view_change"] // 3)
 
-    def _resume_view_change(self, now: int) -> None:
+    def _resume_view_change(self, now: int, asked: int = 0) -> None:
         """SPEC 12.9: restarted in view w > 0 without its NewView, the node is still in that view
-        change: ViewChange{w} again, its ViewData to the leader of w, and the view_change timer."""
+        change: ViewChange{w} again (and for the higher view it had asked for, if any), its ViewData
+        to the leader of w, and the view_change timer."""
         w = self.view
         self.in_vc = True
         self.view_active = False
         self.accepted = None
         self.vc_sent = max(self.vc_sent, w)
-        vc = codec.ViewChange(cluster_id=self.cid, new_view=w, node_id=self.me, height=self.height)
-        sign_message(self.signer, self.m.network_id, vc)
-        self.vc_msgs[self.me] = vc
+        for target in sorted({w, max(w, asked)}):
+            vc = codec.ViewChange(cluster_id=self.cid, new_view=target, node_id=self.me, height=self.height)
+            sign_message(self.signer, self.m.network_id, vc)
+            self.vc_msgs[self.me] = vc
+            self.vc_sent = target
+            if target < asked:  # superseded at once: restore() and later re-sends carry the highest only
+                self._broadcast(codec.PeerMessage(view_change=vc))
         self.vc_deadline = now + self.t["view_change"] * min(2 ** self.vc_fail, 8)
         self.vdata = {}
         self.nv_sent = False
@@ -103,6 +110,15 @@ class ViewChangeMixin:
                             last_hash=self.head_hash, prepared=prepared)
         sign_message(self.signer, self.m.network_id, vd)
         self.my_vd = vd
+
+    def _resend_view_data(self, leader: str, now: int) -> None:
+        """SPEC 12.9: the leader of my pending view asks for it again (it restarted and lost the
+        ViewData it had collected): send mine again, at most once per 500 ms."""
+        vd = self.my_vd
+        if (not self.view_active and vd is not None and vd.view == self.view
+                and now - self.vd_resent >= 500):
+            self.vd_resent = now
+            self._emit_send(leader, codec.PeerMessage(view_data=vd))
 
     def _vc_messages(self, to: str) -> list:
         """What this node re-sends to `to` while it is in a view change (lost on a down link)."""
@@ -128,6 +144,8 @@ class ViewChangeMixin:
             self._need_sync(vc.height, sender)
         if vc.new_view <= self.view:
             self._answer_late(sender, now)  # the sender is behind (SPEC 12.6.6)
+            if vc.new_view == self.view and sender == self.leader_of(self.view):
+                self._resend_view_data(sender, now)
             self._reject("stale", sender, "view change for an old view")
             return
         prev = self.vc_msgs.get(sender)
@@ -269,18 +287,23 @@ class ViewChangeMixin:
             self._emit(Persist({"view": (nv.view, False)}))
         self._follow_new_view(nv, now)
 
+    def _selection(self, nv):
+        """SPEC 12.6.4: the proposal the first one of nv.view must match, while at height m."""
+        m = max(v.last_height for v in nv.view_data)
+        best = None
+        for v in nv.view_data:
+            p = v.prepared.proposal if v.prepared is not None else None
+            if p is not None and p.height == m + 1 and (best is None or p.view > best.view):
+                best = p
+        return best if best is not None and self.height == m else None
+
     def _follow_new_view(self, nv, now: int) -> None:
         m = max(v.last_height for v in nv.view_data)
         if self.height < m:
             self.pending_nv = nv
             self._need_sync(m, nv.leader_id)
             return
-        best = None
-        for v in nv.view_data:
-            p = v.prepared.proposal if v.prepared is not None else None
-            if p is not None and p.height == m + 1 and (best is None or p.view > best.view):
-                best = p
-        self.selected = best if best is not None and self.height == m else None
+        self.selected = self._selection(nv)
         self.pending_nv = None
         self.last_nv = nv
         self.view_active = True

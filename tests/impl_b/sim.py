@@ -23,6 +23,7 @@ class MemStore:
         self.decisions: list = []
         self.inflight: dict = {}
         self.new_view = None
+        self.asked = 0
 
     def persist(self, rec: dict) -> None:
         if "decision" in rec:
@@ -36,6 +37,8 @@ class MemStore:
             self.view = rec["view"]
         if rec.get("new_view") is not None:
             self.new_view = rec["new_view"]
+        if "asked" in rec:
+            self.asked = rec["asked"]
 
 
 class LmdbStore:
@@ -98,9 +101,9 @@ class Sim:
         st = self.stores[n]
         if isinstance(st, LmdbStore):
             view, active, decisions, inflight, nv = st.load()
-            r.restore(view, active, decisions, inflight, nv)
+            r.restore(view, active, decisions, inflight, nv, asked=st.store.asked)
         else:
-            r.restore(st.view[0], st.view[1], list(st.decisions), st.inflight, st.new_view)
+            r.restore(st.view[0], st.view[1], list(st.decisions), st.inflight, st.new_view, asked=st.asked)
         self.replicas[n] = r
 
     def _schedule(self, delay: int, ev: tuple) -> None:

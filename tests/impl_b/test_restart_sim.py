@@ -5,6 +5,7 @@ from impl_b import codec
 from impl_b.checks import sign_message
 from impl_b.codec import encode
 from impl_b.crypto import Signer
+from impl_b.storage import Store
 
 from .sim import Sim
 
@@ -193,3 +194,68 @@ def test_equivocation_is_recorded_by_a_member_one_height_behind():
     sim.tamper.clear()
     assert sim.run_until(lambda: n3.height == sim.replicas["c0-n0"].height, 5000)
     assert sim.logs_agree("c0")
+
+
+def test_leader_restarted_after_its_new_view_proposes_the_selection():
+    """The new leader of view 1 holds the NewView (which selects a prepared proposal) but dies before
+    its proposal gets out: restarted, it recomputes the selection and proposes exactly that."""
+    sim = Sim(seed=27)
+    assert sim.run_until(_done(sim, sim.put(b"sel", b"0")), 5000)
+    blocked = {"commit"}
+    for n in C0:
+        sim.tamper[n] = lambda to, pm: [] if pm.which() in blocked else [pm]
+    q = sim.put(b"sel", b"1", to=["c0-n0", "c0-n1"])
+
+    def prepared_everywhere():
+        certs = [sim.replicas[n].prepared_cert for n in C0]
+        return all(c is not None for c in certs) and len({encode(c.proposal.header) for c in certs}) == 1
+
+    assert sim.run_until(prepared_everywhere, 3000)
+    prepared = sim.replicas["c0-n2"].prepared_cert.proposal.header
+    sim.crash("c0-n0")
+    blocked.clear()
+    sim.tamper["c0-n1"] = _drop({"proposal"})
+    n1 = sim.replicas["c0-n1"]
+    assert sim.run_until(lambda: all(sim.replicas[n].view == 1 and sim.replicas[n].view_active
+                                     for n in ("c0-n1", "c0-n2", "c0-n3")), 5000)
+    assert n1.accepted is not None and encode(n1.accepted.header) == encode(prepared)
+    sim.crash("c0-n1")
+    sim.stores["c0-n1"].inflight = {}  # as if it died after persisting the NewView, before proposing
+    sim.tamper.clear()
+    sim.restart("c0-n1")
+    assert sim.replicas["c0-n1"].accepted is not None  # the selection, proposed again at once
+    assert sim.run_until(_done(sim, q), 3000)
+    assert encode(sim.stores["c0-n2"].decisions[prepared.height - 1].header) == encode(prepared)
+    assert {sim.replicas[n].view for n in ("c0-n1", "c0-n2", "c0-n3")} == {1}
+    assert not [r for r in sim.rejects if r[1] == "invalid_proposal"]
+    assert sim.logs_agree("c0")
+
+
+def test_restart_re_sends_the_higher_view_it_had_asked_for():
+    """Stopped in view 5 (leader c0-n1, which stays down) after asking for view 6: restarted, the
+    members ask for 6 again at once instead of waiting another view_change period (600 ms)."""
+    sim = Sim(seed=28)
+    assert sim.run_until(_done(sim, sim.put(b"hi", b"0")), 5000)
+    for n in C0:
+        sim.crash(n)
+    for n in ("c0-n0", "c0-n2", "c0-n3"):
+        sim.stores[n].view = (5, False)
+        sim.stores[n].asked = 6 if n != "c0-n3" else 5
+        sim.restart(n)
+    assert sim.replicas["c0-n0"].vc_sent == 6 and sim.replicas["c0-n3"].vc_sent == 5
+    rid = sim.put(b"hi", b"1", to=["c0-n0", "c0-n2", "c0-n3"])
+    assert sim.run_until(_done(sim, rid), 400)
+    assert {sim.replicas[n].view for n in ("c0-n0", "c0-n2", "c0-n3")} == {6}
+    assert sim.stores["c0-n3"].asked == 6  # joined (f + 1 asked), durably
+
+
+def test_asked_view_is_durable_in_lmdb(tmp_path):
+    st = Store(str(tmp_path / "d"))
+    st.persist_all([{"view": (4, False)}, {"asked": 7}])
+    st.close()
+    st = Store(str(tmp_path / "d"))
+    try:
+        view, active, _decisions, _inflight, _nv = st.load()
+        assert (view, active, st.asked) == (4, False, 7)
+    finally:
+        st.close()
