@@ -1,6 +1,8 @@
 """Testbed fault profile (SPEC 16) on real processes: one faulty node per cluster, service continues,
 the faults are visible in /status, and Byzantine behaviour is counted and kept as evidence."""
 
+import time
+
 import pytest
 
 from .procnet import ProcNet
@@ -38,11 +40,13 @@ def test_tamper_compact_and_bad_signatures(tamper_net):
         return any(e["node_id"] == "s0-n1" and e["kind"] == "tampered_compact"
                    for st in sts for e in st["byzantine_evidence"])
 
-    # Pullers rotate through s0 only after empty or invalid replies, so whether one of them is at
-    # s0-n1 while it has something to serve depends on timing: write until one is (bounded).
-    for i in range(20):
+    # Pullers rotate through s0 only after empty (long-poll timeout) or invalid replies, so whether one
+    # of them is at s0-n1 while it has something to serve depends on timing: idle for longer than
+    # queue_long_poll (so every puller moves on to the next member), write, and repeat until one is.
+    for i in range(24):
         if tamper_seen(statuses()):
             break
+        time.sleep(0.2 + 0.15 * (i % 4))
         assert net.op("put", f"more{i}", "x")["found"] is False
     sts = statuses()
     assert tamper_seen(sts)
