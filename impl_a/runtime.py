@@ -156,7 +156,8 @@ class NodeRuntime:
                 elif kind == "evidence":
                     self.log.add_evidence(*act[1:])
                 elif kind == "event":
-                    self.log.emit("info", act[1], act[1].replace("_", " "), **act[2])
+                    level = "error" if act[1] == "invariant_violated" else "info"
+                    self.log.emit(level, act[1], act[1].replace("_", " "), **act[2])
         wake = r.wake_in()
         if wake is not None and not self._wake_armed:
             self._wake_armed = True

@@ -192,8 +192,11 @@ class ViewChangeMixin:
     def _on_new_view(self, sender: str, nv: pb.NewView) -> None:
         w = nv.view
         leader = self.cluster.leader(w).id
-        if w < self.view or (w == self.view and not self.in_vc):
+        if w < self.view or (w == self.view and not self.awaiting_new_view):
+            # A NewView of our own view (re-sent by its leader after a restart, 12.9) changes nothing:
+            # in particular it does not end a suspicion of that view (only 12.6 step 7 does).
             self._reject("stale", sender, f"new view {w}")
+            self._remind_view_change(sender)
             return
         if nv.leader_id != leader or sender != leader:
             self._reject("not_leader", sender, "new view")
@@ -218,10 +221,16 @@ class ViewChangeMixin:
         self.in_vc = False
         self.awaiting_new_view = False
         self.installed_nv = nv
-        self.actions.append(("persist", [], [("new_view", encode(nv))]))
+        meta = [("new_view", encode(nv))]
+        if self.vc_requested > self.view:
+            # We had given up on this view and asked for a later one, but the quorum installed it: the
+            # view is active again, so a later suspicion must be able to ask for view + 1 anew.
+            self.vc_requested = self.view
+            meta.append(("vc_requested", str(self.view).encode()))
+        self.actions.append(("persist", [], meta))
         self.vc_deadline = None
         self.vc_failures = 0
-        self.vc_msgs = {k: v for k, v in self.vc_msgs.items() if v.new_view > self.view}
+        self.vc_msgs = {k: v for k, v in self.vc_msgs.items() if v.new_view > self.view and k != self.me}
         self.last_leader_contact = self.now
         selected = self._select(nv)
         self.actions.append(("event", "new_view", {"view": self.view, "leader": self.leader, "selected":
@@ -333,6 +342,29 @@ class ViewChangeMixin:
             del self.higher_votes[old]
         if len(voters) >= self.cluster.f + 1:
             self._ask_for_new_view(view, sorted(voters))
+
+    def _remind_view_change(self, peer: str) -> None:
+        """We are leaving the view whose NewView peer just re-sent: tell it which view we ask for, so
+        it can join (12.6 step 1) instead of waiting for our link to it to come up again."""
+        own = self.vc_msgs.get(self.me)
+        if self.in_vc and own is not None and own.new_view > self.view and self._rate_ok(f"vc:{peer}"):
+            self.actions.append(("send", peer, pb.PeerMessage(view_change=own)))
+
+    def check_timers_armed(self) -> None:
+        """Invariant: some timer can always move us on, so a node never sits silent forever. In a view
+        change the view_change timer runs; in an active view the heartbeat and censorship timers can
+        ask for view + 1, which they cannot while an earlier ask is still recorded. A breach is our bug:
+        it is reported and repaired."""
+        if self.in_vc and self.vc_deadline is None:
+            broken = "in a view change without a view_change timer"
+            self.vc_deadline = self.now + self._vc_timeout()
+        elif not self.in_vc and self.vc_requested > self.view:
+            broken = f"active in view {self.view} while asking for view {self.vc_requested}"
+            self.vc_requested = self.view
+            self.vc_msgs.pop(self.me, None)
+        else:
+            return
+        self.actions.append(("event", "invariant_violated", {"view": self.view, "detail": broken}))
 
     def _send_installing_new_view(self, peer: str) -> None:
         if self.in_vc or self.view == 0 or self.installed_nv is None or self.installed_nv.view != self.view:

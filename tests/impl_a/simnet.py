@@ -33,6 +33,7 @@ class SimNode:
         self.decided: list[pb.Decision] = []
         self.rejects: list[tuple] = []
         self.evidence: list[tuple] = []
+        self.events: list[tuple[str, dict]] = []
 
 
 class SimNet:
@@ -110,6 +111,10 @@ class SimNet:
                 node.rejects.append(act[1:])
             elif kind == "evidence":
                 node.evidence.append(act[1:])
+            elif kind == "event":
+                node.events.append((act[1], act[2]))
+                if act[1] == "invariant_violated":  # the replica repairs itself; a test must not pass
+                    raise AssertionError(f"{node.id}: {act[2]}")
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:
         node = self.nodes.get(dst)

@@ -1,0 +1,122 @@
+"""Leader side of the normal case (SPEC 12.2): batching, proposing, and the testbed equivocate fault."""
+
+from __future__ import annotations
+
+from impl_a import heraclius_pb2 as pb
+from impl_a.codec import encode
+from impl_a.errors import RemoteViolation
+from impl_a.rsm import Execution, build_header
+from impl_a.verify import header_hash
+
+
+class LeaderMixin:
+    """Mixed into Replica; uses its fields (pools, accepted, selected, ...)."""
+
+    def wake_in(self) -> int | None:
+        """Milliseconds until the leader's batch_wait ends (the driver ticks then), or None."""
+        if self.batch_since is None or not self.is_leader() or self.in_vc:
+            return None
+        if self.view in self.accepted or self.catching_up():
+            # A proposal is in flight (or we are behind): the decision, not a timer, proposes next.
+            # Arming a 0 ms wake here would spin the event loop until the decision arrives.
+            return None
+        return max(0, self.batch_since + self.t["batch_wait"] - self.now)
+
+    def _maybe_propose(self) -> None:
+        if not self.is_leader() or self.in_vc or self.view in self.accepted or self.catching_up():
+            return
+        h = self.height + 1
+        if self.selected and self.selected[0] == h:
+            self._propose(self.selected[2])
+            return
+        if self.selected and self.selected[0] > h:
+            return
+        n_avail = len(self.req_pool) + sum(len(v) for v in self.remote_pool.values())
+        if n_avail == 0:
+            return
+        if (n_avail < self.lim["max_batch_inputs"] and self.batch_since is not None
+                and self.now - self.batch_since < self.t["batch_wait"]):
+            return
+        ex = self._execution(h)
+        batch = pb.Batch()
+        size, max_n, max_b = 0, self.lim["max_batch_inputs"], self.lim["max_batch_bytes"] - 64
+        for src in sorted(self.remote_pool, key=str.encode):
+            per = self.remote_pool[src]
+            seq = ex.next_in_of(src)
+            while seq in per and len(batch.inputs) < max_n:
+                inp = pb.Input(remote=per[seq][0])
+                n = inp.ByteSize() + 6
+                if size + n > max_b:
+                    break
+                try:
+                    ex.add(inp)
+                except RemoteViolation as exc:
+                    self._reject(exc.reason, "pool", exc.detail)
+                    del per[seq]
+                    break
+                batch.inputs.append(inp)
+                size += n
+                seq += 1
+        for ident, entry in list(self.req_pool.items()):
+            if len(batch.inputs) >= max_n:
+                break
+            if ident[0] in self.censored:
+                continue
+            if self.state.request_done(*ident):
+                del self.req_pool[ident]
+                continue
+            inp = pb.Input(client=entry[0])
+            n = inp.ByteSize() + 6
+            if size + n > max_b:
+                break
+            try:
+                ex.add(inp)
+            except RemoteViolation as exc:
+                self._reject(exc.reason, "pool", exc.detail)
+                del self.req_pool[ident]
+                continue
+            batch.inputs.append(inp)
+            size += n
+        if batch.inputs:
+            self._propose(batch, ex)
+        else:
+            self.batch_since = None  # nothing proposable (censored): no batch_wait wake-ups until new input
+
+    def _propose(self, batch: pb.Batch, ex: Execution | None = None) -> None:
+        h = self.height + 1
+        if ex is None:
+            ex = self._execution(h)
+            outputs = ex.run(batch, check=False)
+        else:
+            outputs = ex.finish()
+        header = build_header(self.cluster.id, h, self.head_hash, batch, outputs)
+        p = pb.Proposal(cluster_id=self.cluster.id, view=self.view, height=h, leader_id=self.me, header=header,
+                        batch=batch)
+        self._sign("proposal", p)
+        digest = header_hash(header)
+        self.proposals[digest] = (p, ex, outputs)
+        self.accepted[self.view] = digest
+        self.last_hb_sent = self.now
+        self.batch_since = None
+        # Persisting before the proposal goes out lets the previous decision and this vote share one
+        # durable write, and the Prepare follow the Proposal without another one.
+        self.actions.append(("persist", [], [("accepted", encode(p))]))
+        if "equivocate" in self.faults and len(batch.inputs) > 1:
+            self._equivocate(p, self.faults["equivocate"])
+        else:
+            self._send_all(pb.PeerMessage(proposal=p))
+        self._vote(p, digest, persisted=True)
+
+    def _equivocate(self, p: pb.Proposal, targets: set[str]) -> None:
+        """Testbed fault: targets get a valid proposal whose batch lacks the last input."""
+        alt_batch = pb.Batch(inputs=p.batch.inputs[:-1])
+        ex = self._execution(p.height)
+        outs = ex.run(alt_batch, check=False)
+        alt = pb.Proposal(cluster_id=p.cluster_id, view=p.view, height=p.height, leader_id=self.me,
+                          header=build_header(self.cluster.id, p.height, self.head_hash, alt_batch, outs),
+                          batch=alt_batch)
+        self._sign("proposal", alt)
+        for nid in self.members:
+            if nid != self.me:
+                chosen = alt if (not targets or nid in targets) else p
+                self.actions.append(("send", nid, pb.PeerMessage(proposal=chosen)))
