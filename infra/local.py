@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import random
 import shutil
 import signal
 import socket
@@ -36,23 +37,52 @@ def region_host(region_index: int, k: int) -> str:
     return f"127.0.{region_index + 1}.{k + 1}"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _listen_port_range() -> range:
+    """Ports for nodes to listen on: outside the kernel's ephemeral range, so that while a node is
+    stopped its port cannot be taken as the local port of some outgoing connection (of other nodes,
+    clients or tests), which would make the restarted node fail to bind."""
+    low, high = _ephemeral_range()
+    if low - 1024 >= 8192:
+        return range(max(1024, low - 12768), low)
+    return range(high + 1, 65536)
+
+
 def allocate_ports(hosts: dict[str, str]) -> dict[str, dict[str, int]]:
-    """Three free ports per node on its own host. All probe sockets stay open until every port is
-    chosen, so no two nodes get the same port."""
+    """Three free ports per node on its own host, outside the ephemeral range. All probe sockets stay
+    open until every port is chosen, so no two nodes get the same port."""
     held: list[socket.socket] = []
     out: dict[str, dict[str, int]] = {}
+    candidates = list(_listen_port_range())
+    random.SystemRandom().shuffle(candidates)
+    pick = iter(candidates)
     try:
         for node_id, host in hosts.items():
             ports = {}
             for kind in ("peer", "client", "admin"):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                held.append(s)
-                try:
-                    s.bind((host, 0))
-                except OSError as e:
-                    raise UsageError(f"cannot bind {host} for node {node_id}: {e.strerror}",
-                                     fix="the local provider needs the 127.0.0.0/8 loopback range (Linux)") from None
-                ports[kind] = s.getsockname()[1]
+                for port in pick:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    try:
+                        s.bind((host, port))
+                    except OSError as e:
+                        s.close()
+                        if e.errno == errno.EADDRINUSE:
+                            continue
+                        raise UsageError(f"cannot bind {host} for node {node_id}: {e.strerror}",
+                                         fix="the local provider needs the 127.0.0.0/8 loopback range (Linux)") from None
+                    held.append(s)
+                    ports[kind] = port
+                    break
+                else:
+                    raise UsageError(f"no free port left for node {node_id} on {host}",
+                                     fix="destroy unused deployments (heraclius-ops list)")
             out[node_id] = ports
     finally:
         for s in held:
@@ -158,7 +188,9 @@ def wait_healthy(dep: Deployment, node_ids: list[str], timeout: float = 30.0, pr
                 progress(f"{node_id} healthy")
             elif exited(node_id):
                 dep.set_node_state(node_id, status="exited")
-                raise RemoteError(f"{what} {node_id} ({n.implementation}) exited before becoming healthy",
+                code = process.exit_code(n.pid)
+                how = f" (pid {n.pid}, exit code {code})" if code is not None else f" (pid {n.pid})"
+                raise RemoteError(f"{what} {node_id} ({n.implementation}) exited before becoming healthy{how}",
                                   detail=f"last lines of {dep.log_path(node_id)}:\n" + process.tail(dep.log_path(node_id)),
                                   fix=exited_fix(node_id))
         if waiting and time.monotonic() > deadline:

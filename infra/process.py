@@ -20,10 +20,23 @@ def spawn(command: list[str], log_path: Path, cwd: Path | None = None) -> int:
     return proc.pid
 
 
+_exit_codes: dict[int, int] = {}
+
+
 def _reap(pid: int) -> None:
     # Only reaps our own children (tests run nodes as children); others raise ChildProcessError.
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            _exit_codes[pid] = os.waitstatus_to_exitcode(status)
+
+
+def exit_code(pid: int | None) -> int | None:
+    """Exit code (negative: killed by that signal) of a child of this process that has ended and was
+    reaped here; None if unknown (still running, or not our child)."""
+    if pid:
+        _reap(pid)
+    return _exit_codes.get(pid) if pid else None
 
 
 def proc_state(pid: int | None) -> str | None:

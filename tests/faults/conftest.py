@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from infra import local
@@ -12,11 +14,30 @@ C, S = "coordinator", "shard"
 MIXED = [sc.ClusterSpec("c0", C, "abab"), sc.ClusterSpec("s0", S, "baab")]
 
 
+def keep_logs_if_failed(request, tmp_path_factory, name: str, home) -> None:
+    """Finalizer helper: when a test of this module failed, copy the nodes' logs (the only record of
+    what the nodes saw) next to pytest's temporary directories before the deployment is removed."""
+    if request.session.testsfailed > request.config.stash.get(_FAILED_BEFORE, 0):
+        logs = local.deployment_root(name, home) / "logs"
+        if logs.is_dir():
+            dest = tmp_path_factory.getbasetemp() / f"failed-logs-{name}"
+            shutil.copytree(logs, dest, dirs_exist_ok=True)
+            print(f"\nnode logs of the failed module kept in {dest}")
+
+
+_FAILED_BEFORE = pytest.StashKey[int]()
+
+
 @pytest.fixture(scope="module")
 def net(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("faults")
     name = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")[:30]
-    request.addfinalizer(lambda: local.destroy(name, home))
+    request.config.stash[_FAILED_BEFORE] = request.session.testsfailed
+
+    def finish():
+        keep_logs_if_failed(request, tmp_path_factory, name, home)
+        local.destroy(name, home)
+    request.addfinalizer(finish)
     return sc.deploy(name, home, MIXED)
 
 

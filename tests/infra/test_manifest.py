@@ -140,3 +140,11 @@ def test_bad_timeout_overrides_are_named(pairs, message):
     with pytest.raises(UsageError) as e:
         parse_timeouts(pairs)
     assert message in e.value.message and e.value.fix
+
+
+def test_node_ports_lie_outside_the_ephemeral_range(manifest):
+    """A stopped node's port must not be handed out as the local port of an outgoing connection."""
+    low, high = local._ephemeral_range()
+    ports = [(n["host"], p) for c in manifest["clusters"] for n in c["nodes"] for p in n["ports"].values()]
+    assert len(set(ports)) == len(ports)
+    assert all(not low <= p <= high for _, p in ports), ports
