@@ -177,9 +177,10 @@ def node_container(dep: Deployment, node_id: str, client: docker.DockerClient, w
 
 
 def kill_node(dep: Deployment, node_id: str, client: docker.DockerClient | None = None) -> str:
-    """`docker kill -s KILL`: the node (and the init in front of it) die without any cleanup."""
+    """`docker kill -s KILL`: the node (and the init in front of it) die without any cleanup; a
+    paused container too (the engine thaws it for the kill)."""
     client = client or engine.connect()
-    c = node_container(dep, node_id, client, ("running",))
+    c = node_container(dep, node_id, client, ("running", "paused"))
     c.kill(signal="SIGKILL")
     code = c.wait(timeout=15).get("StatusCode")
     dep.set_node_state(node_id, status="crashed", exit_code=code)

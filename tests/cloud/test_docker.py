@@ -251,6 +251,12 @@ def test_pause_resume_stop_start(dk, docker_client):
     assert kv_get(dk, "pause-key", "b").doc["value"] == "while-stopped"
     _healthy_under_writes(dk, "pause-key-2")
 
+    faults.pause(dk, victim)  # a frozen node can still be crashed, as with SIGKILL after SIGSTOP
+    assert faults.crash(dk, victim)["result"] == "killed (exit 137)"
+    assert next(s for s in _cluster(dk, "s0").nodes if s.node.id == victim).process == "down"
+    assert faults.start(dk, victim)["result"] == "started"
+    _healthy_under_writes(dk, "pause-key-3")
+
 
 @pytest.mark.docker_e2e
 @pytest.mark.timeout(240)
