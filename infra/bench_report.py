@@ -111,8 +111,17 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m infra.bench_report RESULT.json...`: print the markdown tables (for docs/benchmarks.md)."""
     import sys
 
-    for path in (argv if argv is not None else sys.argv[1:]):
-        print(markdown_tables(json.loads(Path(path).read_text())))
+    paths = argv if argv is not None else sys.argv[1:]
+    if not paths or paths[0] in ("-h", "--help"):
+        print("usage: python -m infra.bench_report BENCH.json [BENCH.json ...]\n"
+              "Print the markdown tables of `heraclius-ops bench` results (as in docs/benchmarks.md).")
+        sys.exit(0 if paths else 2)
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: cannot read {path}: {e}")
+        print(markdown_tables(doc))
 
 
 if __name__ == "__main__":
