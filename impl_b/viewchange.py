@@ -267,6 +267,8 @@ class ViewChangeMixin:
 
     def _on_new_view(self, sender, nv, now, pm) -> None:
         if nv.view < self.view or (nv.view == self.view and self.view_active):
+            # SPEC 12.6.5: changes nothing (in particular never ends a suspicion), only counted
+            self._reject("stale", sender, f"new view {nv.view} at a member in view {self.view}")
             return
         if nv.leader_id != self.leader_of(nv.view) or sender != nv.leader_id:
             self._reject("not_leader", sender, "new view from a non-leader")
