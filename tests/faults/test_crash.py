@@ -116,7 +116,12 @@ def test_follower_misses_view_change_and_catches_up(net):
     assert sc.kv(net, "a", "put", "mv-key", "v").get("value") == "v"
     sc.set_rules(net, {ld: []})
     sc.start(net, [away])
-    sc.assert_logs_identical(net, "c0")  # following the new view is errata F1 (xfail above)
+    sc.assert_logs_identical(net, "c0")
+    # and it follows the new view (SPEC 12.6 step 6, late members), not only the heights
+    try:
+        sc.wait_for(lambda: sc.in_one_view(net, "c0"), 20, f"{away} to join the current view")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {sc.view_table(net, 'c0')}") from None
 
 
 def test_lagging_follower_catches_up(net, tmp_path):
