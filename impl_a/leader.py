@@ -44,17 +44,11 @@ class LeaderMixin:
             per = self.remote_pool[src]
             seq = ex.next_in_of(src)
             while seq in per and len(batch.inputs) < max_n:
-                inp = pb.Input(remote=per[seq][0])
-                n = inp.ByteSize() + 6
-                if size + n > max_b:
-                    break
-                try:
-                    ex.add(inp)
-                except RemoteViolation as exc:
-                    self._reject(exc.reason, "pool", exc.detail)
+                n = self._admit(ex, batch, pb.Input(remote=per[seq][0]), max_b - size)
+                if n is None:
                     del per[seq]
+                if not n:
                     break
-                batch.inputs.append(inp)
                 size += n
                 seq += 1
         for ident, entry in list(self.req_pool.items()):
@@ -65,22 +59,31 @@ class LeaderMixin:
             if self.state.request_done(*ident):
                 del self.req_pool[ident]
                 continue
-            inp = pb.Input(client=entry[0])
-            n = inp.ByteSize() + 6
-            if size + n > max_b:
-                break
-            try:
-                ex.add(inp)
-            except RemoteViolation as exc:
-                self._reject(exc.reason, "pool", exc.detail)
+            n = self._admit(ex, batch, pb.Input(client=entry[0]), max_b - size)
+            if n is None:
                 del self.req_pool[ident]
                 continue
-            batch.inputs.append(inp)
+            if not n:
+                break
             size += n
         if batch.inputs:
             self._propose(batch, ex)
         else:
             self.batch_since = None  # nothing proposable (censored): no batch_wait wake-ups until new input
+
+    def _admit(self, ex: Execution, batch: pb.Batch, inp: pb.Input, room: int) -> int | None:
+        """Append `inp` to `batch` if it fits in `room` bytes and executes: its size; 0 if it does
+        not fit; None if it is invalid (rejected and counted, the caller drops it from its pool)."""
+        n = inp.ByteSize() + 6
+        if n > room:
+            return 0
+        try:
+            ex.add(inp)
+        except RemoteViolation as exc:
+            self._reject(exc.reason, "pool", exc.detail)
+            return None
+        batch.inputs.append(inp)
+        return n
 
     def _propose(self, batch: pb.Batch, ex: Execution | None = None) -> None:
         h = self.height + 1

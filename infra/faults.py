@@ -18,12 +18,10 @@ import signal
 from infra import local, netns, process
 from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import UsageError
-from infra.manifest import validate_manifest, write_manifest
+from infra.manifest import fault_actions, validate_manifest, write_manifest
 from infra.status import region_layout
 
-BYZANTINE_ACTIONS = ["drop", "delay", "duplicate", "mutate", "bad_signature", "equivocate", "tamper_compact",
-                     "withhold_queue", "wrong_result", "false_client_response", "silent", "censor_client",
-                     "skip_queue_seq"]
+BYZANTINE_ACTIONS = fault_actions()
 ALIVE = ("running", "paused")
 
 

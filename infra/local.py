@@ -37,6 +37,9 @@ def region_host(region_index: int, k: int) -> str:
     return f"127.0.{region_index + 1}.{k + 1}"
 
 
+LISTEN_PORTS = 12000  # how many ports just below the ephemeral range nodes may listen on
+
+
 def _ephemeral_range() -> tuple[int, int]:
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
@@ -50,8 +53,8 @@ def _listen_port_range() -> range:
     stopped its port cannot be taken as the local port of some outgoing connection (of other nodes,
     clients or tests), which would make the restarted node fail to bind."""
     low, high = _ephemeral_range()
-    if low - 1024 >= 8192:
-        return range(max(1024, low - 12768), low)
+    if low >= 1024 + LISTEN_PORTS:
+        return range(low - LISTEN_PORTS, low)
     return range(high + 1, 65536)
 
 

@@ -26,6 +26,11 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+def fault_actions() -> list[str]:
+    """The SPEC 16 testbed actions, as manifest.schema.json lists them."""
+    return list(_validator("manifest.schema.json").schema["$defs"]["fault"]["properties"]["action"]["enum"])
+
+
 def schema_problems(doc: Any, schema: str = "manifest.schema.json") -> list[str]:
     """Schema violations, each as 'path: message', in a stable order."""
     errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
