@@ -55,18 +55,51 @@ class Executor:
                 or (op.kind == 1 and op.value) or len(op.value) > self.max_value):
             raise Rejected("fields")
 
+    def _check_bundle(self, b) -> None:
+        if self.role != "coordinator" or b.cluster_id != self.cluster or b.client_key not in self.clients:
+            raise Rejected("client")
+        unsigned = self.cls("RequestBundle")()
+        unsigned.CopyFrom(b)
+        unsigned.ClearField("signature")
+        net = self.m["network_id"].encode()
+        data = (b"heraclius/v1/client-bundle\x00" + struct.pack(">H", len(net)) + net
+                + unsigned.SerializeToString(deterministic=True))
+        try:
+            VerifyKey(b.client_key).verify(data, b.signature)
+        except Exception as exc:  # noqa: BLE001
+            raise Rejected("signature") from exc
+        if not 1 <= len(b.items) <= 256 or b.ByteSize() > 262144:
+            raise Rejected("bundle size")
+        ids = [i.request_id for i in b.items]
+        if ids[0] < 1 or any(x >= y for x, y in zip(ids, ids[1:])):
+            raise Rejected("bundle ids")
+        for item in b.items:
+            op = item.op
+            if (op.kind not in (1, 2) or not 1 <= len(op.key) <= self.max_key or (op.kind == 1 and op.value)
+                    or len(op.value) > self.max_value):
+                raise Rejected("fields")
+
+    def _requests(self, inp):
+        """The (client_key, request_id, op) a client or bundle input carries."""
+        if inp.WhichOneof("kind") == "client":
+            return [(inp.client.client_key, inp.client.request_id, inp.client.op)]
+        return [(inp.bundle.client_key, item.request_id, item.op) for item in inp.bundle.items]
+
     def step(self, batch_bytes: bytes) -> bytes:
         batch = self.cls("Batch").FromString(batch_bytes)
         if not 1 <= len(batch.inputs) <= self.max_inputs or len(batch_bytes) > self.max_bytes:
             raise Rejected("batch limits")
         next_in, seen = dict(self.next_in), set()
         for inp in batch.inputs:
-            if inp.WhichOneof("kind") == "client":
-                self._check_request(inp.client)
-                ident = (inp.client.client_key, inp.client.request_id)
-                if ident in seen:
-                    raise Rejected("duplicate")
-                seen.add(ident)
+            if inp.WhichOneof("kind") in ("client", "bundle"):
+                if inp.WhichOneof("kind") == "client":
+                    self._check_request(inp.client)
+                else:
+                    self._check_bundle(inp.bundle)
+                for client_key, request_id, _ in self._requests(inp):
+                    if (client_key, request_id) in seen:
+                        raise Rejected("duplicate")
+                    seen.add((client_key, request_id))
             else:
                 src = inp.remote.header.cluster_id
                 if self.roles.get(src) in (None, self.role):
@@ -79,17 +112,17 @@ class Executor:
         out: dict[str, list] = {}
         shards = self.m["shard_map"]["shards"]
         for inp in batch.inputs:
-            if inp.WhichOneof("kind") == "client":
-                r = inp.client
-                max_id, ids = self.dedup.get(r.client_key, (0, set()))
-                if r.request_id <= max(max_id - W, 0) or r.request_id in ids:
-                    continue
-                max_id = max(max_id, r.request_id)
-                self.dedup[r.client_key] = (max_id, {i for i in ids | {r.request_id} if i > max(max_id - W, 0)})
-                self.pending.add((r.client_key, r.request_id))
-                shard = shards[int.from_bytes(hashlib.sha256(r.op.key).digest()[:8], "big") % len(shards)]
-                out.setdefault(shard, []).append(self.cls("ShardCall")(client_key=r.client_key,
-                                                                        request_id=r.request_id, op=r.op))
+            if inp.WhichOneof("kind") in ("client", "bundle"):
+                for client_key, request_id, op in self._requests(inp):
+                    max_id, ids = self.dedup.get(client_key, (0, set()))
+                    if request_id <= max(max_id - W, 0) or request_id in ids:
+                        continue
+                    max_id = max(max_id, request_id)
+                    self.dedup[client_key] = (max_id, {i for i in ids | {request_id} if i > max(max_id - W, 0)})
+                    self.pending.add((client_key, request_id))
+                    shard = shards[int.from_bytes(hashlib.sha256(op.key).digest()[:8], "big") % len(shards)]
+                    out.setdefault(shard, []).append(self.cls("ShardCall")(client_key=client_key,
+                                                                            request_id=request_id, op=op))
                 continue
             cd = inp.remote
             src = cd.header.cluster_id

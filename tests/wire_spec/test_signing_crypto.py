@@ -32,7 +32,7 @@ VERIFY = sorted(VECTORS.glob("crypto/ed25519_verify/*/*"))
 
 def test_every_domain_present():
     domains = {p.name for p in (VECTORS / "signing").iterdir()}
-    assert domains == {"client-request", "decision", "proposal", "prepare", "view-change", "view-data", "new-view"}
+    assert domains == {"client-request", "client-bundle", "decision", "proposal", "prepare", "view-change", "view-data", "new-view"}
 
 
 @pytest.mark.parametrize("case", SIGNING_VALID, ids=_ids)

@@ -223,6 +223,18 @@ def _wrapped(message: str, data: bytes) -> list[tuple[str, str, str, bytes]]:
     return out
 
 
+def _wrapped_bases(message: str, encodings: list[bytes]) -> list[bytes]:
+    """The longest sample per first non-empty sub-message field, so each oneof member gets its own cases."""
+    if message not in WRAPPED:
+        return []
+    best: dict[int, bytes] = {}
+    for data in encodings:
+        sub = [r for r in raw_fields(data) if field_by_number(message, r[0]).type.startswith("msg:") and r[3]]
+        if sub and len(data) > len(best.get(sub[0][0], b"")):
+            best[sub[0][0]] = data
+    return [best[n] for n in sorted(best)]
+
+
 def _read(payload: bytes) -> tuple[int, int]:
     return read_varint(payload, 0, len(payload))
 
@@ -244,7 +256,9 @@ def generate(w: CaseWriter) -> None:
         base = max((encode(message, v) for _, _, v in all_samples[message]), key=len)
         values = [v for _, _, v in all_samples[message]]
         seen: set[bytes] = set()
-        mutations = _mutations(message, base) + _nested_mutations(message, values) + _wrapped(message, base)
+        mutations = _mutations(message, base) + _nested_mutations(message, values)
+        for wrapped_base in _wrapped_bases(message, [encode(message, v) for v in values]):
+            mutations += _wrapped(message, wrapped_base)
         for name, rule, description, bad in mutations:
             try:
                 decode(message, bad)

@@ -44,6 +44,16 @@ class Sim:
             op["value"] = value
         return {"client": self.net.sign_request(client, {"request_id": rid, "cluster_id": cluster, "op": op})}
 
+    def bundle(self, client: str, cluster: str, items: list[tuple]) -> dict:
+        """items: (request_id, kind, key[, value])."""
+        out = []
+        for rid, kind, key, *value in items:
+            op = {"kind": kind, "key": key}
+            if value and value[0]:
+                op["value"] = value[0]
+            out.append({"request_id": rid, "op": op})
+        return {"bundle": self.net.sign_bundle(client, {"cluster_id": cluster, "items": out})}
+
 
 GET, PUT = 1, 2
 
@@ -148,6 +158,29 @@ def _limits(net: Network) -> Sim:
     return sim
 
 
+def _bundles(net: Network) -> Sim:
+    """Request bundles (SPEC 14.6): each item runs as a client request; accepted ids are skipped."""
+    sim = Sim(net)
+    keys = _keys(net)
+    ka, kb = keys["s0"][0], keys["s1"][0]
+    b, r = sim.bundle, sim.req
+    sim.decide("c0", [b("alice", "c0", [(1, PUT, ka, b"v1"), (2, PUT, kb, b"v2"), (3, GET, ka)]),
+                      r("bob", "c0", 1, GET, kb)])
+    sim.decide("s0", [sim.remote("c0", 1, "s0")])
+    sim.decide("s1", [sim.remote("c0", 1, "s1")])
+    # One leaf for alice holds all three responses; bob's bundle has ids 2 and 3 only (1 was a request).
+    sim.decide("c0", [sim.remote("s1", 1, "c0"), sim.remote("s0", 1, "c0"),
+                      b("bob", "c0", [(2, GET, ka), (3, PUT, kb, b"b3")])])
+    # Alice retries 2 and 3 inside a new bundle with 4: only 4 is executed.
+    sim.decide("c0", [b("alice", "c0", [(2, PUT, kb, b"v2"), (3, GET, ka), (4, GET, kb)])])
+    # A bundle of only accepted ids yields no output; a single item bundle next to it does.
+    sim.decide("c0", [b("alice", "c0", [(1, PUT, ka, b"v1"), (4, GET, kb)]), b("bob", "c0", [(9, GET, ka)])])
+    sim.decide("s0", [sim.remote("c0", 2, "s0"), sim.remote("c0", 4, "s0")])
+    sim.decide("s1", [sim.remote("c0", 2, "s1"), sim.remote("c0", 3, "s1")])
+    sim.decide("c0", [sim.remote("s0", 2, "c0"), sim.remote("s1", 2, "c0")])
+    return sim
+
+
 def _unknown_results(net: Network, sim: Sim) -> list[dict]:
     """c0 batches where a shard leaf holds results for requests c0 is not waiting for."""
     alice = net.clients["alice"].public
@@ -186,7 +219,14 @@ def generate(w: CaseWriter) -> None:
     _write(w, "coordinator", True, "unknown_results_c0", "results for requests that are not pending are skipped "
            "(unknown id, a result repeated in one leaf, a result for another client), and a decision whose only "
            "input yields no output", net, "c0", _unknown_results(net, sim))
+    bsim = _bundles(net)
+    for cluster in net.members:
+        if bsim.batches[cluster]:
+            _write(w, net.roles[cluster], True, f"bundles_{cluster}", "request bundles (SPEC 14.6): a bundle "
+                   "and a request in one batch, responses of one bundle in one leaf, retried ids inside a new "
+                   "bundle skipped, a bundle of only accepted ids", net, cluster, bsim.batches[cluster])
     _invalid(w, net, sim)
+    _invalid_bundles(w, net, sim)
 
 
 def _invalid(w: CaseWriter, net: Network, sim: Sim) -> None:
@@ -256,3 +296,51 @@ def _invalid(w: CaseWriter, net: Network, sim: Sim) -> None:
     tampered = sim.remote("c0", 2, "s0")
     tampered["remote"]["leaf"]["calls"][0]["op"]["value"] = b"forged"
     shard("remote_tampered_leaf", "c0 seq 2 with the PUT value changed", [tampered], "bad_proof")
+
+
+def _invalid_bundles(w: CaseWriter, net: Network, sim: Sim) -> None:
+    keys = _keys(net)
+    ka = keys["s0"][0]
+    b, r = sim.bundle, sim.req
+    prefix = sim.batches["c0"][:1]
+
+    def coord(name, description, inputs, reason):
+        _write(w, "coordinator", False, name, description, net, "c0", prefix, {"inputs": inputs}, reason)
+
+    good = b("alice", "c0", [(60, GET, ka), (61, PUT, ka, b"x")])
+    bad_sig = copy.deepcopy(good)
+    sig = bad_sig["bundle"]["signature"]
+    bad_sig["bundle"]["signature"] = sig[:-1] + bytes([sig[-1] ^ 0x01])
+    coord("bundle_bad_signature", "a bundle whose signature has one bit flipped", [bad_sig], "bad_signature")
+    req_domain = copy.deepcopy(good)
+    body = encode("RequestBundle", {k: v for k, v in good["bundle"].items() if k != "signature"})
+    req_domain["bundle"]["signature"] = net.clients["alice"].sign("client-request", net.network_id, body)
+    coord("bundle_signed_as_request", "a bundle signed in domain client-request instead of client-bundle",
+          [req_domain], "bad_signature")
+    coord("bundle_wrong_cluster", "a bundle signed for coordinator c1", [b("alice", "c1", [(62, GET, ka)])],
+          "wrong_cluster")
+    carol = Signer("vectors-exec/client/carol")
+    unauth = {"client_key": carol.public, "cluster_id": "c0", "items": [{"request_id": 1, "op": {"kind": GET, "key": ka}}]}
+    unauth["signature"] = carol.sign("client-bundle", net.network_id, encode("RequestBundle", unauth))
+    coord("bundle_unauthorised_client", "a correctly signed bundle of a key not in manifest.clients",
+          [{"bundle": unauth}], "unauthorised_client")
+    coord("bundle_no_items", "a signed bundle without items", [b("alice", "c0", [])], "malformed")
+    coord("bundle_257_items", "a signed bundle of 257 GETs (at most 256)",
+          [b("alice", "c0", [(1000 + i, GET, ka) for i in range(257)])], "malformed")
+    coord("bundle_ids_decreasing", "bundle item ids 64 then 63",
+          [b("alice", "c0", [(64, GET, ka), (63, GET, ka)])], "malformed")
+    coord("bundle_ids_repeated", "bundle item id 65 twice", [b("alice", "c0", [(65, GET, ka), (65, GET, ka)])],
+          "malformed")
+    coord("bundle_id_zero", "a bundle item with request_id 0", [b("alice", "c0", [(0, GET, ka), (66, GET, ka)])],
+          "malformed")
+    coord("bundle_get_with_value", "the second item is a GET carrying a value",
+          [b("alice", "c0", [(67, GET, ka), (68, GET, ka, b"v")])], "malformed")
+    coord("bundle_key_too_long", "an item with a 17-byte key (limits.max_key_bytes = 16)",
+          [b("alice", "c0", [(69, GET, b"k" * 17)])], "malformed")
+    coord("bundle_item_and_request_same_id", "alice's request 70 and a bundle item 70 in one batch",
+          [r("alice", "c0", 70, GET, ka), b("alice", "c0", [(70, GET, ka), (71, GET, ka)])], "duplicate")
+    coord("bundles_sharing_an_id", "two bundles of alice both holding id 73",
+          [b("alice", "c0", [(72, GET, ka), (73, GET, ka)]), b("alice", "c0", [(73, GET, ka), (74, GET, ka)])],
+          "duplicate")
+    _write(w, "shard", False, "bundle_input", "a request bundle in a shard's batch", net, "s0",
+           sim.batches["s0"][:1], {"inputs": [b("alice", "s0", [(75, GET, ka)])]}, "malformed")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 SIGNING_PREFIX = b"heraclius/v1/"
-DOMAINS = ["client-request", "decision", "proposal", "prepare", "view-change", "view-data", "new-view"]
+DOMAINS = ["client-request", "client-bundle", "decision", "proposal", "prepare", "view-change", "view-data", "new-view"]
 
 
 def seed(name: str) -> bytes:

@@ -78,6 +78,13 @@ class Network:
         return dict(request, signature=signer.sign("client-request", self.network_id,
                                                    encode("ClientRequest", request)))
 
+    def sign_bundle(self, client: str, bundle: dict) -> dict:
+        signer = self.clients[client]
+        bundle = dict(bundle, client_key=signer.public)
+        bundle.pop("signature", None)
+        return dict(bundle, signature=signer.sign("client-bundle", self.network_id,
+                                                  encode("RequestBundle", bundle)))
+
 
 def build_header(cluster: str, height: int, parent_hash: bytes, batch: dict, outputs: list[dict]) -> dict:
     return {"cluster_id": cluster, "height": height, "parent_hash": parent_hash,

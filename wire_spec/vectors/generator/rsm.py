@@ -11,6 +11,8 @@ from .network import H, build_header, client_destination
 from .verify import Rejected, verify_compact
 
 W = 65536
+BUNDLE_MAX_ITEMS = 256
+BUNDLE_MAX_BYTES = 262144
 LIMIT_DEFAULTS = {"max_batch_inputs": 1024, "max_batch_bytes": 4194304, "max_message_bytes": 16777216,
                   "max_key_bytes": 1024, "max_value_bytes": 65536, "max_pending_requests": 100000}
 
@@ -62,9 +64,35 @@ class ClusterState:
         data = signing_bytes("client-request", self.manifest["network_id"], body)
         if not ed25519_ref.verify(key, data, r.get("signature", b""))[0]:
             raise Rejected("bad_signature", "client signature does not verify")
-        op = r.get("op", {})
         if r.get("request_id", 0) < 1:
             raise Rejected("malformed", "request_id 0")
+        self._check_op(r.get("op", {}))
+
+    def _check_bundle(self, b: dict) -> None:
+        if self.role != "coordinator":
+            raise Rejected("malformed", "request bundle in a shard batch")
+        if b.get("cluster_id", "") != self.cluster:
+            raise Rejected("wrong_cluster", f"bundle for cluster {b.get('cluster_id')!r}")
+        key = b.get("client_key", b"")
+        if key not in self.clients:
+            raise Rejected("unauthorised_client", "client key not in manifest.clients")
+        body = encode("RequestBundle", {k: v for k, v in b.items() if k != "signature"})
+        data = signing_bytes("client-bundle", self.manifest["network_id"], body)
+        if not ed25519_ref.verify(key, data, b.get("signature", b""))[0]:
+            raise Rejected("bad_signature", "bundle signature does not verify")
+        items = b.get("items", [])
+        if not 1 <= len(items) <= BUNDLE_MAX_ITEMS:
+            raise Rejected("malformed", f"{len(items)} bundle items, need 1..{BUNDLE_MAX_ITEMS}")
+        if len(encode("RequestBundle", b)) > BUNDLE_MAX_BYTES:
+            raise Rejected("oversized", f"bundle encoding above {BUNDLE_MAX_BYTES} bytes")
+        last = 0
+        for item in items:
+            if item.get("request_id", 0) <= last:
+                raise Rejected("malformed", "bundle request ids not >= 1 and strictly increasing")
+            last = item["request_id"]
+            self._check_op(item.get("op", {}))
+
+    def _check_op(self, op: dict) -> None:
         if op.get("kind", 0) not in (1, 2):
             raise Rejected("malformed", "op.kind is neither GET nor PUT")
         if not 1 <= len(op.get("key", b"")) <= self.limits["max_key_bytes"]:
@@ -91,6 +119,14 @@ class ClusterState:
                     if ident in seen:
                         raise Rejected("duplicate", "two inputs with the same (client_key, request_id)")
                     seen.add(ident)
+                elif "bundle" in inp:
+                    b = inp["bundle"]
+                    self._check_bundle(b)
+                    for item in b["items"]:
+                        ident = (b["client_key"], item["request_id"])
+                        if ident in seen:
+                            raise Rejected("duplicate", "two requests with the same (client_key, request_id)")
+                        seen.add(ident)
                 else:
                     cd = inp["remote"]
                     source = cd.get("header", {}).get("cluster_id", "")
@@ -151,6 +187,11 @@ class ClusterState:
         for inp in batch.get("inputs", []):
             if "client" in inp:
                 self._client(inp["client"], out)
+            elif "bundle" in inp:
+                b = inp["bundle"]
+                for item in b["items"]:
+                    self._client({"client_key": b["client_key"], "request_id": item["request_id"],
+                                  "op": item["op"]}, out)
             else:
                 self._remote(inp["remote"], height, out)
         kind = {"shard": "calls", "coordinator": "results"}

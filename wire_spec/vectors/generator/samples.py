@@ -47,6 +47,21 @@ def build() -> dict[str, list[tuple[str, str, dict]]]:
         ("empty_op", "present but empty op: written as tag + length 0", {"request_id": 5, "op": {}}),
         ("empty", "all fields default", {}),
     ]
+    items = [{"request_id": 1_700_000_000_000_010, "op": get_op},
+             {"request_id": 1_700_000_000_000_011, "op": put_op},
+             {"request_id": 1_700_000_000_000_013, "op": {"kind": 1, "key": b"k2"}}]
+    s["BundleItem"] = [("get", "GET item", items[0]), ("put", "PUT item", items[1]),
+                       ("empty", "all default", {})]
+    bundle = _signed("RequestBundle", {"client_key": client.public, "cluster_id": "c0", "items": items},
+                     "client-bundle", client)
+    s["RequestBundle"] = [
+        ("three_signed", "signed bundle of three requests", bundle),
+        ("one_item", "signed bundle of one request",
+         _signed("RequestBundle", {"client_key": client.public, "cluster_id": "c0", "items": items[:1]},
+                 "client-bundle", client)),
+        ("empty_item", "one present but empty item: written as tag + length 0", {"items": [{}]}),
+        ("empty", "all fields default", {}),
+    ]
     header = {"cluster_id": "c0", "height": 7, "parent_hash": _h("parent"), "inputs_hash": _h("inputs"),
               "outputs_root": _h("root")}
     header1 = {"cluster_id": "s0", "height": 1, "parent_hash": bytes(32), "inputs_hash": _h("in1"),
@@ -99,9 +114,13 @@ def build() -> dict[str, list[tuple[str, str, dict]]]:
     ]
     s["Input"] = [("client", "client request input", {"client": req}),
                   ("remote", "remote compact decision input", {"remote": compact}),
+                  ("bundle", "request bundle input", {"bundle": bundle}),
                   ("empty_client", "oneof member set to an empty message", {"client": {}})]
     batch = {"inputs": [{"client": req}, {"remote": compact}, {"client": req_get}]}
-    s["Batch"] = [("mixed", "three inputs", batch), ("empty", "no inputs", {})]
+    s["Batch"] = [("mixed", "three inputs", batch),
+                  ("with_bundle", "a bundle between two client requests",
+                   {"inputs": [{"client": req}, {"bundle": bundle}, {"client": req_get}]}),
+                  ("empty", "no inputs", {})]
     outputs = [leaf_calls, leaf_resp]
     s["Decision"] = [("full", "decision with QC", {"header": header, "batch": batch, "outputs": outputs, "qc": qc}),
                      ("no_qc", "as served by GET /log/<h>", {"header": header, "batch": batch, "outputs": outputs}),
@@ -133,7 +152,10 @@ def build() -> dict[str, list[tuple[str, str, dict]]]:
     nv = _signed("NewView", {"cluster_id": "c0", "view": 5, "leader_id": "c0-n1", "view_data": vds}, "new-view",
                  nodes[1])
     s["NewView"] = [("signed", "new view with three view data", nv), ("empty", "all default", {})]
-    s["Forward"] = [("two", "two requests", {"requests": [req, req_get]}), ("empty", "no requests", {})]
+    s["Forward"] = [("two", "two requests", {"requests": [req, req_get]}),
+                    ("requests_and_bundle", "a request and a bundle", {"requests": [req], "bundles": [bundle]}),
+                    ("bundle_only", "one bundle, no requests", {"bundles": [bundle]}),
+                    ("empty", "no requests", {})]
     s["SyncRequest"] = [("full", "sync request", {"cluster_id": "c0", "from_height": 7, "max_count": 256}),
                         ("u32_max", "max_count = 2^32-1", {"cluster_id": "c0", "from_height": 1,
                                                             "max_count": U32_MAX}),
@@ -159,7 +181,8 @@ def build() -> dict[str, list[tuple[str, str, dict]]]:
     s["PeerMessage"].append(("empty_heartbeat", "oneof member that is an empty message", {"heartbeat": {}}))
     err = {"code": 8, "request_id": 17, "message": "timeout after 5000 ms"}
     s["ClientError"] = [("timeout", "timeout error", err), ("empty", "all default", {})]
-    s["ClientMessage"] = [("submit", "submit", {"submit": req}), ("fetch", "fetch", {"fetch": req_get})]
+    s["ClientMessage"] = [("submit", "submit", {"submit": req}), ("fetch", "fetch", {"fetch": req_get}),
+                          ("submit_bundle", "submit a bundle", {"submit_bundle": bundle})]
     s["ClientReply"] = [("answer", "answer", {"answer": compact}), ("error", "error", {"error": err}),
                         ("empty_error", "error member present but empty", {"error": {}})]
     return s

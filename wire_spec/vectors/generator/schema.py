@@ -35,6 +35,11 @@ MESSAGES: dict[str, list[Field]] = {
         F(1, "client_key", "bytes"), F(2, "request_id", "uint64"), F(3, "cluster_id", "string"),
         F(4, "op", "msg:Operation"), F(5, "signature", "bytes"),
     ],
+    "BundleItem": [F(1, "request_id", "uint64"), F(2, "op", "msg:Operation")],
+    "RequestBundle": [
+        F(1, "client_key", "bytes"), F(2, "cluster_id", "string"), F(3, "items", "msg:BundleItem", R),
+        F(4, "signature", "bytes"),
+    ],
     "DecisionHeader": [
         F(1, "cluster_id", "string"), F(2, "height", "uint64"), F(3, "parent_hash", "bytes"),
         F(4, "inputs_hash", "bytes"), F(5, "outputs_root", "bytes"),
@@ -61,6 +66,7 @@ MESSAGES: dict[str, list[Field]] = {
     ],
     "Input": [
         F(1, "client", "msg:ClientRequest", oneof="kind"), F(2, "remote", "msg:CompactDecision", oneof="kind"),
+        F(3, "bundle", "msg:RequestBundle", oneof="kind"),
     ],
     "Batch": [F(1, "inputs", "msg:Input", R)],
     "Decision": [
@@ -97,7 +103,7 @@ MESSAGES: dict[str, list[Field]] = {
         F(1, "cluster_id", "string"), F(2, "view", "uint64"), F(3, "leader_id", "string"),
         F(4, "view_data", "msg:ViewData", R), F(5, "signature", "bytes"),
     ],
-    "Forward": [F(1, "requests", "msg:ClientRequest", R)],
+    "Forward": [F(1, "requests", "msg:ClientRequest", R), F(2, "bundles", "msg:RequestBundle", R)],
     "SyncRequest": [F(1, "cluster_id", "string"), F(2, "from_height", "uint64"), F(3, "max_count", "uint32")],
     "SyncResponse": [F(1, "cluster_id", "string"), F(2, "decisions", "msg:Decision", R)],
     "QueuePull": [
@@ -124,6 +130,7 @@ MESSAGES: dict[str, list[Field]] = {
     ],
     "ClientMessage": [
         F(1, "submit", "msg:ClientRequest", oneof="body"), F(2, "fetch", "msg:ClientRequest", oneof="body"),
+        F(3, "submit_bundle", "msg:RequestBundle", oneof="body"),
     ],
     "ClientReply": [
         F(1, "answer", "msg:CompactDecision", oneof="body"), F(2, "error", "msg:ClientError", oneof="body"),

@@ -16,6 +16,7 @@ EXTERNAL = Path(__file__).resolve().parents[1] / "external"
 # domain -> (message type, signature field, sample case name in samples.build())
 DOMAIN_MESSAGES = {
     "client-request": ("ClientRequest", "signature", "put_signed"),
+    "client-bundle": ("RequestBundle", "signature", "three_signed"),
     "decision": ("DecisionHeader", None, "height_7"),
     "proposal": ("Proposal", "signature", "signed"),
     "prepare": ("Prepare", "signature", "signed"),
