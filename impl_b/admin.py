@@ -26,6 +26,8 @@ def metrics_text(rt) -> str:
     metric("heraclius_view_changes_total", "counter", "views entered after view 0", [("", c["view_changes"])])
     metric("heraclius_client_requests_total", "counter", "requests accepted on the client port",
            [("", c["client_requests"])])
+    metric("heraclius_client_bundles_total", "counter", "RequestBundles accepted on the client port",
+           [("", c["client_bundles"])])
     metric("heraclius_client_replies_total", "counter", "answers sent to clients", [("", c["client_replies"])])
     metric("heraclius_client_errors_total", "counter", "ClientReply{error} messages sent by code",
            [(f',code="{k}"', v) for k, v in sorted(rt.client_errors.items())])

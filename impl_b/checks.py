@@ -7,10 +7,12 @@ from .crypto import sha256, signing_bytes, verify
 from .manifest import Manifest
 from .schema import OP_GET, OP_PUT
 
-SIG_FIELD = {"ClientRequest": "signature", "Proposal": "signature", "Prepare": "signature",
+SIG_FIELD = {"ClientRequest": "signature", "RequestBundle": "signature", "Proposal": "signature", "Prepare": "signature",
              "ViewChange": "signature", "ViewData": "signature", "NewView": "signature"}
-DOMAIN = {"ClientRequest": "client-request", "Proposal": "proposal", "Prepare": "prepare",
+DOMAIN = {"ClientRequest": "client-request", "RequestBundle": "client-bundle", "Proposal": "proposal", "Prepare": "prepare",
           "ViewChange": "view-change", "ViewData": "view-data", "NewView": "new-view"}
+MAX_BUNDLE_ITEMS = 256  # SPEC 14.6 / 18
+MAX_BUNDLE_BYTES = 262144
 EXPECTED_ENTRIES = {"shard": "calls", "coordinator": "results", "client": "responses"}
 
 
@@ -121,24 +123,58 @@ class Checker:
 
     def request_reason(self, req, cluster_id: str) -> str | None:
         """SPEC 11 client input validity (besides canonical form), or the rejection reason."""
-        lim = self.m.limits
         if len(req.client_key) != 32 or len(req.signature) != 64 or req.op is None:
             return "malformed"
         if req.cluster_id != cluster_id:
             return "wrong_cluster"
         if req.client_key not in self.m.clients:
             return "unauthorised_client"
-        op = req.op
-        if req.request_id < 1 or op.kind not in (OP_GET, OP_PUT) or not 1 <= len(op.key) <= lim["max_key_bytes"]:
+        if req.request_id < 1:
+            return "malformed"
+        reason = self.op_reason(req.op)
+        if reason:
+            return reason
+        return self._sig_reason(req)
+
+    def op_reason(self, op) -> str | None:
+        """Validity of one operation of a request or bundle item (SPEC 11)."""
+        lim = self.m.limits
+        if op is None or op.kind not in (OP_GET, OP_PUT) or not 1 <= len(op.key) <= lim["max_key_bytes"]:
             return "malformed"
         if op.kind == OP_GET and op.value:
             return "malformed"
         if len(op.value) > lim["max_value_bytes"]:
             return "oversized"
-        # Each request is checked on arrival and again inside proposals: verify its signature once.
-        key = sha256(encode(req))
+        return None
+
+    def bundle_reason(self, b, cluster_id: str) -> str | None:
+        """SPEC 11 / 14.6 validity of a RequestBundle as a whole, or the rejection reason."""
+        if len(b.client_key) != 32 or len(b.signature) != 64:
+            return "malformed"
+        if b.cluster_id != cluster_id:
+            return "wrong_cluster"
+        if b.client_key not in self.m.clients:
+            return "unauthorised_client"
+        if not 1 <= len(b.items) <= MAX_BUNDLE_ITEMS:
+            return "malformed" if not b.items else "oversized"
+        if len(encode(b)) > min(MAX_BUNDLE_BYTES, self.m.limits["max_batch_bytes"]):
+            return "oversized"
+        prev = 0
+        for it in b.items:
+            if it.request_id <= prev:
+                return "malformed"
+            prev = it.request_id
+            reason = self.op_reason(it.op)
+            if reason:
+                return reason
+        return self._sig_reason(b)
+
+    def _sig_reason(self, msg) -> str | None:
+        # Each request or bundle is checked on arrival and again inside proposals (and forwarded
+        # copies arrive too): verify the signature of the exact signed bytes once.
+        key = sha256(encode(msg))
         if key not in self._req_ok:
-            if not message_sig_ok(req.client_key, self.m.network_id, req):
+            if not message_sig_ok(msg.client_key, self.m.network_id, msg):
                 return "bad_signature"
             if len(self._req_ok) > 200000:
                 self._req_ok.clear()

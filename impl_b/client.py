@@ -261,18 +261,27 @@ class Client:
                     raise _NodeError(f"error {reply.error.code}: {reply.error.message}")
                 continue
             ans = self._validate_reply(reply, req)
+            if ans is _OTHER:
+                continue  # a valid (e.g. grouped, SPEC 14.4) answer for requests we no longer wait for
             if ans is not None:
                 return ans
             self.rejected_answers += 1
             return None
 
-    def _validate_reply(self, reply, req) -> Answer | None:
-        """`validate` through the process-wide reply cache (same verdicts, computed once per reply)."""
+    def _validate_reply(self, reply, req):
+        """`validate` through the process-wide reply cache (same verdicts, computed once per reply).
+
+        Returns the Answer, None for an invalid answer, or _OTHER for a valid compact decision
+        without a response to `req` (responses for ids we do not wait for are ignored)."""
         if reply.answer is None:
             return None
         reason, by_id = _REPLIES.verdict(reply, self.checker, self.cluster, client_destination(self.signer.public))
-        r = by_id.get(req.request_id) if reason is None else None
-        if r is None or r.kind != req.op.kind:
+        if reason is not None:
+            return None
+        r = by_id.get(req.request_id)
+        if r is None:
+            return _OTHER
+        if r.kind != req.op.kind:
             return None
         return Answer(req, reply.answer, r, self.conn.node if self.conn else "")
 
@@ -287,6 +296,9 @@ class Client:
                     return None
                 return Answer(req, cd, r, self.conn.node if self.conn else "")
         return None
+
+
+_OTHER = object()  # _validate_reply: a valid answer that does not answer this request
 
 
 class _NodeError(Exception):

@@ -20,15 +20,16 @@ from .catchup import CatchUpMixin
 from .checks import Checker, header_hash, message_sig_ok, sign_message
 from .codec import encode
 from .crypto import signing_bytes, verify
+from .pool import RequestPoolMixin
 from .restart import RestartMixin
-from .rsm import WINDOW, InvalidBatch, State, execute
+from .rsm import InvalidBatch, State, execute
 from .viewchange import ViewChangeMixin
 
 ZERO = b"\x00" * 32
 FUTURE_HEIGHTS = 4
 
 
-class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
+class Replica(RequestPoolMixin, ViewChangeMixin, CatchUpMixin, RestartMixin):
     """One member's consensus state for its cluster."""
 
     def __init__(self, manifest, node_id: str, signer, checker: Checker | None = None, now: int = 0):
@@ -49,10 +50,8 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
         self.head_hash = ZERO
         self.headers: dict[int, object] = {}  # recent decided headers (for sync answers to be checked)
         self._reset_height()
-        self.requests: OrderedDict = OrderedDict()  # (client_key, id) -> [req, added, last_forward]
+        self._init_pool()
         self.remote: dict[str, dict[int, tuple]] = {}  # source -> seq -> (cd, added)
-        self.forward_buf: list = []
-        self.group_forwards = False  # True: requests wait in forward_buf for flush_forwards() (runtime)
         self.future: OrderedDict = OrderedDict()
         self.batch_due: int | None = None
         self.last_leader_contact = now
@@ -68,7 +67,6 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
         self.seen_commit: dict[tuple, object] = {}
         self.decisions_count = 0
         self.wrong_results = False  # testbed fault `wrong_result` (SPEC 16)
-        self.censored: set[bytes] = set()  # testbed fault `censor_client`: client keys never proposed
         self.view_changes = 0
         self._init_vc(now)
         self.acts: list = []
@@ -122,54 +120,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
         self.headers[self.height] = header
         self.headers.pop(self.height - 64, None)
 
-    # ------------------------------------------------------------------ client side
-
-    def on_request(self, req, now: int) -> list:
-        """A client request from the client port (the node layer validated it)."""
-        self._add_request(req, now, None)
-        if not self.group_forwards:
-            self._flush_forward()
-        return self._take()
-
-    def flush_forwards(self) -> list:
-        """Send the client requests buffered since the last call to the leader in one Forward."""
-        self._flush_forward()
-        return self._take()
-
-    def pool_full(self) -> bool:
-        return len(self.requests) >= self.lim["max_pending_requests"]
-
-    def _add_request(self, req, now: int, forwarded_by: str | None) -> None:
-        if forwarded_by is not None:
-            reason = self.checker.request_reason(req, self.cid)
-            if reason:
-                self._reject(reason, forwarded_by, "forwarded request")
-                return
-        key = (req.client_key, req.request_id)
-        if key in self.requests or self._request_done(req):
-            return
-        if self.pool_full():
-            self._reject("overloaded", forwarded_by or "client", "request pool full")
-            return
-        self.requests[key] = [req, now, now]
-        if self.is_leader():
-            self._want_batch(now)
-        elif forwarded_by is None and self.view_active:
-            self.forward_buf.append(req)
-
-    def request_below_window(self, req) -> bool:
-        """True when the request id fell below the dedup window (it can never be answered)."""
-        d = self.state.dedup.get(req.client_key)
-        return d is not None and d.max_id > WINDOW and req.request_id <= d.max_id - WINDOW
-
-    def _request_done(self, req) -> bool:
-        d = self.state.dedup.get(req.client_key)
-        return d is not None and d.seen(req.request_id)
-
-    def _flush_forward(self) -> None:
-        if self.forward_buf and not self.is_leader():
-            self._emit(Send(self.leader, codec.PeerMessage(forward=codec.Forward(requests=self.forward_buf))))
-        self.forward_buf = []
+    # ------------------------------------------------------------------ remote inputs
 
     def on_remote(self, cd, now: int) -> list:
         """A verified compact decision from another cluster (node layer checked QC and proof)."""
@@ -250,26 +201,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
                 inputs.append(inp)
                 size += sz
                 seq += 1
-        seen = set()
-        stale = []
-        for key, ent in self.requests.items():
-            if len(inputs) >= max_n:
-                break
-            req = ent[0]
-            if self._request_done(req):
-                stale.append(key)
-                continue
-            if key in seen or req.client_key in self.censored:
-                continue
-            inp = codec.Input(client=req)
-            sz = len(encode(inp)) + 8
-            if size + sz > max_b:
-                break
-            seen.add(key)
-            inputs.append(inp)
-            size += sz
-        for key in stale:
-            del self.requests[key]
+        self._collect_client_inputs(inputs, size, max_n, max_b)
         return codec.Batch(inputs=inputs)
 
     # ------------------------------------------------------------------ peer messages
@@ -314,10 +246,6 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
             self._need_sync(height - 1, sender)
             return False
         return True
-
-    def _on_forward(self, sender, fwd, now, pm) -> None:
-        for req in fwd.requests:
-            self._add_request(req, now, sender)
 
     def _on_heartbeat(self, sender, hb, now, pm) -> None:
         if hb.view == self.view and sender == self.leader and hb.leader_id == sender:
@@ -499,9 +427,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
         ex.apply()
         self._advance(dec.header)
         self.decisions_count += 1
-        for inp in dec.batch.inputs:
-            if inp.client is not None:
-                self.requests.pop((inp.client.client_key, inp.client.request_id), None)
+        self._forget_decided(dec.batch)
         for src, pool in self.remote.items():
             nxt = self.state.in_seq(src)
             for s in [s for s in pool if s < nxt]:
@@ -546,23 +472,11 @@ class Replica(ViewChangeMixin, CatchUpMixin, RestartMixin):
     def _scan_pools(self, now: int) -> None:
         if self.in_vc:
             return
-        fwd = []
-        censored = False
-        for key in [k for k, ent in self.requests.items() if self._request_done(ent[0])]:
-            del self.requests[key]
-        for ent in self.requests.values():
-            if now - ent[1] > self.t["censorship"]:
-                censored = True
-            if not self.is_leader() and now - ent[2] > self.t["request_forward"]:
-                ent[2] = now
-                fwd.append(ent[0])
+        censored = self._scan_requests(now)
         for pool in self.remote.values():
             for _cd, added in pool.values():
                 if now - added > self.t["censorship"]:
                     censored = True
-        if fwd and self.view_active:
-            self.forward_buf.extend(fwd)
-            self._flush_forward()
         if censored and not self.is_leader():
             self._suspect(now, "censorship timeout")
 

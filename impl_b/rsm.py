@@ -135,7 +135,22 @@ def execute(state: State, manifest, batch, height: int, parent_hash: bytes,
             if k in seen_ids:
                 raise InvalidBatch("duplicate", "two inputs with the same request id")
             seen_ids.add(k)
-            _exec_client(ex, manifest, r, out)
+            _exec_client(ex, manifest, r.client_key, r.request_id, r.op, out)
+        elif inp.bundle is not None:
+            b = inp.bundle
+            if role != "coordinator":
+                raise InvalidBatch("invalid_proposal", "bundle input in a shard batch")
+            if checker is not None:
+                reason = checker.bundle_reason(b, state.cluster_id)
+                if reason:
+                    raise InvalidBatch(reason, "bundle input")
+            ck = b.client_key
+            for it in b.items:
+                k = (ck, it.request_id)
+                if k in seen_ids:
+                    raise InvalidBatch("duplicate", "two requests with the same request id")
+                seen_ids.add(k)
+                _exec_client(ex, manifest, ck, it.request_id, it.op, out)
         else:
             cd = inp.remote
             if cd.header is None or cd.leaf is None:
@@ -171,8 +186,7 @@ def execute(state: State, manifest, batch, height: int, parent_hash: bytes,
 _ENTRY_FIELD = {"coordinator": "calls", "shard": "results", "client": "responses"}
 
 
-def _exec_client(ex: Execution, manifest, r, out) -> None:
-    ck, rid = r.client_key, r.request_id
+def _exec_client(ex: Execution, manifest, ck: bytes, rid: int, op, out) -> None:
     base = ex.st.dedup.get(ck)
     batch = ex.dedup.get(ck)
     max_id = max(base.max_id if base else 0, batch[0] if batch else 0)
@@ -186,7 +200,7 @@ def _exec_client(ex: Execution, manifest, r, out) -> None:
     batch[1].add(rid)
     ex.pending_add.add((ck, rid))
     ex.pending_del.discard((ck, rid))
-    out.setdefault(manifest.shard_of(r.op.key), []).append(codec.ShardCall(client_key=ck, request_id=rid, op=r.op))
+    out.setdefault(manifest.shard_of(op.key), []).append(codec.ShardCall(client_key=ck, request_id=rid, op=op))
 
 
 def _exec_calls(ex: Execution, calls, src: str, height: int, out, corrupt_gets: bool = False) -> None:

@@ -62,7 +62,7 @@ class Runtime(QueueMixin):
         self.waiters: dict[tuple, list] = {}  # (client_key, request_id) -> [(link_id, deadline)]
         self.last_decision_ms = 0
         self.counters = {"decisions": 0, "view_changes": 0, "client_requests": 0, "client_replies": 0,
-                         "client_errors": 0, "batch_inputs": 0}
+                         "client_errors": 0, "batch_inputs": 0, "client_bundles": 0}
         self.client_errors: dict[str, int] = {}
         self.peer_up: dict[str, bool] = {}
         self.peer_seen: dict[str, int] = {}
@@ -293,6 +293,9 @@ class Runtime(QueueMixin):
     def _on_client(self, link_id: int, cm, now: int) -> None:
         kind = cm.which()
         req = getattr(cm, kind)
+        if kind == "submit_bundle":
+            self._on_bundle(link_id, req, now)
+            return
         reason = self.checker.request_reason(req, self.cid)
         if reason:
             self.log.reject(reason, "client", f"client {kind}")
@@ -314,6 +317,42 @@ class Runtime(QueueMixin):
                 return
             self._execute(self.replica.on_request(req, now))
         self.waiters.setdefault(key, []).append((link_id, now + self.m.timeouts["client_timeout"]))
+
+    def _on_bundle(self, link_id: int, b, now: int) -> None:
+        """SPEC 14.6: a bundle is checked as a whole; its items are answered one by one (errors) or
+        by leaf (answers); the outstanding ones go to the pool as one entry."""
+        reason = self.checker.bundle_reason(b, self.cid)
+        if reason:
+            self.log.reject(reason, "client", "client bundle")
+            for rid in [it.request_id for it in b.items] or [0]:
+                self._client_error(link_id, ERROR_CODES.get(reason, 1), rid, reason)
+            return
+        self.counters["client_bundles"] += 1
+        self.counters["client_requests"] += len(b.items)
+        ck = b.client_key
+        answered: set = set()
+        outstanding = []
+        for it in b.items:
+            h = self.answers.get((ck, it.request_id))
+            if h is not None:
+                if h not in answered:  # one reply per leaf, however many items it answers
+                    answered.add(h)
+                    self._answer(link_id, ck, it.request_id)
+            elif self.replica.id_below_window(ck, it.request_id):
+                self._client_error(link_id, 6, it.request_id, "request id below the dedup window")
+            else:
+                outstanding.append(it.request_id)
+        if not outstanding:
+            return
+        if self.replica.pool_full(len(b.items)):
+            self.log.reject("overloaded", "client", "request pool full")
+            for rid in outstanding:
+                self._client_error(link_id, 7, rid, "request pool full")
+            return
+        self._execute(self.replica.on_bundle(b, now))
+        deadline = now + self.m.timeouts["client_timeout"]
+        for rid in outstanding:
+            self.waiters.setdefault((ck, rid), []).append((link_id, deadline))
 
     def _answer(self, link_id: int, ck: bytes, rid: int) -> None:
         # Every request of one client key in a decision is answered with the same compact decision
@@ -374,7 +413,7 @@ class Runtime(QueueMixin):
             "started_ms": self.started_ms, "peers": peers,
             "queues": {"next_in": {s: r.state.in_seq(s) for s in self.m.other_role_clusters(self.cid)},
                        "next_out": {d: s for d, s in r.state.next_out.items()}},
-            "pending": {"requests": len(r.requests), "remote": sum(len(p) for p in r.remote.values())},
+            "pending": {"requests": r.pool_items, "remote": sum(len(p) for p in r.remote.values())},
             "counters": dict(self.counters), "rejected": dict(self.log.rejected),
             "byzantine_evidence": list(self.log.evidence),
             "testbed_faults": self.faults.describe() if self.faults else [],

@@ -19,6 +19,11 @@ MESSAGES: dict[str, list[tuple[int, str, str, bool]]] = {
         (1, "client_key", "bytes", False), (2, "request_id", "u64", False),
         (3, "cluster_id", "string", False), (4, "op", "Operation", False), (5, "signature", "bytes", False),
     ],
+    "BundleItem": [(1, "request_id", "u64", False), (2, "op", "Operation", False)],
+    "RequestBundle": [
+        (1, "client_key", "bytes", False), (2, "cluster_id", "string", False), (3, "items", "BundleItem", True),
+        (4, "signature", "bytes", False),
+    ],
     "DecisionHeader": [
         (1, "cluster_id", "string", False), (2, "height", "u64", False), (3, "parent_hash", "bytes", False),
         (4, "inputs_hash", "bytes", False), (5, "outputs_root", "bytes", False),
@@ -43,7 +48,10 @@ MESSAGES: dict[str, list[tuple[int, str, str, bool]]] = {
         (1, "header", "DecisionHeader", False), (2, "leaf", "OutputLeaf", False), (3, "leaf_index", "u64", False),
         (4, "leaf_count", "u64", False), (5, "proof", "bytes", True), (6, "qc", "QuorumCert", False),
     ],
-    "Input": [(1, "client", "ClientRequest", False), (2, "remote", "CompactDecision", False)],
+    "Input": [
+        (1, "client", "ClientRequest", False), (2, "remote", "CompactDecision", False),
+        (3, "bundle", "RequestBundle", False),
+    ],
     "Batch": [(1, "inputs", "Input", True)],
     "Decision": [
         (1, "header", "DecisionHeader", False), (2, "batch", "Batch", False),
@@ -80,7 +88,7 @@ MESSAGES: dict[str, list[tuple[int, str, str, bool]]] = {
         (1, "cluster_id", "string", False), (2, "view", "u64", False), (3, "leader_id", "string", False),
         (4, "view_data", "ViewData", True), (5, "signature", "bytes", False),
     ],
-    "Forward": [(1, "requests", "ClientRequest", True)],
+    "Forward": [(1, "requests", "ClientRequest", True), (2, "bundles", "RequestBundle", True)],
     "SyncRequest": [(1, "cluster_id", "string", False), (2, "from_height", "u64", False), (3, "max_count", "u32", False)],
     "SyncResponse": [(1, "cluster_id", "string", False), (2, "decisions", "Decision", True)],
     "QueuePull": [
@@ -100,7 +108,10 @@ MESSAGES: dict[str, list[tuple[int, str, str, bool]]] = {
         (12, "queue_batch", "QueueBatch", False),
     ],
     "ClientError": [(1, "code", "ClientErrorCode", False), (2, "request_id", "u64", False), (3, "message", "string", False)],
-    "ClientMessage": [(1, "submit", "ClientRequest", False), (2, "fetch", "ClientRequest", False)],
+    "ClientMessage": [
+        (1, "submit", "ClientRequest", False), (2, "fetch", "ClientRequest", False),
+        (3, "submit_bundle", "RequestBundle", False),
+    ],
     "ClientReply": [(1, "answer", "CompactDecision", False), (2, "error", "ClientError", False)],
 }
 

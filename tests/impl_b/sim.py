@@ -200,6 +200,13 @@ class Sim:
                 req = codec.decode("ClientRequest", data)
                 assert self.checker.request_reason(req, self.m.nodes[to].cluster) is None
                 self._run(to, self.replicas[to].on_request(req, self.now))
+            elif kind == "submit_bundle":
+                _k, to, data = ev
+                if to in self.down:
+                    continue
+                b = codec.decode("RequestBundle", data)
+                assert self.checker.bundle_reason(b, self.m.nodes[to].cluster) is None
+                self._run(to, self.replicas[to].on_bundle(b, self.now))
         return cond is not None and cond()
 
     def run_until(self, cond, limit_ms: int = 20000) -> bool:
@@ -218,6 +225,17 @@ class Sim:
         for t in targets:
             self._schedule(1, ("submit", t, encode(req)))
         return rid
+
+    def bundle(self, ops: list, to: str = "c0-n1") -> list:
+        """Submit `ops` [(kind, key, value), ...] as one signed RequestBundle; returns the item ids."""
+        items = []
+        for kind, key, value in ops:
+            items.append(codec.BundleItem(request_id=self.next_id, op=codec.Operation(kind=kind, key=key, value=value)))
+            self.next_id += 1
+        b = codec.RequestBundle(client_key=self.client.public, cluster_id=self.m.nodes[to].cluster, items=items)
+        sign_message(self.client, self.m.network_id, b)
+        self._schedule(1, ("submit_bundle", to, encode(b)))
+        return [it.request_id for it in items]
 
     def put(self, key: bytes, value: bytes, **kw) -> int:
         return self.request(OP_PUT, key, value, **kw)

@@ -222,7 +222,7 @@ def _client_reply(rids, kind=1):
 
 
 def test_client_reply_cache_shares_decoding_and_keeps_verdicts():
-    from impl_b.client import Client, _ReplyCache
+    from impl_b.client import _OTHER, Client, _ReplyCache
 
     cache = _ReplyCache(size=4)
     raw = _client_reply([11, 12, 13])
@@ -237,7 +237,7 @@ def test_client_reply_cache_shares_decoding_and_keeps_verdicts():
         assert c.validate(first.answer, req).value == want  # same verdict as the uncached check
     missing = codec.ClientRequest(client_key=CLIENT.public, request_id=14, cluster_id="c0",
                                   op=codec.Operation(kind=1, key=b"k"))
-    assert c._validate_reply(first, missing) is None
+    assert c._validate_reply(first, missing) is _OTHER  # valid, but not ours: ignored (SPEC 14.4)
     wrong_kind = codec.ClientRequest(client_key=CLIENT.public, request_id=11, cluster_id="c0",
                                      op=codec.Operation(kind=2, key=b"k", value=b"x"))
     assert c._validate_reply(first, wrong_kind) is None

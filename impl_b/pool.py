@@ -1,0 +1,194 @@
+"""The request pool of SPEC 12.5 (a mixin of Replica): client requests and request bundles (14.6)
+waiting to be decided, their forwarding to the leader, the leader's choice of client inputs for a
+batch (12.2) and the cleanup once the replicated state accepted them.
+
+A pool entry is `[message, added_ms, last_forward_ms]`, keyed `(client_key, request_id)` for a
+ClientRequest and `("bundle", encoding)` for a RequestBundle. A bundle is one entry and counts as
+its number of items towards `max_pending_requests` (`pool_items`).
+"""
+
+from collections import OrderedDict
+
+from . import codec
+from .actions import Send
+from .codec import encode
+from .rsm import WINDOW
+
+# A Forward is cut before it reaches this many bytes (max_message_bytes is at least this in practice).
+FORWARD_BYTES = 4 << 20
+
+
+def is_bundle(msg) -> bool:
+    return msg._name == "RequestBundle"
+
+
+def pool_key(msg) -> tuple:
+    if is_bundle(msg):
+        return ("bundle", encode(msg))
+    return (msg.client_key, msg.request_id)
+
+
+def request_ids(msg) -> list:
+    """The (client_key, request_id) of every request a pool message stands for."""
+    if is_bundle(msg):
+        return [(msg.client_key, it.request_id) for it in msg.items]
+    return [(msg.client_key, msg.request_id)]
+
+
+class RequestPoolMixin:
+    """Client requests and bundles of one member (state lives on the Replica)."""
+
+    def _init_pool(self) -> None:
+        self.requests: OrderedDict = OrderedDict()  # pool_key -> [message, added, last_forward]
+        self.pool_items = 0  # requests in the pool, each bundle item once
+        self.forward_buf: list = []
+        self.group_forwards = False  # True: requests wait in forward_buf for flush_forwards() (runtime)
+        self.censored: set[bytes] = set()  # testbed fault `censor_client`: client keys never proposed
+
+    # ------------------------------------------------------------------ intake
+
+    def on_request(self, req, now: int) -> list:
+        """A client request from the client port (the node layer validated it)."""
+        self._add_request(req, now, None)
+        if not self.group_forwards:
+            self._flush_forward()
+        return self._take()
+
+    def on_bundle(self, bundle, now: int) -> list:
+        """A request bundle from the client port (the node layer validated it)."""
+        self._add_request(bundle, now, None)
+        if not self.group_forwards:
+            self._flush_forward()
+        return self._take()
+
+    def flush_forwards(self) -> list:
+        """Send the client requests buffered since the last call to the leader in one Forward."""
+        self._flush_forward()
+        return self._take()
+
+    def pool_full(self, items: int = 1) -> bool:
+        """True when `items` more requests do not fit in the pool."""
+        return self.pool_items + items > self.lim["max_pending_requests"]
+
+    def _add_request(self, msg, now: int, forwarded_by: str | None) -> None:
+        bundle = is_bundle(msg)
+        if forwarded_by is not None:
+            check = self.checker.bundle_reason if bundle else self.checker.request_reason
+            reason = check(msg, self.cid)
+            if reason:
+                self._reject(reason, forwarded_by, "forwarded bundle" if bundle else "forwarded request")
+                return
+        key = pool_key(msg)
+        if key in self.requests or self._entry_done(msg):
+            return
+        n = len(msg.items) if bundle else 1
+        if self.pool_full(n):
+            self._reject("overloaded", forwarded_by or "client", "request pool full")
+            return
+        self.requests[key] = [msg, now, now]
+        self.pool_items += n
+        if self.is_leader():
+            self._want_batch(now)
+        elif forwarded_by is None and self.view_active:
+            self.forward_buf.append(msg)
+
+    def _pool_drop(self, key) -> None:
+        ent = self.requests.pop(key, None)
+        if ent is not None:
+            self.pool_items -= len(ent[0].items) if is_bundle(ent[0]) else 1
+
+    def id_below_window(self, client_key: bytes, rid: int) -> bool:
+        """True when the request id fell below the dedup window (it can never be answered)."""
+        d = self.state.dedup.get(client_key)
+        return d is not None and d.max_id > WINDOW and rid <= d.max_id - WINDOW
+
+    def request_below_window(self, req) -> bool:
+        return self.id_below_window(req.client_key, req.request_id)
+
+    def _request_done(self, req) -> bool:
+        d = self.state.dedup.get(req.client_key)
+        return d is not None and d.seen(req.request_id)
+
+    def _entry_done(self, msg) -> bool:
+        """True when the state accepted every request of `msg` (or they fell below the floor)."""
+        d = self.state.dedup.get(msg.client_key)
+        if d is None:
+            return False
+        if is_bundle(msg):
+            return all(d.seen(it.request_id) for it in msg.items)
+        return d.seen(msg.request_id)
+
+    def _flush_forward(self) -> None:
+        if self.forward_buf and not self.is_leader():
+            reqs, bundles, size = [], [], 0
+            for msg in self.forward_buf:
+                if size >= FORWARD_BYTES:
+                    self._send_forward(reqs, bundles)
+                    reqs, bundles, size = [], [], 0
+                (bundles if is_bundle(msg) else reqs).append(msg)
+                size += len(encode(msg)) + 8
+            self._send_forward(reqs, bundles)
+        self.forward_buf = []
+
+    def _send_forward(self, reqs: list, bundles: list) -> None:
+        self._emit(Send(self.leader, codec.PeerMessage(forward=codec.Forward(requests=reqs, bundles=bundles))))
+
+    def _on_forward(self, sender, fwd, now, pm) -> None:
+        for req in fwd.requests:
+            self._add_request(req, now, sender)
+        for b in fwd.bundles:
+            self._add_request(b, now, sender)
+
+    # ------------------------------------------------------------------ batching and cleanup
+
+    def _collect_client_inputs(self, inputs: list, size: int, max_n: int, max_b: int) -> None:
+        """Append client requests and bundles in arrival order (SPEC 12.2): skip decided ones and
+        duplicates; a bundle sharing a request id with an earlier input waits for a later batch."""
+        seen: set = set()
+        stale = []
+        for key, ent in self.requests.items():
+            if len(inputs) >= max_n:
+                break
+            msg = ent[0]
+            if self._entry_done(msg):
+                stale.append(key)
+                continue
+            if msg.client_key in self.censored:
+                continue
+            ids = request_ids(msg)
+            if any(k in seen for k in ids):
+                continue
+            inp = codec.Input(bundle=msg) if is_bundle(msg) else codec.Input(client=msg)
+            sz = len(encode(inp)) + 8
+            if size + sz > max_b:
+                break
+            seen.update(ids)
+            inputs.append(inp)
+            size += sz
+        for key in stale:
+            self._pool_drop(key)
+
+    def _forget_decided(self, batch) -> None:
+        """Drop the pool entries a decided batch included."""
+        for inp in batch.inputs:
+            msg = inp.client if inp.client is not None else inp.bundle
+            if msg is not None:
+                self._pool_drop(pool_key(msg))
+
+    def _scan_requests(self, now: int) -> bool:
+        """Pool timers of SPEC 12.5: re-forward after request_forward; True if an entry waited
+        longer than censorship. Entries the state already accepted leave the pool."""
+        for key in [k for k, ent in self.requests.items() if self._entry_done(ent[0])]:
+            self._pool_drop(key)
+        fwd = []
+        censored = False
+        for ent in self.requests.values():
+            if now - ent[1] > self.t["censorship"]:
+                censored = True
+            if not self.is_leader() and now - ent[2] > self.t["request_forward"]:
+                ent[2] = now
+                fwd.append(ent[0])
+        if fwd and self.view_active:
+            self.forward_buf.extend(fwd)
+            self._flush_forward()
+        return censored
