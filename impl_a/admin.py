@@ -35,9 +35,10 @@ class AdminServer:
             "height": r.height, "head_hash": r.head_hash.hex(), "last_decision_ms": r.last_decision_ms,
             "started_ms": rt.started_ms, "peers": peers,
             "queues": {"next_in": dict(r.state.next_in), "next_out": dict(r.state.next_out)},
-            "pending": {"requests": len(r.req_pool), "remote": sum(len(p) for p in r.remote_pool.values())},
+            "pending": {"requests": r.pool_items, "remote": sum(len(p) for p in r.remote_pool.values())},
             "counters": {"decisions": r.counters["decisions"], "view_changes": r.counters["view_changes"],
                          "client_requests": rt.counters["client_requests"],
+                         "client_bundles": rt.counters["client_bundles"],
                          "client_replies": rt.counters["client_replies"],
                          "client_errors": sum(rt.client_errors.values()),
                          "batch_inputs": r.counters["batch_inputs"]},
@@ -66,13 +67,15 @@ class AdminServer:
                [("", r.counters["view_changes"])])
         metric("heraclius_client_requests_total", "counter", "requests accepted on the client port",
                [("", rt.counters["client_requests"])])
+        metric("heraclius_client_bundles_total", "counter", "request bundles accepted on the client port",
+               [("", rt.counters["client_bundles"])])
         metric("heraclius_client_replies_total", "counter", "answers sent to clients",
                [("", rt.counters["client_replies"])])
         metric("heraclius_client_errors_total", "counter", "error replies sent to clients, by code",
                [(f',code="{k}"', rt.client_errors.get(k, 0)) for k in
                 ("malformed", "bad_signature", "unauthorised", "wrong_cluster", "too_large", "stale", "overloaded",
                  "timeout")])
-        metric("heraclius_pending_requests", "gauge", "size of the request pool", [("", len(r.req_pool))])
+        metric("heraclius_pending_requests", "gauge", "size of the request pool", [("", r.pool_items)])
         metric("heraclius_pending_remote", "gauge", "size of the remote-input pool",
                [("", sum(len(p) for p in r.remote_pool.values()))])
         metric("heraclius_rejected_total", "counter", "rejected inputs by reason",

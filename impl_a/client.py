@@ -16,14 +16,27 @@ from dataclasses import dataclass
 import nacl.bindings as nb
 
 from impl_a import heraclius_pb2 as pb
-from impl_a.codec import decode
+from impl_a.codec import decode, encode
 from impl_a.crypto import SigningKey, sha256
 from impl_a.errors import LocalError, RemoteViolation
 from impl_a.manifest import Manifest
 from impl_a.transport import Link, LinkClosed, connect
-from impl_a.verify import GET, PUT, QcCache, check_compact, check_operation, client_destination, sign_message
+from impl_a.verify import (
+    GET,
+    MAX_BUNDLE_BYTES,
+    MAX_BUNDLE_ITEMS,
+    PUT,
+    QcCache,
+    check_compact,
+    check_operation,
+    client_destination,
+    sign_message,
+)
 
 RECENT_REPLIES = 64
+# SPEC 14.6: first attempts that become ready together go out as one signed RequestBundle.
+BUNDLING = False
+BUNDLE_OVERHEAD = 256  # client key, cluster id, signature and the ClientMessage around the items
 
 
 class NoValidAnswer(Exception):
@@ -52,14 +65,19 @@ class Result:
 
 
 class _Conn:
-    """One Noise link to a coordinator member, with replies dispatched by request id."""
+    """One Noise link to a coordinator member, with replies dispatched by request id and an outbox
+    whose requests leave together (one bundle per flush)."""
 
-    def __init__(self, link: Link):
+    def __init__(self, link: Link, client: Client):
         self.link = link
+        self.client = client
         self.waiting: dict[int, asyncio.Future] = {}
         # A node answers every request of one decision with the same bytes (the client's leaf holds all
         # of them): decode those bytes once and hand the same reply to every request they answer.
         self.recent: OrderedDict[bytes, pb.ClientReply] = OrderedDict()
+        self.outbox: list[pb.ClientRequest] = []
+        self._flush_armed = False
+        self._sending = False
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
     def _decode(self, data: bytes) -> pb.ClientReply:
@@ -79,13 +97,11 @@ class _Conn:
             while True:
                 reply = self._decode(await self.link.recv_bytes())
                 if reply.HasField("error"):
-                    ids = [reply.error.request_id]
-                else:
-                    ids = [r.request_id for r in reply.answer.leaf.responses]
-                for rid in ids:
-                    fut = self.waiting.get(rid)
+                    fut = self.waiting.get(reply.error.request_id)
                     if fut is not None and not fut.done():
                         fut.set_result(reply)
+                else:
+                    self.client.on_answer(self, reply)
         except (LinkClosed, asyncio.CancelledError) as exc:
             err = exc if isinstance(exc, LinkClosed) else LinkClosed(None, "closed")
             for fut in self.waiting.values():
@@ -101,6 +117,35 @@ class _Conn:
     def close(self) -> None:
         self.reader.cancel()
         self.link.close()
+
+    # -- sending ------------------------------------------------------------------------------------
+    def enqueue(self, req: pb.ClientRequest) -> None:
+        """Send req with the others that become ready in this event-loop turn or while a send is in
+        progress: alone as a ClientRequest, or together as one RequestBundle."""
+        self.outbox.append(req)
+        if not self._flush_armed and not self._sending:
+            self._flush_armed = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_armed = False
+        if self.outbox and not self._sending:
+            self._sending = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self.outbox:
+                reqs = self.client.take_bundle(self.outbox)
+                try:
+                    await self.link.send_bytes(encode(self.client.message_for(reqs)))
+                except LinkClosed as exc:
+                    for r in reqs:
+                        fut = self.waiting.get(r.request_id)
+                        if fut is not None and not fut.done():
+                            fut.set_exception(exc)
+        finally:
+            self._sending = False
 
 
 class Client:
@@ -125,6 +170,12 @@ class Client:
         self.rejected_answers = 0
         self._static = nb.randombytes(32)
         self._dialing: dict[str, asyncio.Lock] = {}
+        self.bundling = BUNDLING
+        self.bundles_sent = 0
+        self._turn_start: int | None = None
+        # the largest bundle encoding a node takes (SPEC 14.6), less room for its envelope
+        self._bundle_room = min(MAX_BUNDLE_BYTES, manifest.limits["max_batch_bytes"],
+                                manifest.limits["max_message_bytes"]) - BUNDLE_OVERHEAD - len(self.cluster)
 
     async def close(self) -> None:
         for c in self.conns.values():
@@ -138,7 +189,8 @@ class Client:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    def new_request(self, kind: int, key: bytes, value: bytes = b"") -> pb.ClientRequest:
+    def new_request(self, kind: int, key: bytes, value: bytes = b"", sign: bool = True) -> pb.ClientRequest:
+        """A new request; unsigned when sign is False (execute() signs it if it goes out alone)."""
         op = pb.Operation(kind=kind, key=key, value=value)
         try:
             check_operation(self.m, op)
@@ -146,14 +198,90 @@ class Client:
             raise LocalError(f"invalid operation: {exc.detail}", 2) from None
         self.next_id += 1
         req = pb.ClientRequest(client_key=self.key.public, request_id=self.next_id, cluster_id=self.cluster, op=op)
-        sign_message(self.key, "client-request", self.m.network_id, req)
+        if sign:
+            self._sign(req)
+        return req
+
+    def _sign(self, req: pb.ClientRequest) -> pb.ClientRequest:
+        if not req.signature:
+            sign_message(self.key, "client-request", self.m.network_id, req)
         return req
 
     async def get(self, key: bytes) -> Result:
-        return await self.execute(self.new_request(GET, key))
+        return await self.execute(self.new_request(GET, key, sign=False))
 
     async def put(self, key: bytes, value: bytes) -> Result:
-        return await self.execute(self.new_request(PUT, key, value))
+        return await self.execute(self.new_request(PUT, key, value, sign=False))
+
+    def take_bundle(self, outbox: list[pb.ClientRequest]) -> list[pb.ClientRequest]:
+        """Remove and return the longest prefix of outbox that fits one bundle (SPEC 14.6 limits).
+        Ids are allocated in increasing order, and a conn's outbox keeps that order."""
+        size, n = 0, 0
+        for req in outbox[:MAX_BUNDLE_ITEMS]:
+            size += req.op.ByteSize() + 24  # item tag, length, request id, op tag and length
+            if n and size > self._bundle_room:
+                break
+            n += 1
+        taken = outbox[:n]
+        del outbox[:n]
+        return taken
+
+    def message_for(self, reqs: list[pb.ClientRequest]) -> pb.ClientMessage:
+        """One ready request goes as a plain ClientRequest; several as one RequestBundle, signed once."""
+        if len(reqs) == 1:
+            return pb.ClientMessage(submit=self._sign(reqs[0]))
+        reqs = sorted(reqs, key=lambda r: r.request_id)
+        b = pb.RequestBundle(client_key=self.key.public, cluster_id=self.cluster,
+                             items=[pb.BundleItem(request_id=r.request_id, op=r.op) for r in reqs])
+        sign_message(self.key, "client-bundle", self.m.network_id, b)
+        self.bundles_sent += 1
+        return pb.ClientMessage(submit_bundle=b)
+
+    def on_answer(self, conn: _Conn, reply: pb.ClientReply) -> None:
+        """SPEC 14.4: a valid answer answers every outstanding request of this client whose id is in
+        the leaf, whichever connection it waits on. Requests waiting on the connection the answer came
+        in on get it as is (execute() validates it and counts a rejection); those waiting elsewhere
+        get it only if it is valid, so a faulty node cannot disturb requests sent to other nodes."""
+        valid: bool | None = None
+        for resp in reply.answer.leaf.responses:
+            fut = conn.waiting.get(resp.request_id)
+            if fut is None:
+                for other in self.conns.values():
+                    if other is not conn and resp.request_id in other.waiting:
+                        if valid is None:
+                            valid = self._answer_ok(reply)
+                        fut = other.waiting[resp.request_id] if valid else None
+                        break
+            if fut is not None and not fut.done():
+                fut.set_result(reply)
+
+    def _answer_ok(self, reply: pb.ClientReply) -> bool:
+        try:
+            self._check_answer(reply)
+        except RemoteViolation:
+            return False
+        return True
+
+    def _check_answer(self, reply: pb.ClientReply) -> None:
+        if id(reply) not in self.checked:  # the same decoded reply answers several requests
+            check_compact(self.m, reply.answer, self.cluster, client_destination(self.key.public),
+                          qc_cache=self.qc_cache)
+            self.checked[id(reply)] = reply  # holding it keeps its id from being reused
+            if len(self.checked) > RECENT_REPLIES * 4:
+                self.checked.popitem(last=False)
+
+    def _first_member(self) -> int:
+        """Requests made ready in one event-loop turn start at the same member, so they can share
+        one bundle; the member is drawn at random once per turn."""
+        if not self.bundling:
+            return self.rng.randrange(len(self.members))
+        if self._turn_start is None:
+            self._turn_start = self.rng.randrange(len(self.members))
+            asyncio.get_running_loop().call_soon(self._end_turn)
+        return self._turn_start
+
+    def _end_turn(self) -> None:
+        self._turn_start = None
 
     async def _conn(self, node, timeout: float) -> _Conn:
         lock = self._dialing.setdefault(node.id, asyncio.Lock())
@@ -166,17 +294,13 @@ class Client:
             link = await connect(node.host, node.client_port, self.m.network_id, self._static, hello,
                                  node.x25519_public, self.m.limits["max_message_bytes"],
                                  timeout=min(5.0, timeout))
-            c = _Conn(link)
+            c = _Conn(link, self)
             self.conns[node.id] = c
             return c
 
     def _validate(self, reply: pb.ClientReply, req: pb.ClientRequest) -> pb.ClientResponse:
         cd = reply.answer
-        if id(reply) not in self.checked:  # the same decoded reply answers several requests
-            check_compact(self.m, cd, self.cluster, client_destination(self.key.public), qc_cache=self.qc_cache)
-            self.checked[id(reply)] = reply  # holding it keeps its id from being reused
-            if len(self.checked) > RECENT_REPLIES * 4:
-                self.checked.popitem(last=False)
+        self._check_answer(reply)
         for resp in cd.leaf.responses:
             if resp.request_id == req.request_id:
                 if resp.kind != req.op.kind:
@@ -188,7 +312,7 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_ms / 1000
         n = len(self.members)
-        start = self.rng.randrange(n)
+        start = self._first_member()
         failures: dict[str, str] = {}
         per_try = self.m.timeouts["client_timeout"] / 1000 + 1.0
         for attempt in range(2 * n):
@@ -201,7 +325,10 @@ class Client:
                 fut = loop.create_future()
                 conn.waiting[req.request_id] = fut
                 try:
-                    await conn.link.send(pb.ClientMessage(submit=req))
+                    if attempt == 0 and self.bundling:
+                        conn.enqueue(req)
+                    else:  # a retry goes alone, as a ClientRequest with the same id and operation
+                        await conn.link.send(pb.ClientMessage(submit=self._sign(req)))
                     reply = await asyncio.wait_for(fut, min(per_try, deadline - loop.time()))
                 finally:
                     conn.waiting.pop(req.request_id, None)

@@ -19,17 +19,25 @@ from collections import OrderedDict
 from impl_a import heraclius_pb2 as pb
 from impl_a.catchup import CatchUpMixin
 from impl_a.codec import decode, encode
-from impl_a.crypto import SigningKey, ed25519_verify
+from impl_a.crypto import SigningKey, ed25519_verify, sha256
 from impl_a.errors import RemoteViolation
 from impl_a.leader import LeaderMixin
 from impl_a.manifest import Manifest
 from impl_a.rsm import ZERO32, Execution, State, build_header, check_batch_limits
-from impl_a.verify import QcCache, check_client_request, decision_signing_bytes, header_hash, sign_message
+from impl_a.verify import (
+    QcCache,
+    check_bundle,
+    check_client_request,
+    decision_signing_bytes,
+    header_hash,
+    sign_message,
+)
 from impl_a.viewchange import ViewChangeMixin
 
 AHEAD = 4
 POOL_SCAN = 2048
-FORWARD_MAX = 1024  # a receiver reads at most this many requests of one Forward
+FORWARD_MAX = 1024  # a receiver reads at most this many requests (and bundles) of one Forward
+FORWARD_BYTES = 1 << 20  # a sender starts a new Forward past this size (bundles are up to 256 KiB)
 POOL_CHECK_MS = 50  # pool timers are seconds long: checking them on every 10 ms tick is wasted work
 
 
@@ -63,7 +71,10 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
         self.client_index: dict[tuple[bytes, int], int] = {}
         self.counters = {"decisions": 0, "view_changes": 0, "batch_inputs": 0}
         self.last_decision_ms = 0
-        self.req_pool: OrderedDict[tuple[bytes, int], list] = OrderedDict()
+        # Request pool in arrival order: (client_key, request_id) -> [ClientRequest, arrived, forwarded]
+        # and (client_key, sha256 of the bundle) -> [RequestBundle, arrived, forwarded] (SPEC 12.5).
+        self.req_pool: OrderedDict[tuple[bytes, int | bytes], list] = OrderedDict()
+        self.pool_items = 0  # requests in the pool, each bundle item counted (max_pending_requests)
         self.remote_pool: dict[str, dict[int, list]] = {}
         self._reset_height()
         self._init_view_change()
@@ -214,37 +225,78 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
             if per_src and now - min(e[1] for e in per_src.values()) > cens_ms:
                 censored = True
         if again and not self.is_leader() and not self.in_vc:
-            self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=again))))
+            self._forward(again)
         if censored and not self.in_vc:
             self._start_view_change(self.view + 1, "censorship timeout")
 
-    def on_client_request(self, req: pb.ClientRequest, forward: bool = True) -> bool:
-        """A request validated by the client port (check_client_request passed); True if pooled."""
-        ident = (req.client_key, req.request_id)
-        if ident in self.req_pool or self.state.request_done(*ident):
+    # -- request pool (SPEC 12.5) ----------------------------------------------------------------------
+    def entry_done(self, key: tuple, msg) -> bool:
+        """A pooled request is done when its id was accepted or is at or below the client's floor; a
+        bundle when that holds for every one of its items."""
+        if isinstance(key[1], bytes):
+            return all(self.state.request_done(key[0], item.request_id) for item in msg.items)
+        return self.state.request_done(*key)
+
+    def pool_drop(self, key: tuple) -> None:
+        entry = self.req_pool.pop(key, None)
+        if entry is not None:
+            self.pool_items -= len(entry[0].items) if isinstance(key[1], bytes) else 1
+
+    def pool_room(self, n: int) -> bool:
+        return self.pool_items + n <= self.lim["max_pending_requests"]
+
+    def _pool_add(self, key: tuple, msg, n: int, forward: bool) -> bool:
+        if key in self.req_pool or self.entry_done(key, msg):
             return False
-        if len(self.req_pool) >= self.lim["max_pending_requests"]:
+        if not self.pool_room(n):
             self._reject("overloaded", "client", "request pool full")
             return False
-        self.verified.add(header_hash(req))
-        self.req_pool[ident] = [req, self.now, self.now]
+        self.req_pool[key] = [msg, self.now, self.now]
+        self.pool_items += n
         if self.batch_since is None:
             self.batch_since = self.now
         if not self.is_leader() and not self.in_vc:
             if forward:
-                self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=[req]))))
+                self._forward([msg])
         elif self.is_leader():
             self._maybe_propose()
         return True
 
-    def on_client_requests(self, reqs: list[pb.ClientRequest]) -> None:
-        """Requests that arrived together: one Forward carries all the new ones (SPEC 12.5 lets
-        requests be grouped), so the leader decodes one message instead of one per request."""
-        fresh = [r for r in reqs if self.on_client_request(r, forward=False)]
+    def on_client_request(self, req: pb.ClientRequest, forward: bool = True) -> bool:
+        """A request validated by the client port (check_client_request passed); True if pooled."""
+        if self._pool_add((req.client_key, req.request_id), req, 1, forward):
+            self.verified.add(header_hash(req))
+            return True
+        return False
+
+    def on_client_bundle(self, b: pb.RequestBundle, forward: bool = True, digest: bytes | None = None) -> bool:
+        """A bundle validated as a whole (check_bundle passed): one pool entry; True if pooled."""
+        digest = digest or sha256(encode(b))
+        if self._pool_add((b.client_key, digest), b, len(b.items), forward):
+            self.verified.add(digest)
+            return True
+        return False
+
+    def on_client_requests(self, msgs: list) -> None:
+        """Requests and bundles that arrived together: one Forward carries all the new ones (SPEC 12.5
+        lets them be grouped), so the leader decodes one message instead of one per request."""
+        fresh = [m for m in msgs if (self.on_client_bundle(m, forward=False) if isinstance(m, pb.RequestBundle)
+                                     else self.on_client_request(m, forward=False))]
         if fresh and not self.is_leader() and not self.in_vc:
-            for i in range(0, len(fresh), FORWARD_MAX):
-                self.actions.append(("send", self.leader,
-                                     pb.PeerMessage(forward=pb.Forward(requests=fresh[i:i + FORWARD_MAX]))))
+            self._forward(fresh)
+
+    def _forward(self, msgs: list) -> None:
+        """Send requests and bundles to the leader, in Forwards of bounded count and size."""
+        fw, size = pb.Forward(), 0
+        for m in msgs:
+            n = m.ByteSize() + 8
+            if (len(fw.requests) + len(fw.bundles) >= FORWARD_MAX or size + n > FORWARD_BYTES) and size:
+                self.actions.append(("send", self.leader, pb.PeerMessage(forward=fw)))
+                fw, size = pb.Forward(), 0
+            (fw.bundles if isinstance(m, pb.RequestBundle) else fw.requests).append(m)
+            size += n
+        if size:
+            self.actions.append(("send", self.leader, pb.PeerMessage(forward=fw)))
 
     def on_remote(self, cd: pb.CompactDecision) -> None:
         """A compact decision already verified by the queue puller (SPEC 10 points 1-5)."""
@@ -312,6 +364,14 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
                 self.on_client_request(req)
             except RemoteViolation as exc:
                 self._reject(exc.reason, sender, "forwarded request: " + exc.detail)
+        for b in fw.bundles[:FORWARD_MAX]:
+            try:
+                h = sha256(encode(b))
+                if h not in self.verified:
+                    check_bundle(self.m, b, self.cluster.id)
+                self.on_client_bundle(b, digest=h)
+            except RemoteViolation as exc:
+                self._reject(exc.reason, sender, "forwarded bundle: " + exc.detail)
 
     def _on_proposal(self, sender: str, p: pb.Proposal) -> None:
         if p.height <= self.height:
@@ -503,11 +563,14 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
             for r in leaf.responses:
                 self.client_index[(bytes.fromhex(leaf.destination[7:]), r.request_id)] = self.height
         for inp in d.batch.inputs:
-            if inp.HasField("client"):
-                self.req_pool.pop((inp.client.client_key, inp.client.request_id), None)
+            which = inp.WhichOneof("kind")
+            if which == "client":
+                self.pool_drop((inp.client.client_key, inp.client.request_id))
+            elif which == "bundle" and self.req_pool:
+                self.pool_drop((inp.bundle.client_key, sha256(encode(inp.bundle))))
         if len(self.req_pool) <= POOL_SCAN or self.height % 64 == 0:
-            for ident in [i for i in self.req_pool if self.state.request_done(*i)]:
-                del self.req_pool[ident]
+            for key in [k for k, e in self.req_pool.items() if self.entry_done(k, e[0])]:
+                self.pool_drop(key)
         for src, per in self.remote_pool.items():
             nxt = self.state.next_in_of(src)
             for seq in [s for s in per if s < nxt]:

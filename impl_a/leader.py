@@ -51,18 +51,21 @@ class LeaderMixin:
                     break
                 size += n
                 seq += 1
-        for ident, entry in list(self.req_pool.items()):
+        for key, entry in list(self.req_pool.items()):
             if len(batch.inputs) >= max_n:
                 break
-            if ident[0] in self.censored:
+            if key[0] in self.censored:
                 continue
-            if self.state.request_done(*ident):
-                del self.req_pool[ident]
+            if self.entry_done(key, entry[0]):  # a bundle: every item accepted or below the floor
+                self.pool_drop(key)
                 continue
-            n = self._admit(ex, batch, pb.Input(client=entry[0]), max_b - size)
+            inp = pb.Input(bundle=entry[0]) if isinstance(key[1], bytes) else pb.Input(client=entry[0])
+            n = self._admit(ex, batch, inp, max_b - size)
             if n is None:
-                del self.req_pool[ident]
+                self.pool_drop(key)
                 continue
+            if n < 0:
+                continue  # shares a request id with an earlier input: waits for a later batch (SPEC 12.2)
             if not n:
                 break
             size += n
@@ -73,13 +76,16 @@ class LeaderMixin:
 
     def _admit(self, ex: Execution, batch: pb.Batch, inp: pb.Input, room: int) -> int | None:
         """Append `inp` to `batch` if it fits in `room` bytes and executes: its size; 0 if it does
-        not fit; None if it is invalid (rejected and counted, the caller drops it from its pool)."""
+        not fit; -1 if it shares a request id with an earlier input of the batch (it waits); None if
+        it is invalid (rejected and counted, the caller drops it from its pool)."""
         n = inp.ByteSize() + 6
         if n > room:
             return 0
         try:
             ex.add(inp)
         except RemoteViolation as exc:
+            if exc.reason == "duplicate":
+                return -1
             self._reject(exc.reason, "pool", exc.detail)
             return None
         batch.inputs.append(inp)

@@ -12,7 +12,7 @@ from impl_a.crypto import sha256
 from impl_a.errors import RemoteViolation
 from impl_a.manifest import Manifest
 from impl_a.merkle import all_proofs
-from impl_a.verify import GET, QcCache, check_client_request, check_compact, client_destination
+from impl_a.verify import GET, QcCache, check_bundle, check_client_request, check_compact, client_destination
 
 WINDOW = 65536
 PRUNE_SLACK = 4096
@@ -89,6 +89,17 @@ class Execution:
             if h not in self.verified:
                 check_client_request(self.s.manifest, r, self.s.cluster_id)
                 self.verified.add(h)
+        elif which == "bundle":
+            b = inp.bundle
+            if self.s.role != "coordinator":
+                raise RemoteViolation("invalid_proposal", "bundle input at a shard")
+            h = sha256(encode(b))
+            if h not in self.verified:
+                check_bundle(self.s.manifest, b, self.s.cluster_id)
+                self.verified.add(h)
+            key, seen = b.client_key, self.seen_requests
+            if any((key, item.request_id) in seen for item in b.items):
+                raise RemoteViolation("duplicate", "bundle item already requested in this batch")
         elif which == "remote":
             c = inp.remote
             src = c.header.cluster_id
@@ -108,20 +119,19 @@ class Execution:
             return self.kv[key]
         return self.s.kv.get(key)
 
-    def _client(self, r: pb.ClientRequest) -> None:
-        key = r.client_key
-        self.seen_requests.add((key, r.request_id))
+    def _client(self, key: bytes, request_id: int, op: pb.Operation) -> None:
+        """One client request, or one item of a bundle (SPEC 11: executed exactly alike)."""
+        self.seen_requests.add((key, request_id))
         base_max, base_ids = self.s.dedup.get(key, (0, set()))
         max_id = self.dedup_max.get(key, base_max)
         floor = max_id - WINDOW if max_id > WINDOW else 0
         added = self.dedup_added.setdefault(key, set())
-        if r.request_id <= floor or r.request_id in base_ids or r.request_id in added:
+        if request_id <= floor or request_id in base_ids or request_id in added:
             return
-        added.add(r.request_id)
-        self.dedup_max[key] = max(max_id, r.request_id)
-        self.pending_add.add((key, r.request_id))
-        self._emit(self.s.manifest.shard_of(r.op.key), pb.ShardCall(client_key=key, request_id=r.request_id,
-                                                                     op=r.op))
+        added.add(request_id)
+        self.dedup_max[key] = max(max_id, request_id)
+        self.pending_add.add((key, request_id))
+        self._emit(self.s.manifest.shard_of(op.key), pb.ShardCall(client_key=key, request_id=request_id, op=op))
 
     def _remote(self, c: pb.CompactDecision) -> None:
         src = c.header.cluster_id
@@ -155,8 +165,14 @@ class Execution:
         """Validate (when check) and execute one input; on RemoteViolation nothing was changed."""
         if check:
             self.check_input(inp)
-        if inp.HasField("client"):
-            self._client(inp.client)
+        which = inp.WhichOneof("kind")
+        if which == "client":
+            r = inp.client
+            self._client(r.client_key, r.request_id, r.op)
+        elif which == "bundle":
+            key = inp.bundle.client_key
+            for item in inp.bundle.items:
+                self._client(key, item.request_id, item.op)
         else:
             self._remote(inp.remote)
 

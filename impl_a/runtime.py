@@ -10,29 +10,19 @@ import time
 
 from impl_a import heraclius_pb2 as pb
 from impl_a.admin import AdminServer
+from impl_a.clientport import ClientPort
 from impl_a.codec import encode
 from impl_a.consensus import Replica
 from impl_a.crypto import SigningKey, x25519_public
-from impl_a.errors import RemoteViolation
 from impl_a.faults import Faults
 from impl_a.logs import Log, now_ms
 from impl_a.manifest import Manifest
 from impl_a.queues import Puller, QueueServer
 from impl_a.storage import Storage, WriteBehind
-from impl_a.transport import Link, LinkClosed, accept, check_client_hello, check_peer_identity, connect
-from impl_a.verify import check_client_request
+from impl_a.transport import Link, LinkClosed, accept, check_peer_identity, connect
 
 TICK_S = 0.01
 TICK_MAX_S = 0.05
-ERROR_CODES = {"malformed": pb.CLIENT_ERROR_MALFORMED, "non_canonical": pb.CLIENT_ERROR_MALFORMED,
-               "bad_signature": pb.CLIENT_ERROR_BAD_SIGNATURE, "unauthorised_client": pb.CLIENT_ERROR_UNAUTHORISED,
-               "wrong_cluster": pb.CLIENT_ERROR_WRONG_CLUSTER, "oversized": pb.CLIENT_ERROR_TOO_LARGE,
-               "overloaded": pb.CLIENT_ERROR_OVERLOADED}
-
-
-def _expire(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
 
 
 class NodeRuntime:
@@ -56,8 +46,7 @@ class NodeRuntime:
         self.out_queues: dict[str, asyncio.Queue] = {}
         self.reply_link: dict[str, Link] = {}
         self.last_seen: dict[str, int] = {}
-        self.waiters: dict[tuple[bytes, int], list[asyncio.Future]] = {}
-        self.counters = {"client_requests": 0, "client_replies": 0}
+        self.counters = {"client_requests": 0, "client_bundles": 0, "client_replies": 0}
         self.client_errors: dict[str, int] = {}
         self.decided_event = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
@@ -68,8 +57,8 @@ class NodeRuntime:
         self._internal_errors: dict[str, float] = {}
         self._wake_armed = False
         self._encoded: tuple[object, bytes] = (None, b"")
-        self._submits: list[pb.ClientRequest] = []
         self.admin = AdminServer(self)
+        self.clients = ClientPort(self)
 
     def hello(self, node_id: str = "") -> pb.Hello:
         return pb.Hello(protocol_version=1, network_id=self.m.network_id, node_id=node_id)
@@ -84,7 +73,7 @@ class NodeRuntime:
     async def start(self) -> None:
         n = self.node
         self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port))
-        self.servers.append(await asyncio.start_server(self._client_conn, n.bind, n.client_port))
+        self.servers.append(await asyncio.start_server(self.clients.serve, n.bind, n.client_port))
         self.servers.append(await asyncio.start_server(self.admin.handle, n.admin_bind, n.admin_port))
         for nid in self.peers:
             self._spawn(self._dialer(nid))
@@ -204,14 +193,7 @@ class NodeRuntime:
         self.decided_event = asyncio.Event()
         self.log.emit("debug", "decided", f"decided height {d.header.height}", height=d.header.height,
                       inputs=len(d.batch.inputs))
-        for leaf in d.outputs:
-            if not leaf.destination.startswith("client:"):
-                continue
-            key = bytes.fromhex(leaf.destination[7:])
-            for resp in leaf.responses:
-                for fut in self.waiters.pop((key, resp.request_id), []):
-                    if not fut.done():
-                        fut.set_result(d.header.height)
+        self.clients.on_decided(d)
 
     # -- peer links -----------------------------------------------------------------------------
     async def _dialer(self, nid: str) -> None:
@@ -330,106 +312,6 @@ class NodeRuntime:
         msg = pb.PeerMessage(queue_batch=qb)
         for delay, data in self.faults.outgoing(nid, msg, encode(msg)):
             await self._send_on(link, data, delay)
-
-    # -- client port ----------------------------------------------------------------------------
-    async def _client_conn(self, reader, writer) -> None:
-        try:
-            link = await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
-                                self.m.limits["max_message_bytes"], check_client_hello)
-        except LinkClosed as exc:
-            if exc.reason:
-                self.log.reject(exc.reason, "client", exc.detail)
-            writer.close()
-            return
-        pending: set[asyncio.Task] = set()
-        try:
-            while self.running:
-                cm = await link.recv(pb.ClientMessage)
-                t = self._spawn(self._client_request(cm, link))
-                pending.add(t)
-                t.add_done_callback(pending.discard)
-        except LinkClosed as exc:
-            if exc.reason:
-                self.log.reject(exc.reason, "client", exc.detail)
-        finally:
-            for t in pending:
-                t.cancel()
-            link.close()
-
-    async def _client_request(self, cm: pb.ClientMessage, link: Link) -> None:
-        submit = cm.WhichOneof("body") == "submit"
-        req = cm.submit if submit else cm.fetch
-        r = self.replica
-        try:
-            check_client_request(self.m, req, r.cluster.id)
-        except RemoteViolation as exc:
-            self.log.reject(exc.reason, "client:" + req.client_key.hex()[:16], exc.detail)
-            await self._client_error(link, ERROR_CODES.get(exc.reason, pb.CLIENT_ERROR_MALFORMED), req.request_id,
-                                     exc.reason)
-            return
-        ident = (req.client_key, req.request_id)
-        if submit:
-            self.counters["client_requests"] += 1
-        h = r.client_index.get(ident)
-        if h is None and r.state.below_floor(*ident):
-            await self._client_error(link, pb.CLIENT_ERROR_STALE, req.request_id, "request id below the floor")
-            return
-        if h is None:
-            if submit and ident not in r.req_pool and len(r.req_pool) >= self.m.limits["max_pending_requests"]:
-                self.log.reject("overloaded", "client", "request pool full")
-                await self._client_error(link, pb.CLIENT_ERROR_OVERLOADED, req.request_id, "overloaded")
-                return
-            fut = asyncio.get_running_loop().create_future()
-            self.waiters.setdefault(ident, []).append(fut)
-            if submit:
-                self._guard(self._submit, req)
-            # One timer per request instead of wait_for's extra future, task and callbacks.
-            expiry = asyncio.get_running_loop().call_later(self.m.timeouts["client_timeout"] / 1000, _expire, fut)
-            try:
-                h = await fut
-            except TimeoutError:
-                await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "no decision in time")
-                return
-            finally:
-                expiry.cancel()
-                lst = self.waiters.get(ident)
-                if lst and fut in lst:
-                    lst.remove(fut)
-                    if not lst:
-                        del self.waiters[ident]
-        dest = "client:" + req.client_key.hex()
-        if self.faults.of("false_client_response"):
-            cd = self.server.compact(h, dest)
-            data = encode(pb.ClientReply(answer=self.faults.tamper(cd))) if cd is not None else None
-        else:
-            data = self.server.client_reply(h, dest)
-        if data is None:
-            await self._client_error(link, pb.CLIENT_ERROR_TIMEOUT, req.request_id, "answer unavailable")
-            return
-        self.counters["client_replies"] += 1
-        with contextlib.suppress(LinkClosed):
-            await link.send_bytes(data)
-
-    def _submit(self, req: pb.ClientRequest) -> None:
-        """Requests checked during one event-loop turn are handed over together (one Forward)."""
-        self._submits.append(req)
-        if len(self._submits) == 1:
-            asyncio.get_running_loop().call_soon(self._submit_all)
-
-    def _submit_all(self) -> None:
-        reqs, self._submits = self._submits, []
-        self._guard(self._submit_now, reqs)
-
-    def _submit_now(self, reqs: list[pb.ClientRequest]) -> None:
-        self.replica.now = now_ms()
-        self.replica.on_client_requests(reqs)
-        self._drain()
-
-    async def _client_error(self, link: Link, code: int, rid: int, message: str) -> None:
-        name = pb.ClientErrorCode.Name(code).removeprefix("CLIENT_ERROR_").lower()
-        self.client_errors[name] = self.client_errors.get(name, 0) + 1
-        with contextlib.suppress(LinkClosed):
-            await link.send(pb.ClientReply(error=pb.ClientError(code=code, request_id=rid, message=message)))
 
     def public_keys_ok(self, ed_public: bytes) -> bool:
         return ed_public == self.node.ed25519_public and x25519_public(self.x_secret) == self.node.x25519_public

@@ -21,7 +21,8 @@ from impl_a.vector_noise import handshake_case, rekey_case, stream_case, transpo
 from impl_a.verify import body_without, check_compact, check_qc, header_hash
 
 Handler = Callable[[pathlib.Path, dict, bool], str | None]
-SIGNED = {"client-request": ("ClientRequest", "signature"), "decision": ("DecisionHeader", None),
+SIGNED = {"client-request": ("ClientRequest", "signature"), "client-bundle": ("RequestBundle", "signature"),
+          "decision": ("DecisionHeader", None),
           "proposal": ("Proposal", "signature"), "prepare": ("Prepare", "signature"),
           "view-change": ("ViewChange", "signature"), "view-data": ("ViewData", "signature"),
           "new-view": ("NewView", "signature")}

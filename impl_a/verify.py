@@ -15,6 +15,8 @@ from impl_a.manifest import Manifest
 from impl_a.merkle import leaf_hash, verify_inclusion
 
 GET, PUT = pb.OP_KIND_GET, pb.OP_KIND_PUT
+MAX_BUNDLE_ITEMS = 256
+MAX_BUNDLE_BYTES = 262144
 
 
 def client_destination(client_key: bytes) -> str:
@@ -178,3 +180,28 @@ def check_client_request(manifest: Manifest, req: pb.ClientRequest, cluster_id: 
     check_operation(manifest, req.op)
     if not message_signature_ok(req.client_key, "client-request", manifest.network_id, req):
         raise RemoteViolation("bad_signature", "client request signature")
+
+
+def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str) -> None:
+    """SPEC 11 bundle input validity / SPEC 14.6 checks of a RequestBundle as a whole (canonical
+    form is checked by the decoder); the signature is checked last, once the cheap checks passed."""
+    if b.cluster_id != cluster_id:
+        raise RemoteViolation("wrong_cluster", f"bundle for {b.cluster_id!r}")
+    if len(b.client_key) != 32 or len(b.signature) != 64:
+        raise RemoteViolation("malformed", "client key or signature length")
+    if b.client_key not in manifest.clients:
+        raise RemoteViolation("unauthorised_client", b.client_key.hex())
+    if not 1 <= len(b.items) <= MAX_BUNDLE_ITEMS:
+        raise RemoteViolation("malformed", f"bundle of {len(b.items)} items")
+    if b.ByteSize() > min(MAX_BUNDLE_BYTES, manifest.limits["max_batch_bytes"]):
+        raise RemoteViolation("oversized", "bundle encoding too large")
+    last = 0
+    for item in b.items:
+        if item.request_id <= last:
+            raise RemoteViolation("malformed", "bundle ids not strictly increasing from 1")
+        last = item.request_id
+        if not item.HasField("op"):
+            raise RemoteViolation("malformed", "bundle item without an operation")
+        check_operation(manifest, item.op)
+    if not message_signature_ok(b.client_key, "client-bundle", manifest.network_id, b):
+        raise RemoteViolation("bad_signature", "client bundle signature")

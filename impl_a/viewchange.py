@@ -242,8 +242,7 @@ class ViewChangeMixin:
         if self.is_leader():
             self._maybe_propose()
         elif self.req_pool:
-            reqs = [e[0] for e in self.req_pool.values()][:1024]
-            self.actions.append(("send", self.leader, pb.PeerMessage(forward=pb.Forward(requests=reqs))))
+            self._forward([e[0] for e in self.req_pool.values()][:1024])
 
     def _select(self, nv: pb.NewView) -> bool:
         """Selection (SPEC 12.6 step 4) from an installing NewView; True if a proposal was selected."""

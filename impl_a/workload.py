@@ -49,7 +49,7 @@ class Workload:
         value = f"v-{self.a.seed}-{self.issued}".encode() if is_put else b""
         t_inv = time.time() * 1000
         start = time.monotonic()
-        req = self.c.new_request(PUT if is_put else GET, key, value)
+        req = self.c.new_request(PUT if is_put else GET, key, value, sign=False)
         outcome, read = "ok", None
         try:
             res = await self.c.execute(req)

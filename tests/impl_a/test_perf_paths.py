@@ -92,8 +92,7 @@ def test_dedup_prunes_lazily_but_decides_the_same(tmp_path):
     for start in range(0, WINDOW + 9000, 3000):  # the floor moves past many accepted ids
         ex = Execution(state, 1)
         for rid in range(base + start, base + start + 3000, 7):
-            ex._client(pb.ClientRequest(client_key=key, request_id=rid, cluster_id="c0",
-                                        op=pb.Operation(kind=pb.OP_KIND_GET, key=b"k")))
+            ex._client(key, rid, pb.Operation(kind=pb.OP_KIND_GET, key=b"k"))
             accepted.append(rid)
         ex.apply()
     max_id = max(accepted)
@@ -102,8 +101,7 @@ def test_dedup_prunes_lazily_but_decides_the_same(tmp_path):
     assert state.request_done(key, accepted[0]) and state.request_done(key, floor)
     assert state.request_done(key, accepted[-1]) and not state.request_done(key, accepted[-1] - 1)
     ex = Execution(state, 2)
-    ex._client(pb.ClientRequest(client_key=key, request_id=accepted[5], cluster_id="c0",
-                                op=pb.Operation(kind=pb.OP_KIND_GET, key=b"k")))
+    ex._client(key, accepted[5], pb.Operation(kind=pb.OP_KIND_GET, key=b"k"))
     assert not ex.out  # below the floor: skipped, exactly as before
 
 
