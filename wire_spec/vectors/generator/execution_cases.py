@@ -326,7 +326,7 @@ def _invalid_bundles(w: CaseWriter, net: Network, sim: Sim) -> None:
           [{"bundle": unauth}], "unauthorised_client")
     coord("bundle_no_items", "a signed bundle without items", [b("alice", "c0", [])], "malformed")
     coord("bundle_257_items", "a signed bundle of 257 GETs (at most 256)",
-          [b("alice", "c0", [(1000 + i, GET, ka) for i in range(257)])], "malformed")
+          [b("alice", "c0", [(1000 + i, GET, ka) for i in range(257)])], "oversized")
     coord("bundle_ids_decreasing", "bundle item ids 64 then 63",
           [b("alice", "c0", [(64, GET, ka), (63, GET, ka)])], "malformed")
     coord("bundle_ids_repeated", "bundle item id 65 twice", [b("alice", "c0", [(65, GET, ka), (65, GET, ka)])],

@@ -82,7 +82,8 @@ class ClusterState:
             raise Rejected("bad_signature", "bundle signature does not verify")
         items = b.get("items", [])
         if not 1 <= len(items) <= BUNDLE_MAX_ITEMS:
-            raise Rejected("malformed", f"{len(items)} bundle items, need 1..{BUNDLE_MAX_ITEMS}")
+            raise Rejected("malformed" if not items else "oversized",
+                           f"{len(items)} bundle items, need 1..{BUNDLE_MAX_ITEMS}")
         if len(encode("RequestBundle", b)) > BUNDLE_MAX_BYTES:
             raise Rejected("oversized", f"bundle encoding above {BUNDLE_MAX_BYTES} bytes")
         last = 0
