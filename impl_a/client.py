@@ -35,7 +35,7 @@ from impl_a.verify import (
 
 RECENT_REPLIES = 64
 # SPEC 14.6: first attempts that become ready together go out as one signed RequestBundle.
-BUNDLING = False
+BUNDLING = True
 BUNDLE_OVERHEAD = 256  # client key, cluster id, signature and the ClientMessage around the items
 
 

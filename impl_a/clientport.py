@@ -20,7 +20,7 @@ ERROR_CODES = {"malformed": pb.CLIENT_ERROR_MALFORMED, "non_canonical": pb.CLIEN
                "overloaded": pb.CLIENT_ERROR_OVERLOADED}
 
 # SPEC 14.3: one ClientReply{answer} per (connection, leaf) instead of one per request.
-GROUP_ANSWERS = False
+GROUP_ANSWERS = True
 
 
 class _Waiter:
@@ -101,7 +101,8 @@ class ClientPort:
             if digest not in r.verified:
                 check_bundle(rt.m, b, r.cluster.id)
         except RemoteViolation as exc:
-            self._refuse(link, exc, b.client_key, [i.request_id for i in b.items])
+            # a bundle without items names no request: one error with request_id 0 (errata BB1)
+            self._refuse(link, exc, b.client_key, [i.request_id for i in b.items] or [0])
             return
         rt.counters["client_requests"] += len(b.items)
         rt.counters["client_bundles"] += 1

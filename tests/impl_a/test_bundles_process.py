@@ -40,6 +40,7 @@ def _counter(net, name: str) -> int:
 
 def test_bundling_client_workload_reads_back_its_writes(net):
     bundles_before = _counter(net, "client_bundles")
+    requests_before, replies_before = _counter(net, "client_requests"), _counter(net, "client_replies")
     n_keys = 96
 
     async def run():
@@ -61,6 +62,10 @@ def test_bundling_client_workload_reads_back_its_writes(net):
     assert [r.value for r in loop_reads] == [b"%d-3" % u for u in range(32)]
     assert 0 < sent < n_keys  # many requests went out in few bundles
     assert _counter(net, "client_bundles") - bundles_before == sent
+    requests = _counter(net, "client_requests") - requests_before
+    assert requests == 2 * n_keys + 32 * 5
+    # grouped answers (SPEC 14.3): one ClientReply per connection and leaf, not one per request
+    assert _counter(net, "client_replies") - replies_before < requests / 2
     code, body = net.admin("c0-n0", "/metrics")
     assert code == 200 and b"heraclius_client_bundles_total{" in body
 
@@ -86,6 +91,18 @@ async def _send(c: Client, nid: str, b: pb.RequestBundle) -> dict[int, pb.Client
     return dict(zip(futs, done, strict=True))
 
 
+async def _send_raw(c: Client, nid: str, b: pb.RequestBundle, rid: int) -> pb.ClientReply:
+    """Send b to nid and return the reply naming rid."""
+    node = next(n for n in c.members if n.id == nid)
+    conn = await c._conn(node, 10)
+    fut = conn.waiting[rid] = asyncio.get_running_loop().create_future()
+    await conn.link.send(pb.ClientMessage(submit_bundle=b))
+    try:
+        return await asyncio.wait_for(fut, 20)
+    finally:
+        conn.waiting.pop(rid, None)
+
+
 def test_bundle_errors_per_item_and_exactly_once(net):
     async def run():
         async with _client(net) as c:
@@ -94,14 +111,16 @@ def test_bundle_errors_per_item_and_exactly_once(net):
             tampered = _bundle(c, [(base, PUT, b"t", b"1"), (base + 1, GET, b"t", b"")])
             tampered.items[0].op.value = b"2"
             bad = await _send(c, "c0-n1", tampered)
+            empty = await _send_raw(c, "c0-n1", _bundle(c, []), 0)
             good = _bundle(c, [(base + 2, PUT, b"once", b"A"), (base + 3, PUT, b"once", b"B"),
                                (base + 4, GET, b"once", b"")])
             first = await _send(c, "c0-n2", good)
             again = await _send(c, "c0-n3", good)  # the retry of the same signed bundle elsewhere
             stale = await _send(c, "c0-n0", _bundle(c, [(5, GET, b"once", b""), (base + 5, GET, b"once", b"")]))
-            return c, bad, first, again, stale, base
+            return c, bad, first, again, stale, base, empty
 
-    c, bad, first, again, stale, base = asyncio.run(run())
+    c, bad, first, again, stale, base, empty = asyncio.run(run())
+    assert empty.error.code == pb.CLIENT_ERROR_MALFORMED
     assert sorted(bad) == [base, base + 1]
     for rid, reply in bad.items():
         assert reply.error.code == pb.CLIENT_ERROR_BAD_SIGNATURE and reply.error.request_id == rid
