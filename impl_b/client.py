@@ -16,6 +16,7 @@ import time
 import weakref
 
 from . import codec, crypto
+from .bundler import Bundler, NodeError
 from .checks import Checker, client_destination, sign_message
 from .codec import encode
 from .manifest import load
@@ -188,7 +189,7 @@ class Client:
     """A client of one coordinator cluster."""
 
     def __init__(self, manifest, signer, cluster: str | None = None, timeout_ms: int = 10000, seed=None,
-                 ids: RequestIds | None = None):
+                 ids: RequestIds | None = None, bundler: Bundler | None = None):
         self.m = manifest
         self.signer = signer
         self.cluster = cluster or manifest.default_coordinator(signer.public)
@@ -202,6 +203,11 @@ class Client:
         self.pos = self.rng.randrange(len(self.members))
         self.conn: Connection | None = None
         self.rejected_answers = 0
+        # Shared with the other users of this process (see bundler.py): ready requests go out
+        # together as RequestBundles over one connection per member.
+        self.bundler = bundler
+        if bundler is not None:
+            self.pos = bundler.start
 
     @classmethod
     def from_files(cls, manifest_path: str, key_path: str, **kw) -> "Client":
@@ -218,10 +224,16 @@ class Client:
     def put(self, key: bytes, value: bytes) -> Answer:
         return self.execute(OP_PUT, key, value)
 
-    def make_request(self, kind: int, key: bytes, value: bytes):
+    def new_bundler(self) -> Bundler:
+        """A Bundler for the users of this process that share this client's key and cluster."""
+        return Bundler(self.m, self.signer, self.cluster, self.checker, start=self.pos)
+
+    def make_request(self, kind: int, key: bytes, value: bytes, sign: bool = True):
+        """A new request; unsigned when `sign` is False (signed when sent alone; a bundle signs once)."""
         req = codec.ClientRequest(client_key=self.signer.public, request_id=self.ids.next(),
                                   cluster_id=self.cluster, op=codec.Operation(kind=kind, key=key, value=value))
-        sign_message(self.signer, self.m.network_id, req)
+        if sign:
+            sign_message(self.signer, self.m.network_id, req)
         return req
 
     def execute(self, kind: int, key: bytes, value: bytes, req=None) -> Answer:
@@ -236,15 +248,14 @@ class Client:
                 break
             per_try = max(left / max(attempts - attempt, 1), min(left, 1.5))
             try:
-                if self.conn is None or self.conn.node != node:
-                    self.close()
-                    self.conn = Connection(self.m, node, left)
-                self.conn.send(codec.ClientMessage(submit=req))
-                ans = self._await(req, time.monotonic() + min(per_try, left))
+                if self.bundler is not None:
+                    ans = self.bundler.submit(node, req, attempt > 0, min(per_try, left))
+                else:
+                    ans = self._direct(node, req, left, per_try)
                 if ans is not None:
                     return ans
                 failures[node] = "invalid answer"
-            except _NodeError as e:
+            except NodeError as e:
                 failures[node] = str(e)
             except (OSError, TimeoutError, ConnectionError, LinkError, codec.DecodeError) as e:
                 failures[node] = f"{type(e).__name__}: {e}"
@@ -253,12 +264,22 @@ class Client:
             self.pos = (self.pos + 1) % len(self.members)
         raise ClientFailure(self.cluster, req.request_id, failures)
 
+    def _direct(self, node: str, req, left: float, per_try: float) -> Answer | None:
+        """One attempt on this client's own connection."""
+        if self.conn is None or self.conn.node != node:
+            self.close()
+            self.conn = Connection(self.m, node, left)
+        if not req.signature:
+            sign_message(self.signer, self.m.network_id, req)
+        self.conn.send(codec.ClientMessage(submit=req))
+        return self._await(req, time.monotonic() + min(per_try, left))
+
     def _await(self, req, deadline: float) -> Answer | None:
         while True:
             reply = self.conn.recv(deadline)
             if reply.error is not None:
                 if reply.error.request_id in (0, req.request_id):
-                    raise _NodeError(f"error {reply.error.code}: {reply.error.message}")
+                    raise NodeError(f"error {reply.error.code}: {reply.error.message}")
                 continue
             ans = self._validate_reply(reply, req)
             if ans is _OTHER:
@@ -299,10 +320,6 @@ class Client:
 
 
 _OTHER = object()  # _validate_reply: a valid answer that does not answer this request
-
-
-class _NodeError(Exception):
-    """A ClientError answer from a node (move on to the next member)."""
 
 
 if __name__ == "__main__":

@@ -243,9 +243,14 @@ class Runtime(QueueMixin):
         for o in dec.outputs:
             if o.destination.startswith("client:"):
                 ck = bytes.fromhex(o.destination[7:])
+                # SPEC 14.3 grouped answers: one ClientReply per connection for this leaf, however
+                # many of its requests wait on that connection.
+                links: dict[int, int] = {}
                 for r in o.responses:
                     for link_id, _dl in self.waiters.pop((ck, r.request_id), []):
-                        self._answer(link_id, ck, r.request_id)
+                        links.setdefault(link_id, r.request_id)
+                for link_id, rid in links.items():
+                    self._answer(link_id, ck, rid)
         self._serve_held(self.now())
 
     # ------------------------------------------------------------ peers

@@ -3,6 +3,7 @@ history and per-second samples."""
 
 import hashlib
 import json
+import os
 import random
 import threading
 import time
@@ -27,6 +28,10 @@ class Workload:
         self.samples = open(args.samples, "a", encoding="utf-8") if getattr(args, "samples", None) else None  # noqa: SIM115
         self.second: dict[int, list] = {}
         self.serial = 0
+        # Concurrent users share one Bundler: their ready requests go out as RequestBundles (SPEC 14.6).
+        self.bundler = None
+        if args.concurrency > 1 and os.environ.get("IMPL_B_BUNDLES", "1") != "0":
+            self.bundler = Client(manifest, signer, cluster=args.cluster, seed=args.seed).new_bundler()
 
     def key(self, i: int) -> bytes:
         a = self.args
@@ -44,7 +49,7 @@ class Workload:
             return self.serial - n + 1
 
     def _one(self, client: Client, user: int, kind: int, key: bytes, value: bytes) -> None:
-        req = client.make_request(kind, key, value)
+        req = client.make_request(kind, key, value, sign=self.bundler is None)
         t_start = time.time()
         try:
             ans = client.execute(kind, key, value, req=req)
@@ -70,7 +75,8 @@ class Workload:
     def user(self, u: int) -> None:
         a = self.args
         rng = random.Random(f"{a.seed}/{u}")
-        client = Client(self.m, self.signer, cluster=a.cluster, timeout_ms=a.timeout_ms, seed=rng.random())
+        client = Client(self.m, self.signer, cluster=a.cluster, timeout_ms=a.timeout_ms, seed=rng.random(),
+                        bundler=self.bundler)
         try:
             while True:
                 if a.preload:
@@ -106,6 +112,8 @@ class Workload:
         for t in users:
             t.join()
         elapsed = time.monotonic() - self.t0
+        if self.bundler is not None:
+            self.bundler.close()
         if self.samples is not None:
             self._write_samples()
             self.samples.close()

@@ -234,3 +234,52 @@ def test_simulated_cluster_orders_and_answers_bundles():
     assert got == [(True, b"1"), (True, b"2"), (True, b"3"), (True, b"4"), (False, b"")]
     assert sim.logs_agree("c0") and sim.logs_agree("s0")
     assert all(not sim.replicas[n].requests and sim.replicas[n].pool_items == 0 for n in sim.m.clusters["c0"].members)
+
+
+def test_decision_answers_each_connection_once_per_leaf():
+    rt = _runtime("c0-n0")
+    dest = "client:" + ALICE.public.hex()
+    leaf = codec.OutputLeaf(source_cluster="c0", height=1, destination=dest, seq=1, responses=[
+        codec.ClientResponse(request_id=rid, kind=OP_GET, shard_id="s0", shard_height=1) for rid in (1, 2, 3)])
+    hdr = codec.DecisionHeader(cluster_id="c0", height=1, parent_hash=b"\x00" * 32, inputs_hash=b"\x01" * 32,
+                               outputs_root=b"\x02" * 32)
+    dec = codec.Decision(header=hdr, batch=codec.Batch(), outputs=[leaf])
+    for rid, link in ((1, 7), (2, 7), (3, 8), (3, 7)):
+        rt.waiters.setdefault((ALICE.public, rid), []).append((link, 10**9))
+    rt._on_decided(dec)
+    sent = sorted((link, [r.request_id for r in reply.answer.leaf.responses]) for link, reply in rt.io.conn)
+    assert sent == [(7, [1, 2, 3]), (8, [1, 2, 3])]  # one grouped answer per connection
+    assert rt.counters["client_replies"] == 2 and not rt.waiters
+    # A repeat of an answered request is answered on its own.
+    with rt.lock:
+        rt._handle(("client", 9, codec.ClientMessage(submit=_request(2))))
+    assert [link for link, _r in rt.io.conn] == [7, 8, 9]
+
+
+def test_bundler_groups_ready_requests_by_ascending_id_within_the_limits():
+    from impl_b.bundler import Bundler, _Slot
+
+    bl = Bundler(M, ALICE, "c0", Checker(M))
+    reqs = [codec.ClientRequest(client_key=ALICE.public, request_id=rid, cluster_id="c0",
+                                op=codec.Operation(kind=OP_GET, key=b"k%d" % rid)) for rid in range(1000, 400, -1)]
+    retry = _request(5)
+    msgs = bl.messages([_Slot(r, False) for r in reqs] + [_Slot(retry, True)])
+    kinds = [m.which() for m in msgs]
+    assert kinds == ["submit", "submit_bundle", "submit_bundle", "submit_bundle"]
+    assert encode(msgs[0].submit) == encode(retry)  # a retried request goes alone, as signed
+    sizes = [len(m.submit_bundle.items) for m in msgs[1:]]
+    assert sizes == [256, 256, 88]
+    ids = [it.request_id for m in msgs[1:] for it in m.submit_bundle.items]
+    assert ids == list(range(401, 1001))
+    chk = Checker(M)
+    assert all(chk.bundle_reason(m.submit_bundle, "c0") is None for m in msgs[1:])
+    assert bl.sent == {"requests": 1, "bundles": 3, "bundled_items": 600}
+    # A single ready request goes as a plain ClientRequest, signed at send time.
+    one = bl.messages([_Slot(reqs[0], False)])
+    assert [m.which() for m in one] == ["submit"] and chk.request_reason(one[0].submit, "c0") is None
+    # Large operations are cut by bytes before 256 items.
+    big = [codec.ClientRequest(client_key=ALICE.public, request_id=rid, cluster_id="c0",
+                               op=codec.Operation(kind=OP_PUT, key=b"k", value=b"x" * 60000)) for rid in range(1, 9)]
+    cut = bl.messages([_Slot(r, False) for r in big])
+    assert all(len(encode(m.submit_bundle)) <= 262144 for m in cut) and len(cut) == 2
+    assert sum(len(m.submit_bundle.items) for m in cut) == 8
