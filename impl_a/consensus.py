@@ -288,9 +288,10 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
     def _forward(self, msgs: list) -> None:
         """Send requests and bundles to the leader, in Forwards of bounded count and size."""
         fw, size = pb.Forward(), 0
+        room = min(FORWARD_BYTES, self.lim["max_message_bytes"] - 1024)  # SPEC 12.5: split to fit a message
         for m in msgs:
             n = m.ByteSize() + 8
-            if (len(fw.requests) + len(fw.bundles) >= FORWARD_MAX or size + n > FORWARD_BYTES) and size:
+            if (len(fw.requests) + len(fw.bundles) >= FORWARD_MAX or size + n > room) and size:
                 self.actions.append(("send", self.leader, pb.PeerMessage(forward=fw)))
                 fw, size = pb.Forward(), 0
             (fw.bundles if isinstance(m, pb.RequestBundle) else fw.requests).append(m)

@@ -191,8 +191,10 @@ def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str) -> No
         raise RemoteViolation("malformed", "client key or signature length")
     if b.client_key not in manifest.clients:
         raise RemoteViolation("unauthorised_client", b.client_key.hex())
-    if not 1 <= len(b.items) <= MAX_BUNDLE_ITEMS:
-        raise RemoteViolation("malformed", f"bundle of {len(b.items)} items")
+    if not b.items:
+        raise RemoteViolation("malformed", "bundle without items")
+    if len(b.items) > MAX_BUNDLE_ITEMS:
+        raise RemoteViolation("oversized", f"bundle of {len(b.items)} items")
     if b.ByteSize() > min(MAX_BUNDLE_BYTES, manifest.limits["max_batch_bytes"]):
         raise RemoteViolation("oversized", "bundle encoding too large")
     last = 0

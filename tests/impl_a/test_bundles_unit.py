@@ -49,7 +49,7 @@ def test_bundle_validation_verdicts(net):
     assert _reason(net, _bundle(key, nid, ok)) is None
     assert _reason(net, _bundle(key, nid, ok, cluster="c9")) == "wrong_cluster"
     assert _reason(net, _bundle(key, nid, [])) == "malformed"
-    assert _reason(net, _bundle(key, nid, [(i, GET, b"k", b"") for i in range(1, 258)])) == "malformed"
+    assert _reason(net, _bundle(key, nid, [(i, GET, b"k", b"") for i in range(1, 258)])) == "oversized"
     assert _reason(net, _bundle(key, nid, [(i, GET, b"k", b"") for i in range(1, 257)])) is None
     assert _reason(net, _bundle(key, nid, [(0, GET, b"a", b"")])) == "malformed"
     assert _reason(net, _bundle(key, nid, [(5, GET, b"a", b""), (4, GET, b"b", b"")])) == "malformed"
@@ -239,3 +239,16 @@ def test_client_groups_ready_requests_into_bundles(net, tmp_path):
         assert len(turn) == 1  # one member per event-loop turn
 
     asyncio.run(run())
+
+
+def test_forward_splits_to_fit_a_message(net):
+    key, nid = net.client_key, net.m.network_id
+    r = net.nodes["c0-n1"].replica
+    r.lim = dict(r.lim, max_message_bytes=40000)
+    bundles = [_bundle(key, nid, [(100 * j + i, PUT, b"k", b"v" * 1000) for i in range(1, 11)]) for j in range(1, 9)]
+    r.actions.clear()
+    r._forward(bundles + [net.request(GET, b"k", request_id=5)])
+    sent = [a[2].forward for a in r.actions if a[0] == "send"]
+    assert len(sent) > 1 and all(f.ByteSize() <= 40000 for f in sent)
+    assert [b.items[0].request_id for f in sent for b in f.bundles] == [100 * j + 1 for j in range(1, 9)]
+    assert [q.request_id for f in sent for q in f.requests] == [5]
