@@ -204,6 +204,9 @@ def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str) -> No
         last = item.request_id
         if not item.HasField("op"):
             raise RemoteViolation("malformed", "bundle item without an operation")
-        check_operation(manifest, item.op)
+        try:
+            check_operation(manifest, item.op)
+        except RemoteViolation as exc:  # SPEC 14.6: an invalid item operation is malformed
+            raise RemoteViolation("malformed", "bundle item: " + exc.detail) from None
     if not message_signature_ok(b.client_key, "client-bundle", manifest.network_id, b):
         raise RemoteViolation("bad_signature", "client bundle signature")
