@@ -226,15 +226,17 @@ class Sim:
             self._schedule(1, ("submit", t, encode(req)))
         return rid
 
-    def bundle(self, ops: list, to: str = "c0-n1") -> list:
+    def bundle(self, ops: list, to: str | list = "c0-n1") -> list:
         """Submit `ops` [(kind, key, value), ...] as one signed RequestBundle; returns the item ids."""
         items = []
         for kind, key, value in ops:
             items.append(codec.BundleItem(request_id=self.next_id, op=codec.Operation(kind=kind, key=key, value=value)))
             self.next_id += 1
-        b = codec.RequestBundle(client_key=self.client.public, cluster_id=self.m.nodes[to].cluster, items=items)
+        targets = [to] if isinstance(to, str) else to
+        b = codec.RequestBundle(client_key=self.client.public, cluster_id=self.m.nodes[targets[0]].cluster, items=items)
         sign_message(self.client, self.m.network_id, b)
-        self._schedule(1, ("submit_bundle", to, encode(b)))
+        for t in targets:
+            self._schedule(1, ("submit_bundle", t, encode(b)))
         return [it.request_id for it in items]
 
     def put(self, key: bytes, value: bytes, **kw) -> int:

@@ -283,3 +283,48 @@ def test_bundler_groups_ready_requests_by_ascending_id_within_the_limits():
     cut = bl.messages([_Slot(r, False) for r in big])
     assert all(len(encode(m.submit_bundle)) <= 262144 for m in cut) and len(cut) == 2
     assert sum(len(m.submit_bundle.items) for m in cut) == 8
+
+
+def test_bundle_signature_is_verified_once_per_node(monkeypatch):
+    import impl_b.checks as checks
+
+    calls = []
+    real = checks.verify
+    monkeypatch.setattr(checks, "verify", lambda *a: calls.append(1) or real(*a))
+    chk = Checker(M)
+    b = _bundle([1, 2, 3])
+    assert chk.bundle_reason(b, "c0") is None
+    again = decode("RequestBundle", encode(b))  # e.g. the same bundle inside a proposal
+    assert chk.bundle_reason(again, "c0") is None
+    assert len(calls) == 1
+
+
+def test_fetch_names_one_bundle_item_and_gets_its_answer():
+    rt = _runtime("c0-n0")
+    dest = "client:" + ALICE.public.hex()
+    leaf = codec.OutputLeaf(source_cluster="c0", height=1, destination=dest, seq=1, responses=[
+        codec.ClientResponse(request_id=rid, kind=OP_GET, shard_id="s0", shard_height=1) for rid in (41, 42)])
+    hdr = codec.DecisionHeader(cluster_id="c0", height=1, parent_hash=b"\x00" * 32, inputs_hash=b"\x01" * 32,
+                               outputs_root=b"\x02" * 32)
+    rt._on_decided(codec.Decision(header=hdr, batch=codec.Batch(inputs=[codec.Input(bundle=_bundle([41, 42]))]),
+                                  outputs=[leaf]))
+    with rt.lock:
+        rt._handle(("client", 5, codec.ClientMessage(fetch=_request(42))))
+    assert [(link, [r.request_id for r in rep.answer.leaf.responses]) for link, rep in rt.io.conn] == [(5, [41, 42])]
+    assert rt.replica.pool_items == 0 and rt.counters["client_requests"] == 0  # fetch adds nothing
+
+
+def test_censoring_leader_never_proposes_bundles_and_is_replaced():
+    from impl_b.faults import FaultPlan
+
+    sim = Sim(seed=43)
+    first = sim.put(b"c", b"0")
+    assert sim.run_until(lambda: first in sim.answers, 5000)
+    plan = FaultPlan([{"action": "censor_client", "clients": ["alice"]}])
+    sim.replicas["c0-n0"].censored = plan.censored_keys(sim.m)
+    ids = sim.bundle([(OP_PUT, b"c", b"1"), (OP_PUT, b"d", b"2")], to=["c0-n0", "c0-n1", "c0-n2", "c0-n3"])
+    assert not sim.run_until(lambda: any(r in sim.answers for r in ids), 700)
+    assert sim.replicas["c0-n0"].pool_items == 2  # kept pooled, never proposed
+    assert sim.run_until(lambda: all(r in sim.answers for r in ids), 5000)
+    assert all(sim.replicas[n].view >= 1 for n in ("c0-n1", "c0-n2", "c0-n3"))
+    assert sim.logs_agree("c0")
