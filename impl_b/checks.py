@@ -164,9 +164,8 @@ class Checker:
             if it.request_id <= prev:
                 return "malformed"
             prev = it.request_id
-            reason = self.op_reason(it.op)
-            if reason:
-                return reason
+            if self.op_reason(it.op):
+                return "malformed"  # SPEC 14.6: any invalid item operation, a too long value included
         return self._sig_reason(b)
 
     def _sig_reason(self, msg) -> str | None:

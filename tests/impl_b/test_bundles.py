@@ -82,7 +82,7 @@ CASES = {
     "empty_key": (lambda: _bundle([1], ops=[codec.Operation(kind=OP_GET, key=b"")]), "malformed"),
     "no_op": (lambda: _resign(_bundle([1]).copy(items=[codec.BundleItem(request_id=1)])), "malformed"),
     "value_too_long": (lambda: _bundle([1], ops=[codec.Operation(kind=OP_PUT, key=b"k", value=b"x" * 65537)]),
-                       "oversized"),
+                       "malformed"),
     "bad_signature": (lambda: _bundle([1, 2]).copy(signature=b"\x00" * 64), "bad_signature"),
     "item_changed_after_signing": (lambda: _bundle([1, 2]).copy(items=_bundle([1, 3]).items), "bad_signature"),
 }
