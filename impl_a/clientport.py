@@ -187,6 +187,8 @@ class ClientPort:
                 link.send_nowait(data)
 
     def _error(self, link: Link, code: int, rid: int, message: str) -> None:
+        if link.closed:  # e.g. a request whose client went away before its timeout
+            return
         rt = self.rt
         name = pb.ClientErrorCode.Name(code).removeprefix("CLIENT_ERROR_").lower()
         rt.client_errors[name] = rt.client_errors.get(name, 0) + 1
