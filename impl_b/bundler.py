@@ -4,7 +4,9 @@ that come back (SPEC 14.3/14.4).
 A Bundler keeps one shared Noise connection (a Pipe) per coordinator member. Users hand it their
 request and wait; a sender thread per pipe sends everything that became ready since its last send
 (while a send is in progress, requests pile up) as one signed RequestBundle of at most 256 items,
-or a lone ready request as a plain ClientRequest. A reader thread per pipe matches replies: an error
+or a lone ready request as a plain ClientRequest. Users woken by one grouped answer are this
+client's "same event-loop turn": the sender waits (at most LINGER_S) until as many requests as that
+answer completed have been handed in, so that they share one bundle. A reader thread per pipe matches replies: an error
 completes the item it names, a valid answer completes every waiting request whose id and kind its
 leaf holds. Retries are the caller's (Client.execute): a retried request goes alone, as a
 ClientRequest with the same id and operation, which the coordinator's deduplication makes safe.
@@ -13,6 +15,7 @@ ClientRequest with the same id and operation, which the coordinator's deduplicat
 import contextlib
 import socket
 import threading
+import time
 
 from . import codec
 from .checks import MAX_BUNDLE_BYTES, MAX_BUNDLE_ITEMS, client_destination, sign_message
@@ -21,6 +24,8 @@ from .session import LinkError
 
 # Room left for the bundle's own fields (key, cluster id, signature) under the byte limit.
 _BUNDLE_OVERHEAD = 256
+# Longest wait of the sender for the users woken by one answer (it ends early once they all sent).
+LINGER_S = 0.02
 
 
 class NodeError(Exception):
@@ -54,6 +59,8 @@ class Pipe:
         self.conn = None
         self.waiting: dict[int, _Slot] = {}
         self.ready: list[_Slot] = []
+        self.expect = 0  # users woken by the last answers that have not handed in a request yet
+        self.expect_until = 0.0
         self.closed = False
 
     # ------------------------------------------------------------ user side
@@ -67,7 +74,10 @@ class Pipe:
                 raise ConnectionError("connection closed")
             self.waiting[req.request_id] = slot
             self.ready.append(slot)
-            self.wake.notify()
+            if self.expect > 0:
+                self.expect -= 1
+            if self.expect == 0:  # the sender waits for the last expected one only
+                self.wake.notify()
         if not slot.done.wait(timeout):
             with self.lock:
                 if self.waiting.get(req.request_id) is slot:
@@ -123,6 +133,12 @@ class Pipe:
             with self.lock:
                 while not self.ready and self.conn is conn:
                     self.wake.wait(1.0)
+                while self.expect > 0 and self.conn is conn:
+                    left = self.expect_until - time.monotonic()
+                    if left <= 0:
+                        self.expect = 0
+                        break
+                    self.wake.wait(left)
                 if self.conn is not conn:
                     return
                 slots, self.ready = self.ready, []
@@ -174,6 +190,9 @@ class Pipe:
                 r = by_id.get(rid) if reason is None else None
                 del self.waiting[rid]
                 done.append((slot, r))
+            if reason is None and len(done) > 1:
+                self.expect += len(done)
+                self.expect_until = time.monotonic() + LINGER_S
         for slot, r in done:
             if r is None or r.kind != slot.req.op.kind:
                 slot.finish()  # an invalid answer: the caller tries the next member

@@ -1,6 +1,7 @@
 """Request bundles (SPEC 14.6) in impl_b: validity verdicts, execution, the leader's batching,
 the client port (errors per item, counters, pool accounting) and a simulated cluster run."""
 
+import contextlib
 import os
 
 import pytest
@@ -328,3 +329,75 @@ def test_censoring_leader_never_proposes_bundles_and_is_replaced():
     assert sim.run_until(lambda: all(r in sim.answers for r in ids), 5000)
     assert all(sim.replicas[n].view >= 1 for n in ("c0-n1", "c0-n2", "c0-n3"))
     assert sim.logs_agree("c0")
+
+
+class _FakeConn:
+    """Stands in for a client Connection: records what the bundler's sender writes."""
+
+    def __init__(self):
+        self.sent: list = []
+        outer = self
+
+        class _Sess:
+            out = bytearray()
+
+            def send(self, msgs):
+                outer.sent.append([decode("ClientMessage", m) for m in msgs])
+
+        class _Sock:
+            def sendall(self, data):
+                pass
+
+            def shutdown(self, how):
+                pass
+
+        self.sess, self.sock = _Sess(), _Sock()
+
+    def close(self):
+        pass
+
+
+def test_bundler_waits_for_the_users_one_answer_woke_and_sends_them_together():
+    import threading
+    import time
+
+    from impl_b.bundler import Bundler
+
+    bl = Bundler(M, ALICE, "c0", Checker(M))
+    pipe = bl.pipe("c0-n0")
+    conn = pipe.conn = _FakeConn()
+    sender = threading.Thread(target=pipe._send_loop, args=(conn,), daemon=True)
+    sender.start()
+    try:
+        def user(rid):
+            req = codec.ClientRequest(client_key=ALICE.public, request_id=rid, cluster_id="c0",
+                                      op=codec.Operation(kind=OP_GET, key=b"k"))
+            with contextlib.suppress(TimeoutError):
+                pipe.submit(req, False, 0.5)
+
+        # One grouped answer woke three users: the sender waits until all three handed in a request,
+        # even though they come 50 ms apart.
+        with pipe.lock:
+            pipe.expect, pipe.expect_until = 3, time.monotonic() + 2.0
+        users = []
+        for rid in (7, 8, 9):
+            users.append(threading.Thread(target=user, args=(rid,)))
+            users[-1].start()
+            time.sleep(0.05)
+        for t in users:
+            t.join(5)
+        assert [[m.which() for m in batch] for batch in conn.sent] == [["submit_bundle"]]
+        assert [it.request_id for it in conn.sent[0][0].submit_bundle.items] == [7, 8, 9]
+        # Without a pending answer, requests 50 ms apart go out one by one, as plain requests.
+        users = []
+        for rid in (10, 11):
+            users.append(threading.Thread(target=user, args=(rid,)))
+            users[-1].start()
+            time.sleep(0.05)
+        for t in users:
+            t.join(5)
+        assert [[m.which() for m in batch] for batch in conn.sent[1:]] == [["submit"], ["submit"]]
+    finally:
+        pipe._broken(conn, ConnectionError("test over"))
+        sender.join(5)
+    assert not sender.is_alive()

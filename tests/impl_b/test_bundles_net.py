@@ -107,3 +107,20 @@ def test_single_request_goes_alone_and_kinds_are_kept(net):
         assert c.execute(OP_PUT, b"alone", b"2").value == b"2"
     finally:
         b.close()
+
+
+def test_users_woken_by_one_grouped_answer_share_the_next_bundle(net):
+    c0 = Client(net.m, Signer(read_key_file(net.key)), timeout_ms=20000, seed=2, ids=RequestIds())
+
+    def job(c, u):
+        c.put(b"wk-%d" % u, b"w%d" % u)
+        return [c.get(b"wk-%d" % u).value for _ in range(4)]
+
+    users = 16
+    values, b = _run_users(c0, users, job)
+    assert values == [[b"w%d" % u] * 4 for u in range(users)]
+    messages = b.sent["bundles"] + b.sent["requests"]
+    assert b.sent["bundled_items"] + b.sent["requests"] == 5 * users
+    # After the first round, the users answered together send together: far fewer messages than requests.
+    assert messages <= 5 * users // 3, b.sent
+    c0.close()
