@@ -177,27 +177,41 @@ class Pipe:
             return
         owner = self.owner
         reason, by_id = _REPLIES.verdict(reply, owner.checker, owner.cluster, owner.dest)
-        leaf = reply.answer.leaf
-        ids = [r.request_id for r in leaf.responses] if leaf is not None else []
-        done = []
         if reason is not None:
+            # An invalid answer concerns only the requests sent to this member (SPEC 14.4): they are
+            # retried on the next one.
             owner.count_rejected()
+            leaf = reply.answer.leaf
+            with self.lock:
+                bad = [self.waiting.pop(r.request_id, None) for r in (leaf.responses if leaf else [])]
+            for slot in bad:
+                if slot is not None:
+                    slot.finish()
+            return
+        # A valid answer completes every request it answers, on whichever pipe it waits (SPEC 14.4).
+        for pipe in owner.all_pipes():
+            pipe._complete(reply.answer, by_id, pipe is self, Answer, self.node)
+
+    def _complete(self, cd, by_id: dict, own: bool, answer_cls, node: str) -> None:
+        done = []
         with self.lock:
-            for rid in ids:
-                slot = self.waiting.get(rid)
+            waiting = self.waiting
+            for rid, r in by_id.items():
+                slot = waiting.get(rid)
                 if slot is None:
-                    continue  # not waited for (here): ignored (SPEC 14.4)
-                r = by_id.get(rid) if reason is None else None
-                del self.waiting[rid]
+                    continue  # not waited for: ignored
+                if r.kind != slot.req.op.kind:
+                    if not own:
+                        continue
+                    r = None  # our id with another kind: not an answer to this request
+                del waiting[rid]
                 done.append((slot, r))
-            if reason is None and len(done) > 1:
+            if len(done) > 1:
                 self.expect += len(done)
                 self.expect_until = time.monotonic() + LINGER_S
         for slot, r in done:
-            if r is None or r.kind != slot.req.op.kind:
-                slot.finish()  # an invalid answer: the caller tries the next member
-            else:
-                slot.finish(Answer(slot.req, reply.answer, r, self.node))
+            # r None: an invalid answer, the caller tries the next member
+            slot.finish(answer_cls(slot.req, cd, r, node) if r is not None else None)
 
 
 class Bundler:
@@ -223,6 +237,10 @@ class Bundler:
 
     def submit(self, node: str, req, alone: bool, timeout: float):
         return self.pipe(node).submit(req, alone, timeout)
+
+    def all_pipes(self) -> list:
+        with self.lock:
+            return list(self.pipes.values())
 
     def count_rejected(self) -> None:
         with self.lock:

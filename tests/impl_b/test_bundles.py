@@ -401,3 +401,30 @@ def test_bundler_waits_for_the_users_one_answer_woke_and_sends_them_together():
         pipe._broken(conn, ConnectionError("test over"))
         sender.join(5)
     assert not sender.is_alive()
+
+
+def test_valid_grouped_answer_completes_requests_on_every_pipe_an_invalid_one_only_its_own():
+    from impl_b.bundler import Bundler, _Slot
+
+    from . import test_perf_paths as pp
+
+    bl = Bundler(pp.M, pp.CLIENT, "c0", Checker(pp.M))
+    a, b = bl.pipe("c0-n0"), bl.pipe("c0-n1")
+
+    def wait(pipe, rid, kind=OP_GET):
+        slot = _Slot(codec.ClientRequest(client_key=pp.CLIENT.public, request_id=rid, cluster_id="c0",
+                                         op=codec.Operation(kind=kind, key=b"k")), False)
+        pipe.waiting[rid] = slot
+        return slot
+
+    s1, s2, s3, s4 = wait(a, 1), wait(b, 2), wait(b, 3, OP_PUT), wait(b, 5)
+    a._on_reply(pp._client_reply([1, 2, 3, 4]))  # arrives on a; answers 1 (a) and 2 (b)
+    assert s1.answer.value == b"v1" and s1.answer.node == "c0-n0" and s2.answer.value == b"v2"
+    assert not s3.done.is_set()  # id 3 answered as a GET, but 3 waits for a PUT: not its answer
+    assert a.waiting == {} and sorted(b.waiting) == [3, 5]
+    tampered = bytearray(pp._client_reply([3, 5]))
+    tampered[tampered.index(b"v5") + 1] ^= 1
+    a._on_reply(bytes(tampered))  # invalid, and nothing of it waits on a
+    assert sorted(b.waiting) == [3, 5] and bl.rejected_answers == 1
+    b._on_reply(bytes(tampered))  # invalid on b: its requests named there are retried
+    assert all(s.done.is_set() and s.answer is None and s.error is None for s in (s3, s4)) and b.waiting == {}
