@@ -97,7 +97,8 @@ def status_doc(node_id: str, cluster_id: str, role: str, peers: list[str], *, he
         "pending": {"requests": pending[0], "remote": pending[1]},
         "counters": {"decisions": height if decisions is None else decisions,
                      "view_changes": view, "client_requests": client_requests,
-                     "client_replies": client_replies, "client_errors": client_errors},
+                     "client_replies": client_replies, "client_errors": client_errors,
+                     "client_bundles": client_requests // 8},
         "rejected": rejected or {}, "byzantine_evidence": evidence or [], "testbed_faults": [],
     }
 

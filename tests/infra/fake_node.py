@@ -100,7 +100,7 @@ def main() -> int:
                        "peers": [], "queues": {"next_in": {}, "next_out": {}},
                        "pending": {"requests": 0, "remote": 0},
                        "counters": {"decisions": h, "view_changes": 0, "client_requests": 0, "client_replies": 0,
-                                    "client_errors": 0, "starts": restarts + 1},
+                                    "client_errors": 0, "client_bundles": 0, "starts": restarts + 1},
                        "rejected": {}, "byzantine_evidence": [], "testbed_faults": me.get("faults", [])}
                 if os.environ.get("FAKE_NODE_MODE") == "old-schema":
                     del doc["pending"]

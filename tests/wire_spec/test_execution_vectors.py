@@ -71,7 +71,7 @@ class Executor:
         if not 1 <= len(b.items) <= 256 or b.ByteSize() > 262144:
             raise Rejected("bundle size")
         ids = [i.request_id for i in b.items]
-        if ids[0] < 1 or any(x >= y for x, y in zip(ids, ids[1:])):
+        if ids[0] < 1 or any(x >= y for x, y in zip(ids, ids[1:], strict=False)):
             raise Rejected("bundle ids")
         for item in b.items:
             op = item.op
