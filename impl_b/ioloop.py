@@ -3,6 +3,11 @@
 Other threads talk to it through thread-safe `send_node` / `send_conn` / `close_conn` calls that
 queue a command and wake the loop. Received messages are decoded here (so a non-canonical message
 closes its link at once) and handed to callbacks that must be quick (they enqueue work).
+
+With `on_round`, the loop also drives the consensus work itself: after each select round it calls
+on_round() (which handles the queued events and timers and returns the ms until it is due again)
+and sends what it queued. One thread then handles a message from socket to reply without a wake-up
+byte, an Event or a GIL hand-off per message, which was most of a decision's fixed CPU cost.
 """
 
 import collections
@@ -53,8 +58,10 @@ class IOLoop(threading.Thread):
     ClientMessage), on_reject(reason, peer, detail), on_link(node_id, up)."""
 
     def __init__(self, manifest, me, x25519_secret: bytes, dial: list[str], on_peer, on_client, on_reject,
-                 on_link, peer_sock, client_sock):
+                 on_link, peer_sock, client_sock, on_round=None):
         super().__init__(name="impl_b-io", daemon=True)
+        self.on_round = on_round
+        self._ident = None  # thread running the loop: its own sends need no wake-up byte
         self.m = manifest
         self.me = me
         self._secret = x25519_secret
@@ -84,8 +91,9 @@ class IOLoop(threading.Thread):
     # ------------------------------------------------------------ thread-safe API
 
     def _wake(self) -> None:
-        # One pending wake-up byte is enough; skipping the rest avoids a GIL hand-off per send.
-        if self._wake_pending:
+        # One pending wake-up byte is enough; skipping the rest avoids a GIL hand-off per send. The
+        # loop's own thread (on_round) needs none: the round ends by running the queued commands.
+        if self._wake_pending or self._ident == threading.get_ident():
             return
         self._wake_pending = True
         with contextlib.suppress(OSError):
@@ -114,10 +122,12 @@ class IOLoop(threading.Thread):
     # ------------------------------------------------------------ loop
 
     def run(self) -> None:
+        self._ident = threading.get_ident() if self.on_round is not None else None
+        timeout = 0.05
         while not self.stopping:
             now = time.monotonic()
             self._dial_due(now)
-            for key, mask in self.sel.select(timeout=0.05):
+            for key, mask in self.sel.select(timeout=timeout):
                 tag, arg = key.data
                 if tag == "wake":
                     try:
@@ -134,6 +144,9 @@ class IOLoop(threading.Thread):
             # strand the flag set with no byte pending, leaving every later send to the 50 ms timeout).
             self._wake_pending = False
             self._run_cmds()
+            if self.on_round is not None:
+                timeout = min(self.on_round(), 50) / 1000
+                self._run_cmds()
             self._expire(now)
         for lk in list(self.links.values()):
             self._close(lk, None)

@@ -87,6 +87,9 @@ def main(argv=None) -> int:
         log.log("error", "bind_failed", str(e))
         print(f"cannot listen: {e}", file=sys.stderr)
         return 1
+    # Default: the I/O thread also runs the consensus work (IOLoop on_round). IMPL_B_THREADED=1
+    # keeps the older split into an I/O thread and a consensus thread (for comparison).
+    threaded = os.environ.get("IMPL_B_THREADED") == "1"
     dial = [n for n in m.clusters[info.cluster].members if n != args.node_id]
     for c in m.other_role_clusters(info.cluster):
         dial += m.clusters[c].members
@@ -95,18 +98,20 @@ def main(argv=None) -> int:
                 on_client=lambda lid, cm: rt.post("client", lid, cm),
                 on_reject=lambda reason, peer, detail: rt.post("reject", reason, peer, detail),
                 on_link=lambda node, up: rt.post("link", node, up),
-                peer_sock=peer_s, client_sock=client_s)
+                peer_sock=peer_s, client_sock=client_s, on_round=None if threaded else rt.step)
     rt.io = io
     admin = AdminServer(rt, admin_s)
     stop = threading.Event()
 
     def on_signal(_sig, _frm):
         rt.stopping = True
+        io.stop()
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    io.start()
+    if threaded:
+        io.start()
     admin.start()
     log.log("info", "ready", f"node {args.node_id} ready at height {rt.replica.height}",
             height=rt.replica.height, view=rt.replica.view)
@@ -117,7 +122,10 @@ def main(argv=None) -> int:
         prof = cProfile.Profile()
         prof.enable()
     try:
-        rt.run()
+        if threaded:
+            rt.run()
+        else:
+            io.run()
     except Exception as e:  # an internal bug: log and exit 1
         log.log("error", "internal_error", repr(e))
         code = 1
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
         prof.disable()
         prof.dump_stats(os.environ["IMPL_B_PROFILE"] + f".{args.node_id}")
     io.stop()
-    io.join(timeout=2)
+    if threaded:
+        io.join(timeout=2)
     admin.stop()
     with rt.lock:
         store.close()

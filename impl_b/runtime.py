@@ -47,6 +47,7 @@ class Runtime(QueueMixin):
         self.events: collections.deque = collections.deque()
         self._wakeup = threading.Event()
         self._sleeping = False
+        self._next_tick = 0
         self.io = None
         self.started_ms = now_ms()
         self.t0 = time.monotonic()
@@ -101,15 +102,12 @@ class Runtime(QueueMixin):
             self._wakeup.set()
 
     def run(self) -> None:
-        """Consensus thread main loop."""
-        next_tick = 0
+        """Consensus thread main loop (the two-thread mode; node.py normally drives `step` from
+        the I/O thread instead)."""
         events = self.events
         while not self.stopping:
             if not events:
-                due = next_tick
-                batch_due = self.replica.proposal_due()
-                if batch_due is not None:
-                    due = min(due, batch_due)
+                due = self._next_due()
                 # Announce the sleep before the last look at the deque: a post() after that look
                 # sees the flag and sets the Event, so no event waits for the timeout.
                 self._sleeping = True
@@ -117,18 +115,33 @@ class Runtime(QueueMixin):
                     self._wakeup.wait(max(due - self.now(), 1) / 1000)
                 self._sleeping = False
                 self._wakeup.clear()
-            with self.lock:
-                for _ in range(257):
-                    if not events:
-                        break
-                    self._handle(events.popleft())
-                if self.replica.forward_buf:
-                    self._execute(self.replica.flush_forwards())
-                now = self.now()
-                batch_due = self.replica.proposal_due()
-                if now >= next_tick or (batch_due is not None and now >= batch_due):
-                    next_tick = now + TICK_MS
-                    self._tick(now)
+            self.step()
+
+    def step(self) -> int:
+        """Handle up to 257 queued events, flush grouped Forwards, run the timers when due.
+
+        Returns the milliseconds until this must run again with no new event (0: events wait)."""
+        events = self.events
+        with self.lock:
+            for _ in range(257):
+                if not events:
+                    break
+                self._handle(events.popleft())
+            if self.replica.forward_buf:
+                self._execute(self.replica.flush_forwards())
+            now = self.now()
+            batch_due = self.replica.proposal_due()
+            if now >= self._next_tick or (batch_due is not None and now >= batch_due):
+                self._next_tick = now + TICK_MS
+                self._tick(now)
+            if events:
+                return 0
+            return max(self._next_due() - self.now(), 1)
+
+    def _next_due(self) -> int:
+        due = self._next_tick
+        batch_due = self.replica.proposal_due()
+        return due if batch_due is None else min(due, batch_due)
 
     def _handle(self, ev) -> None:
         kind = ev[0]
