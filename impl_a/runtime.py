@@ -15,7 +15,7 @@ from impl_a.codec import encode
 from impl_a.consensus import Replica
 from impl_a.crypto import SigningKey, x25519_public
 from impl_a.faults import Faults
-from impl_a.logs import Log, now_ms
+from impl_a.logs import LEVELS, Log, now_ms
 from impl_a.manifest import Manifest
 from impl_a.queues import Puller, QueueServer
 from impl_a.storage import Storage, WriteBehind
@@ -23,6 +23,17 @@ from impl_a.transport import Link, LinkClosed, accept, check_peer_identity, conn
 
 TICK_S = 0.01
 TICK_MAX_S = 0.05
+OUT_BACKLOG_MESSAGES = 4
+
+
+class _ParkedPull:
+    """A QueuePull held open (SPEC 10 long poll) until its first decision exists or its time is up."""
+
+    __slots__ = ("nid", "pull", "link", "timer")
+
+    def __init__(self, nid: str, pull: pb.QueuePull, link: Link):
+        self.nid, self.pull, self.link = nid, pull, link
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class NodeRuntime:
@@ -43,12 +54,14 @@ class NodeRuntime:
         self.peers = [n.id for n in cluster.nodes if n.id != node_id]
         self.peers += [n.id for c in manifest.clusters.values() if c.role != cluster.role for n in c.nodes]
         self.out_links: dict[str, Link] = {}
-        self.out_queues: dict[str, asyncio.Queue] = {}
+        # An outbound link whose unsent bytes pass this drops further messages (as a full queue did);
+        # the protocol's retransmissions (heartbeats, catch-up, re-forwarding) recover.
+        self.out_backlog_max = OUT_BACKLOG_MESSAGES * manifest.limits["max_message_bytes"]
+        self.parked_pulls: list[_ParkedPull] = []
         self.reply_link: dict[str, Link] = {}
         self.last_seen: dict[str, int] = {}
         self.counters = {"client_requests": 0, "client_bundles": 0, "client_replies": 0}
         self.client_errors: dict[str, int] = {}
-        self.decided_event = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.running = True
@@ -128,6 +141,7 @@ class NodeRuntime:
     # -- actions --------------------------------------------------------------------------------
     def _drain(self) -> None:
         r = self.replica
+        decided = []
         while r.actions:
             acts, r.actions = r.actions, []
             self._encoded = (None, b"")  # one encoding per broadcast message, not one per recipient
@@ -139,7 +153,8 @@ class NodeRuntime:
                     self.store.flush()
                     self._send(act[1], act[2], reply=kind == "reply")
                 elif kind == "decided":
-                    self._on_decided(act[1])  # waiters read the store later, which flushes first
+                    self.server.remember(act[1])
+                    decided.append(act[1])
                 elif kind == "reject":
                     self.log.reject(act[1], act[2], act[3])
                 elif kind == "evidence":
@@ -147,6 +162,10 @@ class NodeRuntime:
                 elif kind == "event":
                     level = "error" if act[1] == "invariant_violated" else "info"
                     self.log.emit(level, act[1], act[1].replace("_", " "), **act[2])
+        # Waiting pulls and clients are answered once the actions are done: serving flushes the
+        # store, and by then a decision usually shares its fsync with the next proposal or vote.
+        for d in decided:
+            self._on_decided(d)
         wake = r.wake_in()
         if wake is not None and not self._wake_armed:
             self._wake_armed = True
@@ -157,8 +176,9 @@ class NodeRuntime:
         self._guard(self._tick_once)
 
     def _send(self, nid: str, msg: pb.PeerMessage, reply: bool = False) -> None:
+        # Written straight into the link (one write per link and loop turn, see Link.send_nowait):
+        # no queue and sender task between the consensus core and the socket.
         link = self.reply_link.get(nid) if reply else None
-        q = self.out_queues.get(nid)
         last, encoded = self._encoded
         if last is not msg:
             encoded = encode(msg)
@@ -166,33 +186,31 @@ class NodeRuntime:
         for delay, data in self.faults.outgoing(nid, msg, encoded):
             if link is not None and not link.closed:
                 if delay:
-                    self._spawn(self._send_on(link, data, delay))
+                    asyncio.get_running_loop().call_later(delay, self._write, link, data)
                 else:
-                    with contextlib.suppress(LinkClosed):
-                        link.send_nowait(data)
-            elif q is not None:
+                    self._write(link, data)
+            elif not reply:
                 if delay:
-                    asyncio.get_running_loop().call_later(delay, self._enqueue, q, data)
+                    asyncio.get_running_loop().call_later(delay, self._send_out, nid, data)
                 else:
-                    self._enqueue(q, data)
+                    self._send_out(nid, data)
+
+    def _send_out(self, nid: str, data: bytes) -> None:
+        link = self.out_links.get(nid)
+        if link is not None and link.backlog() <= self.out_backlog_max:
+            self._write(link, data)
 
     @staticmethod
-    def _enqueue(q: asyncio.Queue, data: bytes) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            q.put_nowait(data)
-
-    async def _send_on(self, link: Link, data: bytes, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
+    def _write(link: Link, data: bytes) -> None:
         with contextlib.suppress(LinkClosed):
-            await link.send_bytes(data)
+            link.send_nowait(data)
 
     def _on_decided(self, d: pb.Decision) -> None:
-        self.server.remember(d)
-        self.decided_event.set()
-        self.decided_event = asyncio.Event()
-        self.log.emit("debug", "decided", f"decided height {d.header.height}", height=d.header.height,
-                      inputs=len(d.batch.inputs))
+        if self.parked_pulls:
+            self._serve_parked()
+        if self.log.level <= LEVELS["debug"]:
+            self.log.emit("debug", "decided", f"decided height {d.header.height}", height=d.header.height,
+                          inputs=len(d.batch.inputs))
         self.clients.on_decided(d)
 
     # -- peer links -----------------------------------------------------------------------------
@@ -211,27 +229,15 @@ class NodeRuntime:
                 backoff = min(2.0, backoff * 2)
                 continue
             backoff = 0.1
-            q: asyncio.Queue = asyncio.Queue(maxsize=20000)
             self.out_links[nid] = link
-            self.out_queues[nid] = q
             self.log.emit("info", "peer_up", f"link to {nid} up", peer=nid)
             self._guard(self._link_up, nid)
-            reader = self._spawn(self._read_loop(nid, link))
-            reader.add_done_callback(lambda _t, q=q: self._enqueue(q, None))  # wakes the sender to stop
             try:
-                while self.running and not reader.done():
-                    data = await q.get()
-                    while data is not None:  # take everything queued: one write for all of it
-                        link.send_nowait(data)
-                        data = None if q.empty() else q.get_nowait()
-                    await link.drain()
-            except LinkClosed:
-                pass
+                await self._read_loop(nid, link)  # until the link fails; sends go straight into it
             finally:
-                reader.cancel()
                 link.close()
-                self.out_links.pop(nid, None)
-                self.out_queues.pop(nid, None)
+                if self.out_links.get(nid) is link:
+                    del self.out_links[nid]
                 self.log.emit("info", "peer_down", f"link to {nid} down", peer=nid)
             await asyncio.sleep(backoff)
 
@@ -281,7 +287,7 @@ class NodeRuntime:
         self.replica.now = now
         kind = msg.WhichOneof("body")
         if kind == "queue_pull":
-            self._spawn(self._serve_pull(nid, msg.queue_pull, link))
+            self._on_pull(nid, msg.queue_pull, link)
             return
         if kind == "queue_batch":
             self.puller.on_batch(nid, msg.queue_batch, now)
@@ -293,15 +299,36 @@ class NodeRuntime:
             self.replica.on_message(nid, msg)
         self._drain()
 
-    async def _serve_pull(self, nid: str, pull: pb.QueuePull, link: Link) -> None:
+    def _on_pull(self, nid: str, pull: pb.QueuePull, link: Link) -> None:
+        """Answer a QueuePull now if its first decision exists (or the node withholds), else park it
+        until a decision makes it available or queue_long_poll ms have passed (SPEC 10)."""
+        if self.faults.withhold() or self.server.available(pull):
+            self._answer_pull(nid, pull, link)
+            return
+        parked = _ParkedPull(nid, pull, link)
+        parked.timer = asyncio.get_running_loop().call_later(self.m.timeouts["queue_long_poll"] / 1000,
+                                                             self._pull_expired, parked)
+        self.parked_pulls.append(parked)
+
+    def _pull_expired(self, parked: _ParkedPull) -> None:
+        if parked in self.parked_pulls:
+            self.parked_pulls.remove(parked)
+            self._guard(self._answer_pull, parked.nid, parked.pull, parked.link)
+
+    def _serve_parked(self) -> None:
+        keep = []
+        for parked in self.parked_pulls:
+            if parked.link.closed:
+                parked.timer.cancel()
+            elif self.server.available(parked.pull):
+                parked.timer.cancel()
+                self._answer_pull(parked.nid, parked.pull, parked.link)
+            else:
+                keep.append(parked)
+        self.parked_pulls = keep
+
+    def _answer_pull(self, nid: str, pull: pb.QueuePull, link: Link) -> None:
         if not self.faults.withhold():
-            deadline = asyncio.get_running_loop().time() + self.m.timeouts["queue_long_poll"] / 1000
-            while not self.server.available(pull):
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.decided_event.wait(), left)
             qb = self.server.serve(pull)
             if self.faults.of("tamper_compact"):
                 tampered = [self.faults.tamper(cd) for cd in qb.decisions]
@@ -311,7 +338,10 @@ class NodeRuntime:
             qb = pb.QueueBatch(source_cluster=self.replica.cluster.id, destination=pull.destination)
         msg = pb.PeerMessage(queue_batch=qb)
         for delay, data in self.faults.outgoing(nid, msg, encode(msg)):
-            await self._send_on(link, data, delay)
+            if delay:
+                asyncio.get_running_loop().call_later(delay, self._write, link, data)
+            else:
+                self._write(link, data)
 
     def public_keys_ok(self, ed_public: bytes) -> bool:
         return ed_public == self.node.ed25519_public and x25519_public(self.x_secret) == self.node.x25519_public

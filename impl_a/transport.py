@@ -110,6 +110,7 @@ class Link:
         self._rbuf = bytearray()
         self._rpos = 0
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_armed = False
         self.closed = False
 
@@ -119,6 +120,7 @@ class Link:
         if self.closed:
             raise LinkClosed(None, "link closed")
         self._out.append(frame_message(data))
+        self._out_bytes += len(data) + 4
         if not self._flush_armed:
             self._flush_armed = True
             asyncio.get_running_loop().call_soon(self._flush_out)
@@ -129,6 +131,7 @@ class Link:
             return
         stream = b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         frames = []
         try:
             for chunk in split_stream(stream):
@@ -137,6 +140,14 @@ class Link:
             self.close()
             return
         self.writer.write(b"".join(frames))
+
+    def backlog(self) -> int:
+        """Bytes accepted by send_nowait and not yet handed to the kernel."""
+        try:
+            buffered = self.writer.transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):
+            buffered = 0
+        return self._out_bytes + buffered
 
     async def drain(self) -> None:
         try:
