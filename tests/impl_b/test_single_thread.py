@@ -2,6 +2,7 @@
 sends queued from inside the round go out without a wake-up byte, and step reports when it is
 due again (0 while events wait)."""
 
+import heapq
 import os
 import socket
 import time
@@ -115,3 +116,17 @@ def test_step_handles_at_most_257_events_and_reports_when_due():
     due = rt.step()
     assert rt.log.rejected == {"stale": 300} and not rt.events
     assert 1 <= due <= TICK_MS  # the timers just ran: next due within one tick
+
+
+def test_a_delayed_message_is_sent_at_its_own_deadline_not_the_next_tick():
+    rt = Runtime(M, "c0-n0", LEADER, CountingStore(), NodeLog("c0-n0", os.devnull, "error"))
+    rt.io = OfflineIO()
+    rt.step()  # runs the timers: the next tick is TICK_MS away
+    due_at = rt.now() + 5
+    heapq.heappush(rt.delayed, (due_at, 1, "c0-n1", b"late"))
+    assert rt._next_due() == due_at < rt._next_tick
+    assert rt.step() <= 5
+    while rt.now() < due_at:
+        time.sleep(0.001)
+    rt.step()
+    assert rt.io.sent == ["c0-n1"] and not rt.delayed
