@@ -50,9 +50,15 @@ def header_hash(header) -> bytes:
 class Checker:
     """Manifest-bound checks with a cache of QCs already verified (each verified once)."""
 
+    MEMBER_SIGS_KEPT = 65536
+
     def __init__(self, manifest: Manifest):
         self.m = manifest
         self._qc_ok: dict[bytes, bool] = {}
+        # Valid member signatures by (header hash, node, signature): the QCs of one header that
+        # reach a node (from different source members, then inside the leader's proposal) are
+        # different quorums of the same signatures, so each signature is verified once.
+        self._member_sig_ok: dict[tuple, None] = {}
         self._req_ok: set[bytes] = set()
 
     def qc_reason(self, header, qc) -> str | None:
@@ -86,7 +92,18 @@ class Checker:
             if s.node_id not in cluster.members:
                 return False
         msg = signing_bytes("decision", self.m.network_id, header_bytes)
-        return all(verify(self.m.nodes[s.node_id].ed25519, msg, s.signature) for s in sigs)
+        hh = sha256(header_bytes)
+        known = self._member_sig_ok
+        for s in sigs:
+            key = (hh, s.node_id, s.signature)
+            if key in known:
+                continue
+            if not verify(self.m.nodes[s.node_id].ed25519, msg, s.signature):
+                return False
+            known[key] = None
+            if len(known) > self.MEMBER_SIGS_KEPT:
+                del known[next(iter(known))]
+        return True
 
     def compact_reason(self, cd, source: str, dest: str, dest_kind: str, next_seq: int | None) -> str | None:
         """SPEC 10 checks 1-6 for a compact decision from `source` to `dest`.
