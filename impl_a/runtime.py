@@ -189,7 +189,7 @@ class NodeRuntime:
                     asyncio.get_running_loop().call_later(delay, self._write, link, data)
                 else:
                     self._write(link, data)
-            elif not reply:
+            else:  # no usable reply link: our own outbound link, as before
                 if delay:
                     asyncio.get_running_loop().call_later(delay, self._send_out, nid, data)
                 else:
