@@ -185,14 +185,19 @@ def check_operation(manifest: Manifest, op: pb.Operation) -> None:
         raise RemoteViolation("oversized", "value too large")
 
 
+def _check_client_header(manifest: Manifest, msg, cluster_id: str, what: str) -> None:
+    """Cluster, key and signature lengths, authorised key: shared by requests and bundles."""
+    if msg.cluster_id != cluster_id:
+        raise RemoteViolation("wrong_cluster", f"{what} for {msg.cluster_id!r}")
+    if len(msg.client_key) != 32 or len(msg.signature) != 64:
+        raise RemoteViolation("malformed", "client key or signature length")
+    if msg.client_key not in manifest.clients:
+        raise RemoteViolation("unauthorised_client", msg.client_key.hex())
+
+
 def check_client_request(manifest: Manifest, req: pb.ClientRequest, cluster_id: str) -> None:
     """SPEC 11 client input validity (canonical form is checked by the decoder)."""
-    if req.cluster_id != cluster_id:
-        raise RemoteViolation("wrong_cluster", f"request for {req.cluster_id!r}")
-    if len(req.client_key) != 32 or len(req.signature) != 64:
-        raise RemoteViolation("malformed", "client key or signature length")
-    if req.client_key not in manifest.clients:
-        raise RemoteViolation("unauthorised_client", req.client_key.hex())
+    _check_client_header(manifest, req, cluster_id, "request")
     if req.request_id < 1:
         raise RemoteViolation("malformed", "request id 0")
     if not req.HasField("op"):
@@ -205,12 +210,7 @@ def check_client_request(manifest: Manifest, req: pb.ClientRequest, cluster_id: 
 def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str) -> None:
     """SPEC 11 bundle input validity / SPEC 14.6 checks of a RequestBundle as a whole (canonical
     form is checked by the decoder); the signature is checked last, once the cheap checks passed."""
-    if b.cluster_id != cluster_id:
-        raise RemoteViolation("wrong_cluster", f"bundle for {b.cluster_id!r}")
-    if len(b.client_key) != 32 or len(b.signature) != 64:
-        raise RemoteViolation("malformed", "client key or signature length")
-    if b.client_key not in manifest.clients:
-        raise RemoteViolation("unauthorised_client", b.client_key.hex())
+    _check_client_header(manifest, b, cluster_id, "bundle")
     if not b.items:
         raise RemoteViolation("malformed", "bundle without items")
     if len(b.items) > MAX_BUNDLE_ITEMS:

@@ -37,47 +37,41 @@ class Executor:
     def cls(self, name):
         return message_class(self.pool, name)
 
-    def _check_request(self, r) -> None:
-        if self.role != "coordinator" or r.cluster_id != self.cluster or r.client_key not in self.clients:
+    def _check_signed(self, m, message: str, domain: str) -> None:
+        """Role, cluster, authorised key and client signature of a ClientRequest or RequestBundle."""
+        if self.role != "coordinator" or m.cluster_id != self.cluster or m.client_key not in self.clients:
             raise Rejected("client")
-        unsigned = self.cls("ClientRequest")()
-        unsigned.CopyFrom(r)
+        unsigned = self.cls(message)()
+        unsigned.CopyFrom(m)
         unsigned.ClearField("signature")
         net = self.m["network_id"].encode()
-        data = (b"heraclius/v1/client-request\x00" + struct.pack(">H", len(net)) + net
+        data = (b"heraclius/v1/" + domain.encode() + b"\x00" + struct.pack(">H", len(net)) + net
                 + unsigned.SerializeToString(deterministic=True))
         try:
-            VerifyKey(r.client_key).verify(data, r.signature)
+            VerifyKey(m.client_key).verify(data, m.signature)
         except Exception as exc:  # noqa: BLE001
             raise Rejected("signature") from exc
-        op = r.op
-        if (r.request_id < 1 or op.kind not in (1, 2) or not 1 <= len(op.key) <= self.max_key
-                or (op.kind == 1 and op.value) or len(op.value) > self.max_value):
+
+    def _check_op(self, op) -> None:
+        if (op.kind not in (1, 2) or not 1 <= len(op.key) <= self.max_key or (op.kind == 1 and op.value)
+                or len(op.value) > self.max_value):
             raise Rejected("fields")
 
+    def _check_request(self, r) -> None:
+        self._check_signed(r, "ClientRequest", "client-request")
+        if r.request_id < 1:
+            raise Rejected("fields")
+        self._check_op(r.op)
+
     def _check_bundle(self, b) -> None:
-        if self.role != "coordinator" or b.cluster_id != self.cluster or b.client_key not in self.clients:
-            raise Rejected("client")
-        unsigned = self.cls("RequestBundle")()
-        unsigned.CopyFrom(b)
-        unsigned.ClearField("signature")
-        net = self.m["network_id"].encode()
-        data = (b"heraclius/v1/client-bundle\x00" + struct.pack(">H", len(net)) + net
-                + unsigned.SerializeToString(deterministic=True))
-        try:
-            VerifyKey(b.client_key).verify(data, b.signature)
-        except Exception as exc:  # noqa: BLE001
-            raise Rejected("signature") from exc
+        self._check_signed(b, "RequestBundle", "client-bundle")
         if not 1 <= len(b.items) <= 256 or b.ByteSize() > 262144:
             raise Rejected("bundle size")
         ids = [i.request_id for i in b.items]
         if ids[0] < 1 or any(x >= y for x, y in zip(ids, ids[1:], strict=False)):
             raise Rejected("bundle ids")
         for item in b.items:
-            op = item.op
-            if (op.kind not in (1, 2) or not 1 <= len(op.key) <= self.max_key or (op.kind == 1 and op.value)
-                    or len(op.value) > self.max_value):
-                raise Rejected("fields")
+            self._check_op(item.op)
 
     def _requests(self, inp):
         """The (client_key, request_id, op) a client or bundle input carries."""

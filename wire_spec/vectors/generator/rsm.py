@@ -52,34 +52,28 @@ class ClusterState:
 
     # ------------------------------------------------------------ validity
 
-    def _check_client(self, r: dict) -> None:
+    def _check_signed(self, m: dict, message: str, domain: str) -> None:
+        """Role, cluster, authorised key and client signature of a ClientRequest or RequestBundle."""
         if self.role != "coordinator":
-            raise Rejected("malformed", "client request in a shard batch")
-        if r.get("cluster_id", "") != self.cluster:
-            raise Rejected("wrong_cluster", f"request for cluster {r.get('cluster_id')!r}")
-        key = r.get("client_key", b"")
+            raise Rejected("malformed", f"{message} in a shard batch")
+        if m.get("cluster_id", "") != self.cluster:
+            raise Rejected("wrong_cluster", f"{message} for cluster {m.get('cluster_id')!r}")
+        key = m.get("client_key", b"")
         if key not in self.clients:
             raise Rejected("unauthorised_client", "client key not in manifest.clients")
-        body = encode("ClientRequest", {k: v for k, v in r.items() if k != "signature"})
-        data = signing_bytes("client-request", self.manifest["network_id"], body)
-        if not ed25519_ref.verify(key, data, r.get("signature", b""))[0]:
-            raise Rejected("bad_signature", "client signature does not verify")
+        body = encode(message, {k: v for k, v in m.items() if k != "signature"})
+        data = signing_bytes(domain, self.manifest["network_id"], body)
+        if not ed25519_ref.verify(key, data, m.get("signature", b""))[0]:
+            raise Rejected("bad_signature", f"{message} signature does not verify")
+
+    def _check_client(self, r: dict) -> None:
+        self._check_signed(r, "ClientRequest", "client-request")
         if r.get("request_id", 0) < 1:
             raise Rejected("malformed", "request_id 0")
         self._check_op(r.get("op", {}))
 
     def _check_bundle(self, b: dict) -> None:
-        if self.role != "coordinator":
-            raise Rejected("malformed", "request bundle in a shard batch")
-        if b.get("cluster_id", "") != self.cluster:
-            raise Rejected("wrong_cluster", f"bundle for cluster {b.get('cluster_id')!r}")
-        key = b.get("client_key", b"")
-        if key not in self.clients:
-            raise Rejected("unauthorised_client", "client key not in manifest.clients")
-        body = encode("RequestBundle", {k: v for k, v in b.items() if k != "signature"})
-        data = signing_bytes("client-bundle", self.manifest["network_id"], body)
-        if not ed25519_ref.verify(key, data, b.get("signature", b""))[0]:
-            raise Rejected("bad_signature", "bundle signature does not verify")
+        self._check_signed(b, "RequestBundle", "client-bundle")
         items = b.get("items", [])
         if not 1 <= len(items) <= BUNDLE_MAX_ITEMS:
             raise Rejected("malformed" if not items else "oversized",
