@@ -174,6 +174,9 @@ class IOLoop(threading.Thread):
             except LinkError as e:
                 self._close(lk, e)
                 continue
+            except Exception as e:  # noqa: BLE001 - one link's failure closes that link only
+                self._close(lk, LinkError("malformed", f"internal error while sending: {type(e).__name__}: {e}"))
+                continue
             lk.pending = []
             self._flush(lk)
 
@@ -228,6 +231,14 @@ class IOLoop(threading.Thread):
             self.sel.register(s, selectors.EVENT_READ, ("link", lk))
 
     def _io(self, lk: Link, mask: int) -> None:
+        """Socket events of one link. Whatever its bytes make any layer raise closes that link alone
+        and is counted (SPEC 13.1); it never leaves this method."""
+        try:
+            self._io_link(lk, mask)
+        except Exception as e:  # noqa: BLE001
+            self._close(lk, LinkError("malformed", f"internal error on this connection: {type(e).__name__}: {e}"))
+
+    def _io_link(self, lk: Link, mask: int) -> None:
         if lk.closed:
             return
         if mask & selectors.EVENT_WRITE:

@@ -138,7 +138,10 @@ def main(argv=None) -> int:
     admin.stop()
     with rt.lock:
         store.close()
-    log.log("info", "stopped", "clean stop")
+    if code == 0:
+        log.log("info", "stopped", "clean stop")
+    else:
+        log.log("error", "stopped", f"stopped after a failure (exit {code})")
     return code
 
 
