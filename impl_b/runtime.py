@@ -6,7 +6,10 @@ everything that touches consensus state runs here, under `self.lock` (the admin 
 """
 
 import collections
+import contextlib
 import heapq
+import os
+import sys
 import threading
 import time
 
@@ -19,6 +22,7 @@ from .crypto import backend_name
 from .logs import now_ms
 from .queues import QueueMixin
 from .rsm import execute
+from .storage import StorageFailure
 
 # Timer resolution of the consensus work. Every SPEC timer is >= 250 ms; batch_wait deadlines and
 # testbed-delayed messages have their own exact deadlines (_next_due), so a tick every 50 ms (not
@@ -77,6 +81,15 @@ class Runtime(QueueMixin):
 
     def now(self) -> int:
         return int((time.monotonic() - self.t0) * 1000)
+
+    def storage_failed(self, op: str, text: str) -> None:
+        """SPEC 12.8 fail-stop, called by the store on any engine error, from whichever thread: stop
+        at once (nothing more is sent, voted or reported), one `storage_failed` line, exit 5."""
+        self.stopping = True
+        self.log.log("error", "storage_failed", f"storage {op} failed: {text}", op=op, error=text)
+        with contextlib.suppress(OSError, ValueError):
+            print(f"storage failure ({op}): {text}", file=sys.stderr, flush=True)
+        os._exit(5)
 
     # ------------------------------------------------------------ startup
 
@@ -166,6 +179,8 @@ class Runtime(QueueMixin):
                 self.log.log("info", "peer_up" if ev[2] else "peer_down", f"link to {ev[1]}", peer=ev[1])
                 if ev[2]:
                     self._execute(self.replica.on_link_up(ev[1], now))
+        except StorageFailure:
+            raise  # fail-stop, never a peer's bad input (SPEC 12.8)
         except Exception as e:  # bad input must never kill the node; count it and go on
             self.log.reject("malformed", str(ev[2]) if len(ev) > 2 else "?", f"handler error {type(e).__name__}: {e}")
             self.log.log("error", "handler_error", repr(e))
