@@ -100,7 +100,8 @@ def main(argv=None) -> int:
                 on_client=lambda lid, cm: rt.post("client", lid, cm),
                 on_reject=lambda reason, peer, detail: rt.post("reject", reason, peer, detail),
                 on_link=lambda node, up: rt.post("link", node, up),
-                peer_sock=peer_s, client_sock=client_s, on_round=None if threaded else rt.step)
+                peer_sock=peer_s, client_sock=client_s, on_round=None if threaded else rt.step,
+                on_closed=lambda lid: rt.post("closed", lid), backlog=lambda: len(rt.events))
     rt.io = io
     admin = AdminServer(rt, admin_s)
     stop = threading.Event()
