@@ -142,6 +142,12 @@ class IOLoop(threading.Thread):
         self.stopping = True
         self._wake()
 
+    def limits_status(self) -> dict:
+        """SPEC 13.1 accounting for /status (impl_b_debug); read without a lock (plain ints)."""
+        return {"client_sessions": len(self.client_ready), "unbound_sessions": len(self.unbound),
+                "handshaking": len(self.handshaking), "client_read_bytes": self.client_rbytes,
+                "client_queued_bytes": self.client_qbytes, "paused_links": len(self.paused)}
+
     # ------------------------------------------------------------ loop
 
     def run(self) -> None:

@@ -508,5 +508,8 @@ class Runtime(QueueMixin):
             "testbed_faults": self.faults.describe() if self.faults else [],
             "impl_b_debug": {"sync_to": r.sync_to, "accepted": r.accepted is not None, "requests": len(r.requests),
                              "remote": {s: len(p) for s, p in r.remote.items()}, "view_active": r.view_active,
-                             "vc_sent": r.vc_sent, "waiters": len(self.waiters), "held_pulls": len(self.held)},
+                             "vc_sent": r.vc_sent, "waiters": len(self.waiters), "held_pulls": len(self.held),
+                             "events": len(self.events), "bound_sessions": len(self.sessions.bound),
+                             "pool_local": dict(sorted(((k.hex()[:16], v) for k, v in r.local_items.items()))),
+                             **(self.io.limits_status() if self.io else {})},
         }
