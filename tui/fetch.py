@@ -14,9 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from infra.errors import UsageError
+from infra.model.topology import NodeSpec
+from infra.model.topology import Topology as Deployment
+from infra.model.topology import load_topology as load_deployment
 from tui import metrics_text
-from tui.deployment import Deployment, NodeSpec, load_deployment, tail_log
 from tui.errors import LocalError, RemoteError
+from tui.logfile import tail_log
 from tui.snapshot import NodeSample, Snapshot
 from tui.status_check import check_status
 
@@ -104,7 +108,7 @@ class HttpSource:
         error = None
         try:
             deployment = self._load()
-        except LocalError as exc:
+        except (LocalError, UsageError) as exc:
             # keep polling the nodes of the last manifest we could read, and say why
             if self._deployment is None:
                 return Snapshot(taken_ms=start, deployment=None, error=str(exc))

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infra.model.topology import ClusterSpec, NodeSpec
+from infra.model.topology import Topology as Deployment
+from infra.model.verdict import Assessment, assess
 from tui import metrics_text
-from tui.deployment import ClusterSpec, Deployment, NodeSpec
 from tui.snapshot import NodeSample, Snapshot
-from tui.verdict import Assessment, assess
 
 # /metrics name -> /status counters key, for the counters the monitor uses.
 COUNTERS = {
@@ -146,6 +147,8 @@ def cluster_health(deployment: Deployment, snapshot: Snapshot, cluster: ClusterS
         cluster.n,
         down=[r.spec.id for r in rows if not r.up],
         byzantine=[r.spec.id for r in rows if r.accused],
+        testbed_rules=[r.spec.id for r in up_rows if r.status and r.status.get("testbed_faults")],
+        in_view_change=any(r.in_view_change for r in up_rows),
         pending_work=pending, still_for_ms=still_for_ms, stall_after_ms=stall_after_ms,
     )
     top = max(up_rows, key=lambda r: (r.view or 0, r.height or 0), default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui.deployment import Deployment
+from infra.model.topology import Topology as Deployment
 from tui.metrics_text import Sample
 
 

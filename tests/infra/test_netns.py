@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from infra import faults, ops
+from infra import ops
 from infra.errors import UsageError
 from infra.status import collect_status
+from infra.testbed import faults
 from tests.infra.conftest import FAKE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")

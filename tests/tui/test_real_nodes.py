@@ -8,13 +8,13 @@ import threading
 
 import pytest
 
+from infra.model.verdict import Verdict
 from tests.tui.pilot_helpers import events_text, sync, wait_until
 from tui.app import MonitorApp
-from tui.verdict import Verdict
 from tui.widgets.confirm_screen import ConfirmScreen
 
 ops = pytest.importorskip("infra.ops", reason="infra's local provider is not available")
-client = pytest.importorskip("infra.client")
+client = pytest.importorskip("infra.nodes.client")
 
 
 @pytest.fixture

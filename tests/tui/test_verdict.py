@@ -1,8 +1,8 @@
-"""Unit tests of the pure verdict logic (tui.verdict)."""
+"""Unit tests of the pure verdict logic (infra.model.verdict)."""
 
 import pytest
 
-from tui.verdict import Verdict, assess, faults_tolerated
+from infra.model.verdict import Verdict, assess, faults_tolerated
 
 
 @pytest.mark.parametrize("n,f", [(4, 1), (7, 2), (10, 3), (5, 1), (1, 0)])
