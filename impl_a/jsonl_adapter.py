@@ -3,7 +3,7 @@
 One JSON request per input line, exactly one JSON answer per output line, in order, flushed. Every
 operation runs impl_a's own code (codec, crypto, merkle, verify, rsm, manifest); this module only
 parses requests, maps outcomes to answers and never lets one line stop the loop.
-Readings of the points SPEC 17.1 leaves open are in wire_spec/errata/impl-a.md (A5 and later).
+It follows the adopted SPEC 17.1 text (errata impl-a A5-A12 and impl-b D1-D9).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from impl_a.rsm import ZERO32, Execution, State, build_header, check_batch_limit
 from impl_a.vector_cases import SIGNED, render
 from impl_a.verify import body_without, check_compact, check_qc, header_hash
 
-MAX_LINE = 64 * 1024 * 1024  # longer lines are answered with an error, not buffered (errata A10)
+MAX_LINE = 64 * 1024 * 1024  # longer lines get one error (id null) and are skipped (SPEC 17.1)
 _HEX = re.compile(r"[0-9a-f]*")  # and an even length
 _UINT_MAX = {FieldDescriptor.TYPE_UINT32: 2**32, FieldDescriptor.TYPE_UINT64: 2**64}
 
@@ -58,13 +58,22 @@ def _finite(text: str) -> float:
     return value
 
 
+def _finite_int(text: str) -> int:
+    value = int(text)
+    try:
+        float(value)  # SPEC 17.1: a number that overflows a double is bad JSON, integers too
+    except OverflowError:
+        raise ValueError(f"number {text[:40]}... out of range") from None
+    return value
+
+
 def _bad_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
 def parse_line(raw: bytes):
     return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_float=_finite,
-                      parse_constant=_bad_constant)
+                      parse_int=_finite_int, parse_constant=_bad_constant)
 
 
 def _field(req: dict, name: str, kind: type | tuple[type, ...]):
@@ -271,14 +280,22 @@ def op_signing_bytes(req: dict) -> dict:
 
 
 def op_merkle_root(req: dict) -> dict:
-    leaves = _hex_list(req, "leaves")  # SPEC 17.1 sends at least one; SPEC 8 defines MTH([]) too
+    leaves = _hex_list(req, "leaves")  # may be empty: MTH([]) = SHA-256("")
     return {"root": merkle.root(leaves).hex()}
 
 
 def op_merkle_verify(req: dict) -> dict:
-    leaf, index, count = _hex(req, "leaf"), _int(req, "index"), _int(req, "count")
+    """`leaf` (leaf data) or `leaf_hash`; given both, they must agree (else reject)."""
+    if "leaf" not in req and "leaf_hash" not in req:
+        raise RequestError("missing field 'leaf' (or 'leaf_hash')")
+    from_leaf = merkle.leaf_hash(_hex(req, "leaf")) if "leaf" in req else None
+    given = _hex(req, "leaf_hash") if "leaf_hash" in req else None
+    index, count = _int(req, "index"), _int(req, "count")
     proof, root = _hex_list(req, "proof"), _hex(req, "root")
-    ok = merkle.verify_inclusion(index, count, merkle.leaf_hash(leaf), proof, root)
+    if from_leaf is not None and given is not None and from_leaf != given:
+        return dict(REJECT)
+    lh = from_leaf if from_leaf is not None else given
+    ok = merkle.verify_inclusion(index, count, lh, proof, root)
     return dict(ACCEPT if ok else REJECT)
 
 
@@ -340,7 +357,9 @@ def op_manifest_validate(req: dict) -> dict:
     if "manifest" not in req:
         raise RequestError("missing field 'manifest'")
     problem = manifest_problem(req["manifest"])
-    return dict(ACCEPT) if problem is None else {"verdict": "reject", "rule": problem[1]}
+    if problem is None:
+        return dict(ACCEPT)
+    return {"verdict": "reject", "stage": problem[0], "rule": problem[1]}
 
 
 OPS: dict[str, Callable[[dict], dict]] = {

@@ -132,20 +132,34 @@ def test_merkle_root_and_verify(ad):
     for case, _ in cases("merkle", "root"):
         got = ad.ok("merkle_root", leaves=js(case, "input.json")["leaves"])
         assert got["root"] == js(case, "expected.json")["root"], case
-    checked = 0
-    for case, meta in cases("merkle", "proof"):
+    checked = {"accept": 0, "reject": 0}
+    for case, meta in cases("merkle", "proof"):  # every case, valid and invalid
         inp = js(case, "input.json")
-        if "leaf" not in inp:  # invalid cases give only the leaf hash
+        base = {"index": inp["leaf_index"], "count": inp["leaf_count"], "proof": inp["proof"], "root": inp["root"]}
+        ways = [{"leaf_hash": inp["leaf_hash"]}]  # the invalid cases give only the leaf hash
+        if "leaf" in inp:
+            assert hashlib.sha256(b"\0" + bytes.fromhex(inp["leaf"])).hexdigest() == inp["leaf_hash"], case
+            ways += [{"leaf": inp["leaf"]}, {"leaf": inp["leaf"], "leaf_hash": inp["leaf_hash"]}]
+        for way in ways:
+            assert ad.ok("merkle_verify", **base, **way) == {"id": ad.n, "ok": True, "verdict": meta["verdict"]}, \
+                (case, way)
+        checked[meta["verdict"]] += 1
+        if "leaf" in inp:  # leaf and leaf_hash that disagree: reject
+            other = ("00" if inp["leaf_hash"][:2] != "00" else "01") + inp["leaf_hash"][2:]
+            assert ad.ok("merkle_verify", **base, leaf=inp["leaf"], leaf_hash=other)["verdict"] == "reject", case
+        if meta["verdict"] != "accept":
             continue
-        req = {"leaf": inp["leaf"], "index": inp["leaf_index"], "count": inp["leaf_count"], "proof": inp["proof"],
-               "root": inp["root"]}
-        assert ad.ok("merkle_verify", **req)["verdict"] == meta["verdict"], case
-        checked += 1
+        req = {**base, "leaf": inp["leaf"]}
         bad_root = ("00" if inp["root"][:2] != "00" else "01") + inp["root"][2:]
         for mutated in ({"index": inp["leaf_count"]}, {"root": bad_root}, {"proof": inp["proof"] + [inp["root"]]},
                         {"leaf": inp["leaf"] + "00"}, {"index": -1}, {"root": inp["root"][:-2]}):
             assert ad.ok("merkle_verify", **{**req, **mutated})["verdict"] == "reject", (case, mutated)
-    assert checked
+    assert checked["accept"] > 10 and checked["reject"] > 10, checked
+    # neither leaf nor leaf_hash, or one that is not lowercase hex: an error, not a verdict
+    assert ad.ask("merkle_verify", **base)["ok"] is False
+    for bad in ({"leaf_hash": inp["leaf_hash"].upper()}, {"leaf_hash": None}, {"leaf": "0"},
+                {"leaf": inp["leaf"], "leaf_hash": 5}):
+        assert ad.ask("merkle_verify", **base, **bad)["ok"] is False, bad
     assert ad.ok("merkle_root", leaves=[])["root"] == hashlib.sha256(b"").hexdigest()
 
 
@@ -172,6 +186,38 @@ def test_compact_verify(ad):
         assert got["verdict"] == meta["verdict"] and got.get("reason") == meta.get("reason"), case
 
 
+def _compact_to(m: dict, destination: str, entries: str) -> str:
+    """A valid CompactDecision from cluster "coord" whose only leaf goes to `destination` and holds one
+    entry of kind `entries` (QC signed by three of the four members of manifest_with_shards(real_keys))."""
+    from impl_a.codec import encode
+    from impl_a.crypto import SigningKey, sha256, signing_bytes
+
+    leaf = pb.OutputLeaf(source_cluster="coord", height=1, destination=destination, seq=1)
+    if entries == "responses":
+        leaf.responses.add(request_id=1, kind=pb.OP_KIND_GET, shard_id="s0", shard_height=1)
+    else:
+        leaf.calls.add(client_key=b"k" * 32, request_id=1, op=pb.Operation(kind=pb.OP_KIND_GET, key=b"k"))
+    header = pb.DecisionHeader(cluster_id="coord", height=1, parent_hash=bytes(32), inputs_hash=sha256(b"b"),
+                               outputs_root=sha256(b"\0" + encode(leaf)))
+    msg = signing_bytes("decision", m["network_id"], encode(header))
+    qc = pb.QuorumCert(signatures=[pb.NodeSignature(node_id=nid, signature=SigningKey(_seed(nid + "/ed")).sign(msg))
+                                   for nid in ("coord-n0", "coord-n1", "coord-n2")])
+    return encode(pb.CompactDecision(header=header, leaf=leaf, leaf_index=0, leaf_count=1, qc=qc)).hex()
+
+
+def test_compact_verify_other_destination_expects_responses(ad):
+    """SPEC 17.1: a destination that is neither client:<hex> nor a cluster expects responses."""
+    m = manifest_with_shards(["s0"], real_keys=True)
+    assert ad.ok("manifest_validate", manifest=m)["verdict"] == "accept"
+    for dest, entries, want in [("client:" + "ab" * 32, "responses", ("accept", None)),
+                                ("elsewhere", "responses", ("accept", None)), ("client:zz", "responses", ("accept", None)),
+                                ("elsewhere", "calls", ("reject", "malformed")), ("s0", "calls", ("accept", None)),
+                                ("s0", "responses", ("reject", "malformed"))]:
+        got = ad.ok("compact_verify", manifest=m, source="coord", destination=dest, next_seq=1,
+                    compact=_compact_to(m, dest, entries))
+        assert (got["verdict"], got.get("reason")) == want, (dest, entries, got)
+
+
 def test_execute(ad):
     n = 0
     for case, meta in cases("execution"):
@@ -189,9 +235,17 @@ def test_execute(ad):
     assert ad.ask("execute", manifest=js(case, "manifest.json"), cluster="nowhere", batches=[])["ok"] is False
 
 
-def manifest_with_shards(shards: list[str]) -> dict:
+def _seed(name: str) -> bytes:
+    return hashlib.sha256(name.encode()).digest()
+
+
+def manifest_with_shards(shards: list[str], real_keys: bool = False) -> dict:
+    from impl_a.crypto import SigningKey
+
     def key(name: str) -> str:
-        return hashlib.sha256(name.encode()).hexdigest()
+        if real_keys and name.endswith("/ed"):
+            return SigningKey(_seed(name)).public.hex()
+        return _seed(name).hex()
 
     clusters, port = [], 7000
     for cid, role in [("coord", "coordinator")] + [(s, "shard") for s in shards]:
@@ -219,9 +273,11 @@ def test_shard_of_and_manifest_validate(ad):
         got = ad.ok("manifest_validate", manifest=js(case, "manifest.json"))
         exp = meta["expected"]
         if exp["valid"]:
-            assert got["verdict"] == "accept" and "rule" not in got, case
+            assert got == {"id": ad.n, "ok": True, "verdict": "accept"}, case
         else:
-            assert (got["verdict"], got["rule"]) == ("reject", exp["rule"]), case
+            assert got == {"id": ad.n, "ok": True, "verdict": "reject", "stage": exp["stage"], "rule": exp["rule"]}, \
+                case
+            assert (exp["stage"] == "schema") is (exp["rule"] is None), case
     # ops that need a manifest refuse to run on an invalid one
     bad = js(case, "manifest.json") if not exp["valid"] else {"version": 2}
     assert ad.ask("shard_of", manifest=bad, key="00")["ok"] is False
@@ -256,6 +312,12 @@ def test_garbage_lines_each_get_one_answer(ad):
     got = ad.raw(b'{"id": 1, "id": 2, "op": "merkle_root", "leaves": []}')  # duplicate keys: bad JSON
     assert (got["id"], got["ok"]) == (None, False)
     assert ad.raw(b'{"op": "merkle_root", "leaves": ["00"]}')["ok"] is True  # no id: null
+    # numbers that overflow a double are bad JSON, integers included; large integers that fit are not
+    for big in (b"1" + b"0" * 309, b"-" + b"9" * 400, b"1e309", b"-1e400"):
+        got = ad.raw(b'{"id": ' + big + b', "op": "merkle_root", "leaves": []}')
+        assert (got["id"], got["ok"]) == (None, False), big
+    got = ad.raw(b'{"id": 1' + b"0" * 307 + b', "op": "merkle_root", "leaves": []}')
+    assert (got["id"], got["ok"]) == (10**307, True)
     huge = json.dumps({"id": "big", "op": "decode", "message": "Batch", "hex": "0a" * (8 << 20)}).encode()
     got = ad.raw(huge)
     assert got["id"] == "big" and got["verdict"] == "reject"
@@ -266,6 +328,20 @@ def test_garbage_lines_each_get_one_answer(ad):
             assert ad.ok("decode", message=name, hex=rnd[:n].hex())["verdict"] in ("accept", "reject")
     assert ad.proc.poll() is None
     assert ad.ok("shard_of", manifest=manifest_with_shards(["s0"]), key="")["shard"] == "s0"
+
+
+def test_line_over_64_mib_gets_one_error_with_id_null(ad):
+    from impl_a.jsonl_adapter import MAX_LINE
+
+    assert MAX_LINE == 64 * 1024 * 1024
+    head = b'{"id": "long", "op": "merkle_root", "leaves": [], "pad": "'
+    line = head + b"z" * (MAX_LINE + 1 - len(head) - 2) + b'"}'
+    assert len(line) == MAX_LINE + 1
+    got = ad.raw(line)
+    assert (got["id"], got["ok"]) == (None, False) and "longer" in got["error"]
+    assert ad.ok("merkle_root", leaves=[])["root"] == hashlib.sha256(b"").hexdigest()  # the next line runs
+    got = ad.raw(line[:-3] + b'"}')  # exactly 64 MiB: run as usual
+    assert got == {"id": "long", "ok": True, "root": hashlib.sha256(b"").hexdigest()}
 
 
 def test_over_long_lines_are_skipped_in_process(monkeypatch):
