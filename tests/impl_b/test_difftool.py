@@ -20,7 +20,7 @@ VEC = os.path.join(ROOT, "wire_spec", "vectors")
 class Adapter:
     def __init__(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "impl_b.conformance", "--serve"], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.n = 0
 
     def raw(self, line: bytes) -> dict:
