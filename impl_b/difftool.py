@@ -209,10 +209,8 @@ def op_signing_bytes(req: dict) -> dict:
 
 
 def op_merkle_root(req: dict) -> dict:
-    leaves = _hex_list(req, "leaves")
-    if not leaves:
-        raise RequestError("leaves: at least one leaf")
-    return {"root": merkle.root(leaves).hex()}
+    # `leaves` may be empty: MTH([]) = SHA-256("") (SPEC 17.1, errata impl-b D2 as adopted)
+    return {"root": merkle.root(_hex_list(req, "leaves")).hex()}
 
 
 def op_merkle_verify(req: dict) -> dict:
@@ -297,7 +295,8 @@ def op_manifest_validate(req: dict) -> dict:
     _m, _checker, err = _MANIFESTS.get(req["manifest"])
     if err is None:
         return {"verdict": "accept"}
-    return {"verdict": "reject", "rule": err.rule if err.stage == "semantic" else None}
+    stage = "semantic" if err.stage == "semantic" else "schema"
+    return {"verdict": "reject", "stage": stage, "rule": err.rule if stage == "semantic" else None}
 
 
 OPS = {
@@ -321,14 +320,20 @@ def _finite_float(text: str) -> float:
     return v
 
 
+def _double_int(text: str) -> int:
+    v = int(text)
+    float(v)  # OverflowError beyond the range of a double: bad JSON (SPEC 17.1)
+    return v
+
+
 def answer(line: bytes) -> str:
     """The answer line (without newline) for one request line; never raises."""
     rid = None
     try:
         try:
             req = json.loads(line.decode("utf-8"), parse_constant=_no_constant,
-                             parse_float=_finite_float)
-        except (ValueError, RecursionError) as e:
+                             parse_float=_finite_float, parse_int=_double_int)
+        except (ValueError, OverflowError, RecursionError) as e:
             return json.dumps({"id": None, "ok": False, "error": f"bad JSON: {e}"[:500]})
         if not isinstance(req, dict):
             return json.dumps({"id": None, "ok": False, "error": "request is not a JSON object"})
