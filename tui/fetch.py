@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra.errors import UsageError
+from infra.model.deployment import read_partitions
 from infra.model.topology import NodeSpec
 from infra.model.topology import Topology as Deployment
 from infra.model.topology import load_topology as load_deployment
@@ -125,8 +126,9 @@ class HttpSource:
         if log_node:
             tail = tuple(tail_log(deployment.log_path(log_node), lines=40))
         end = self.clock()
+        cut = tuple((a, b) for a, b in read_partitions(self.deployment_dir))
         return Snapshot(taken_ms=end, deployment=deployment, samples=samples, error=error,
-                        elapsed_ms=max(0, end - start), log_node=log_node, log_tail=tail)
+                        elapsed_ms=max(0, end - start), log_node=log_node, log_tail=tail, partitions=cut)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -72,6 +72,13 @@ def home_notice(home: str | Path | None = None) -> str | None:
     return None
 
 
+def read_partitions(root: Path) -> list[list[str]]:
+    """The region pairs cut by `fault partition` (state.json `partitions`, written by infra.testbed.faults
+    whatever the provider), for readers that only have the directory (the monitor)."""
+    cut = read_state(root)[0].get("partitions") or []
+    return [list(p) for p in cut if isinstance(p, list) and len(p) == 2]
+
+
 def read_state(root: Path) -> tuple[dict, str | None]:
     """state.json of the deployment at `root` and, when it is missing or corrupt, why ({} then)."""
     path = root / "state.json"

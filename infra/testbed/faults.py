@@ -96,6 +96,7 @@ def partition(dep: Deployment, regions: list[str]) -> dict:
     """Cut `regions` off from every other region (packets silently dropped both ways)."""
     layout = _layout_or_fail(dep, f"partition {', '.join(regions)}")
     added = netns.partition(layout, regions)
+    dep.state["partitions"] = [list(p) for p in layout["partitions"]]  # provider-neutral, for the monitor
     dep.save_state()
     return {"action": "partition", "regions": regions, "cut": added, "active": layout["partitions"]}
 
@@ -111,6 +112,7 @@ def delay(dep: Deployment, region_a: str, region_b: str, ms: int) -> dict:
 def heal(dep: Deployment) -> dict:
     layout = _layout_or_fail(dep, "heal")
     healed = netns.heal(layout)
+    dep.state["partitions"] = []
     dep.save_state()
     return {"action": "heal", "healed": healed}
 

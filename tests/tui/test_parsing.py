@@ -203,3 +203,24 @@ def test_loss_scenarios_agree_with_infra_planner_when_nothing_is_faulty(tmp_path
         for impact in report.impacts:
             assert ours[report.name][impact.cluster].verdict in expected[impact.verdict]
             assert ours[report.name][impact.cluster].margin == impact.margin_after
+
+
+def test_partitions_from_state_json_count_as_faults(tmp_path):
+    """The monitor applies status's rule to partitions too: nodes cut off from their cluster's main side
+    (state.json `partitions`, written by infra's fault functions) are faults while they still answer."""
+    from infra.model.deployment import read_partitions
+
+    root = write_deployment(tmp_path, demo_manifest())
+    cut = [["ap-south", "us-east"], ["ap-south", "eu-west"]]
+    (root / "state.json").write_text(json.dumps({"provider": "local", "partitions": cut}))
+    assert read_partitions(root) == cut
+    dep = load_deployment(root)
+    state = MonitorState()
+    snap = _snapshot(dep, 3)
+    state.ingest(Snapshot(taken_ms=snap.taken_ms, deployment=dep, samples=snap.samples,
+                          partitions=tuple(tuple(p) for p in cut)))
+    s0 = state.clusters["s0"].assessment
+    assert (s0.verdict, s0.faulty, s0.up) == (Verdict.AT_RISK, ("s0-n2",), 4)  # n2 sits in ap-south
+    assert "partitioned off s0-n2" in s0.why
+    (root / "state.json").write_text("{broken")
+    assert read_partitions(root) == []
