@@ -12,6 +12,7 @@ from infra.cli.common import where
 from infra.errors import OpsError, UsageError
 from infra.model.deployment import Deployment, deployment_root
 from infra.testbed import faults
+from tui.errors import LocalError  # the monitor's error type for what it shows the operator
 
 ACTIONS = ("crash", "pause", "resume", "restart", "partition", "heal")
 
@@ -20,8 +21,6 @@ def fault_action(deployment_dir: Path, action: str, node_id: str, region: str) -
     """Run one of the monitor's fault keys on the deployment at `deployment_dir` (partition: cut off
     the node's region; heal: remove every partition); returns a summary. Failures come back as the
     monitor's LocalError with infra's message and fix, shown to the operator as is."""
-    from tui.errors import LocalError
-
     if action not in ACTIONS:
         raise LocalError(f"unknown fault action {action!r}")
     deployment_dir = Path(deployment_dir)
