@@ -1,0 +1,177 @@
+"""Long-lived `--serve` adapters (SPEC 17.1), one per implementation, driven as black boxes.
+
+`Adapter.ask_many` writes a chunk of requests (pipelined: the adapter answers in order, one line
+each) and reads the answers, waiting at most `timeout` seconds for each next line. An adapter that
+exits, closes its output, prints a line that is not a JSON object, answers with the wrong `id` or
+stays silent past the timeout has failed on the first request it did not answer: that is recorded
+as a `Failure` of the implementation (with the input), the process is killed and started again, and
+the rest of the chunk is sent to the new process. A reader thread drains stdout into a queue, so no
+write can deadlock and waiting is a blocking `Queue.get` with a timeout (no sleeps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import implementations
+
+ROOT = Path(__file__).resolve().parents[2]
+_EOF = object()
+
+
+@dataclass
+class Failure:
+    implementation: str
+    kind: str          # "died", "hung", "bad output", "wrong id"
+    request: dict
+    detail: str
+
+
+class Adapter:
+    def __init__(self, name: str, argv: list[str], timeout: float = 10.0):
+        self.name = name
+        self.argv = list(argv)
+        self.timeout = timeout
+        self.failures: list[Failure] = []
+        self.restarts = 0
+        self.proc: subprocess.Popen | None = None
+        self._stderr = tempfile.TemporaryFile()
+        self._lines: queue.Queue = queue.Queue()
+        self._next_id = 0
+
+    # ------------------------------------------------------------ process
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONHASHSEED="0")
+        self._stderr.seek(0)
+        self._stderr.truncate()
+        self.proc = subprocess.Popen(self.argv + ["--serve"], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        self._lines = queue.Queue()
+        self._writes = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self._lines), daemon=True).start()
+        threading.Thread(target=self._write, args=(self.proc.stdin, self._writes), daemon=True).start()
+
+    @staticmethod
+    def _write(stream, writes: queue.Queue) -> None:
+        # a separate writer: a hung adapter that stops reading cannot block the tester (kill unblocks it)
+        while (data := writes.get()) is not _EOF:
+            try:
+                stream.write(data)
+                stream.flush()
+            except (OSError, ValueError):
+                return
+        try:
+            stream.close()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _read(stream, lines: queue.Queue) -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                lines.put(raw)
+        except (OSError, ValueError):
+            pass
+        lines.put(_EOF)
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")[-limit:]
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        self.proc.wait()
+        self._writes.put(_EOF)
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+        self.proc = None
+
+    def close(self) -> None:
+        """End of input: the adapter must exit 0 (SPEC 17.1); returns its exit code (None if killed)."""
+        if self.proc is None:
+            return
+        self._writes.put(_EOF)
+        try:
+            code = self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        self._stderr.close()
+        return code
+
+    # ------------------------------------------------------------ requests
+
+    def _fail(self, kind: str, request: dict, detail: str) -> None:
+        tail = self.stderr_tail()
+        self.failures.append(Failure(self.name, kind, request, detail + (f"\nstderr: {tail}" if tail else "")))
+        self.kill()
+        self.restarts += 1
+
+    def ask(self, request: dict) -> dict | None:
+        return self.ask_many([request])[0]
+
+    def ask_many(self, requests: list[dict]) -> list[dict | None]:
+        """Answers in order; None for a request the adapter failed on (recorded in `failures`)."""
+        answers: list[dict | None] = []
+        pending = list(requests)
+        while pending:
+            if self.proc is None:
+                self.start()
+            ids = []
+            lines = []
+            for r in pending:
+                self._next_id += 1
+                ids.append(self._next_id)
+                lines.append(json.dumps({"id": self._next_id, **r}, separators=(",", ":")) + "\n")
+            self._writes.put("".join(lines).encode())
+            got = 0
+            for want, r in zip(ids, pending, strict=True):
+                try:
+                    raw = self._lines.get(timeout=self.timeout)
+                except queue.Empty:
+                    self._fail("hung", r, f"no answer within {self.timeout} s")
+                    break
+                if raw is _EOF:
+                    code = self.proc.poll()
+                    self._fail("died", r, f"output closed (exit code {code})")
+                    break
+                try:
+                    ans = json.loads(raw)
+                except ValueError:
+                    self._fail("bad output", r, f"not JSON: {raw[:300]!r}")
+                    break
+                if not isinstance(ans, dict):
+                    self._fail("bad output", r, f"not a JSON object: {raw[:300]!r}")
+                    break
+                if ans.get("id") != want:
+                    self._fail("wrong id", r, f"answer id {ans.get('id')!r}, expected {want}")
+                    break
+                ans.pop("id")
+                answers.append(ans)
+                got += 1
+            else:
+                return answers
+            answers.append(None)  # the request it failed on; the rest go to a fresh process
+            pending = pending[got + 1:]
+        return answers
+
+
+def registry_adapters(timeout: float = 10.0) -> tuple[list[Adapter], dict[str, str]]:
+    """An adapter per runnable implementation of the registry, and why the others cannot run."""
+    missing = {i.name: i.missing() for i in implementations.IMPLEMENTATIONS.values() if i.missing()}
+    return [Adapter(i.name, i.command("conformance"), timeout) for i in implementations.runnable()], missing

@@ -1,0 +1,236 @@
+"""Seed inputs of the differential tester (SPEC 17.1): one adapter request per vector case.
+
+Every case of `wire_spec/vectors/` that maps onto a `--serve` operation becomes a `Seed`: the request
+fields, the vector it came from, and what its fields hold (which hex field is which protobuf message)
+so that `mutate.py` can mutate it structurally. Seeds are unmutated vector inputs: their answers are
+compared whole, `reason` and `rule` included. The order is deterministic (sorted paths).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from wire_spec.vectors.generator import codec
+from wire_spec.vectors.generator.keys import signing_bytes as ref_signing_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "wire_spec" / "vectors"
+EXTERNAL = VECTORS / "external"
+EXAMPLE_MANIFEST = ROOT / "wire_spec" / "examples" / "manifest.example.json"
+
+OPS = ("decode", "encode", "ed25519_verify", "signing_bytes", "merkle_root", "merkle_verify", "qc_verify",
+       "compact_verify", "execute", "shard_of", "manifest_validate")
+
+# signing domain -> the message its `hex` holds (SPEC 6)
+DOMAIN_MESSAGES = {"client-request": "ClientRequest", "client-bundle": "RequestBundle", "decision": "DecisionHeader",
+                   "proposal": "Proposal", "prepare": "Prepare", "view-change": "ViewChange",
+                   "view-data": "ViewData", "new-view": "NewView"}
+
+
+@dataclass
+class Seed:
+    op: str
+    fields: dict                      # the request without id/op
+    source: str                       # vector path (relative to wire_spec/vectors) and detail
+    # hex fields holding a protobuf message: field name -> message name; "batches" holds Batch list
+    messages: dict = field(default_factory=dict)
+
+    def request(self) -> dict:
+        return {"op": self.op, **self.fields}
+
+
+def _hex(path: Path) -> str:
+    return path.read_bytes().hex()
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _cases(area: str, handler: str) -> list[Path]:
+    base = VECTORS / area / handler
+    return sorted(p for kind in ("valid", "invalid") for p in (base / kind).glob("*") if p.is_dir())
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(VECTORS))
+
+
+def codec_seeds() -> list[Seed]:
+    out = []
+    for mdir in sorted((VECTORS / "codec").iterdir()):
+        message = mdir.name
+        for case in _cases("codec", message):
+            out.append(Seed("decode", {"message": message, "hex": _hex(case / "encoded.bin")}, _rel(case),
+                            {"hex": message}))
+            if (case / "decoded.json").exists():
+                out.append(Seed("encode", {"message": message, "json": _json(case / "decoded.json")}, _rel(case),
+                                {"json": message}))
+    return out
+
+
+def signing_seeds() -> list[Seed]:
+    out = []
+    for domain, message in DOMAIN_MESSAGES.items():
+        for case in _cases("signing", domain):
+            inp = _json(case / "input.json")
+            net = inp["network_id"]
+            body = (case / "body.bin").read_bytes()
+            out.append(Seed("signing_bytes", {"domain": domain, "network_id": net, "hex": body.hex()},
+                            _rel(case) + " body.bin", {"hex": message}))
+            out.append(Seed("decode", {"message": message, "hex": body.hex()}, _rel(case) + " body.bin",
+                            {"hex": message}))
+            if (case / "message.bin").exists():
+                out.append(Seed("decode", {"message": message, "hex": _hex(case / "message.bin")},
+                                _rel(case) + " message.bin", {"hex": message}))
+            sb = ref_signing_bytes(domain, net, body)
+            out.append(Seed("ed25519_verify", {"public": inp["public_key"], "message": sb.hex(),
+                                               "signature": _hex(case / "signature.bin")}, _rel(case)))
+    return out
+
+
+def ed25519_seeds() -> list[Seed]:
+    out = []
+    for case in _cases("crypto", "ed25519_verify"):
+        inp = _json(case / "input.json")
+        out.append(Seed("ed25519_verify", {"public": inp["public_key"], "message": inp["message"],
+                                           "signature": inp["signature"]}, _rel(case)))
+    for i, c in enumerate(_json(EXTERNAL / "ed25519" / "speccheck_cases.json")):
+        out.append(Seed("ed25519_verify", {"public": c["pub_key"], "message": c["message"],
+                                           "signature": c["signature"]}, f"external/ed25519/speccheck_cases.json #{i}"))
+    for v in _json(EXTERNAL / "ed25519" / "rfc8032_ed25519.json")["vectors"]:
+        out.append(Seed("ed25519_verify", {"public": v["public_key"], "message": v["message"],
+                                           "signature": v["signature"]},
+                        f"external/ed25519/rfc8032_ed25519.json {v['name']}"))
+    for g in _json(EXTERNAL / "wycheproof" / "ed25519_test.json")["testGroups"]:
+        for t in g["tests"]:
+            out.append(Seed("ed25519_verify", {"public": g["publicKey"]["pk"], "message": t["msg"],
+                                               "signature": t["sig"]},
+                            f"external/wycheproof/ed25519_test.json tcId {t['tcId']}"))
+    return out
+
+
+def _b64hex(s: str) -> str:
+    return base64.b64decode(s or "").hex()
+
+
+def merkle_seeds() -> list[Seed]:
+    out = []
+    for case in _cases("merkle", "root"):
+        out.append(Seed("merkle_root", {"leaves": _json(case / "input.json")["leaves"]}, _rel(case)))
+    for case in _cases("merkle", "proof"):
+        inp = _json(case / "input.json")
+        out.append(Seed("merkle_verify", {"leaf": inp["leaf_hash"], "index": inp["leaf_index"],
+                                          "count": inp["leaf_count"], "proof": inp["proof"], "root": inp["root"]},
+                        _rel(case)))
+    rfc = _json(EXTERNAL / "merkle" / "rfc6962_tree_hashes.json")
+    leaves = rfc["leaf_inputs_hex"]
+    for n in range(1, len(leaves) + 1):
+        out.append(Seed("merkle_root", {"leaves": leaves[:n]}, f"external/merkle/rfc6962_tree_hashes.json n={n}"))
+    for p in sorted((EXTERNAL / "merkle" / "transparency-dev" / "inclusion").rglob("*.json")):
+        c = _json(p)
+        if not isinstance(c.get("leafIdx"), int) or not isinstance(c.get("treeSize"), int):
+            continue
+        out.append(Seed("merkle_verify", {"leaf": _b64hex(c.get("leafHash")), "index": c["leafIdx"],
+                                          "count": c["treeSize"], "proof": [_b64hex(x) for x in c.get("proof") or []],
+                                          "root": _b64hex(c.get("root"))}, _rel(p)))
+    return out
+
+
+def qc_seeds() -> list[Seed]:
+    out = []
+    for case in _cases("qc", "verify"):
+        header = (case / "header.bin").read_bytes()
+        try:
+            cluster = codec.decode("DecisionHeader", header).get("cluster_id", "")
+        except codec.CodecError:
+            cluster = ""
+        out.append(Seed("qc_verify", {"manifest": _json(case / "manifest.json"), "cluster": cluster,
+                                      "header": header.hex(), "qc": _hex(case / "qc.bin")}, _rel(case),
+                        {"header": "DecisionHeader", "qc": "QuorumCert"}))
+    return out
+
+
+def compact_seeds() -> list[Seed]:
+    out = []
+    for case in _cases("compact", "verify"):
+        ctx = _json(case / "context.json")
+        out.append(Seed("compact_verify", {"manifest": _json(case / "manifest.json"), "source": ctx["source"],
+                                           "destination": ctx["destination"], "next_seq": ctx["next_seq"],
+                                           "compact": _hex(case / "compact.bin")}, _rel(case),
+                        {"compact": "CompactDecision"}))
+    return out
+
+
+def execution_seeds() -> list[Seed]:
+    out = []
+    for role in ("coordinator", "shard"):
+        for case in _cases("execution", role):
+            meta = _json(case / "meta.json")
+            batches = [_hex(p) for p in sorted(case.glob("batch_*.bin"))]
+            out.append(Seed("execute", {"manifest": _json(case / "manifest.json"), "cluster": meta["cluster"],
+                                        "batches": batches}, _rel(case), {"batches": "Batch"}))
+    return out
+
+
+@lru_cache(maxsize=1)
+def manifests() -> list[tuple[str, dict]]:
+    """Every distinct manifest of the vectors (first occurrence), plus the example manifest."""
+    seen, out = set(), []
+    paths = sorted(VECTORS.rglob("manifest.json"))
+    for p in [EXAMPLE_MANIFEST, *paths]:
+        m = _json(p)
+        key = json.dumps(m, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append((str(p.relative_to(ROOT)), m))
+    return out
+
+
+def manifest_seeds() -> list[Seed]:
+    out = []
+    for case in _cases("manifest", "validate"):
+        out.append(Seed("manifest_validate", {"manifest": _json(case / "manifest.json")}, _rel(case)))
+    for where, m in manifests():
+        if "manifest/validate" not in where:
+            out.append(Seed("manifest_validate", {"manifest": m}, where))
+    return out
+
+
+def shard_seeds() -> list[Seed]:
+    keys: list[str] = []
+    for case in _cases("shard", "map"):
+        for k in _json(case / "input.json")["keys"]:
+            if k not in keys:
+                keys.append(k)
+    out = []
+    valid = [(w, m) for w, m in manifests() if "/invalid/" not in w and m.get("shard_map", {}).get("shards")]
+    picked = valid[:3]
+    if picked:  # the same network with its shard list reversed (the shard index follows the list order)
+        w, m = picked[0]
+        rev = json.loads(json.dumps(m))
+        rev["shard_map"]["shards"] = list(reversed(rev["shard_map"]["shards"]))
+        picked.append((w + " (shards reversed)", rev))
+    for where, m in picked:
+        for k in keys:
+            out.append(Seed("shard_of", {"manifest": m, "key": k}, f"shard/map keys, manifest {where}"))
+    return out
+
+
+@lru_cache(maxsize=1)
+def seeds() -> tuple[Seed, ...]:
+    """All seeds, grouped by op in OPS order."""
+    everything = (codec_seeds() + signing_seeds() + ed25519_seeds() + merkle_seeds() + qc_seeds()
+                  + compact_seeds() + execution_seeds() + shard_seeds() + manifest_seeds())
+    return tuple(s for op in OPS for s in everything if s.op == op)
+
+
+def by_op() -> dict[str, list[Seed]]:
+    out: dict[str, list[Seed]] = {op: [] for op in OPS}
+    for s in seeds():
+        out[s.op].append(s)
+    return out
