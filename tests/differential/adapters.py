@@ -11,6 +11,7 @@ write can deadlock and waiting is a blocking `Queue.get` with a timeout (no slee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -35,16 +36,21 @@ class Failure:
 
 
 class Adapter:
-    def __init__(self, name: str, argv: list[str], timeout: float = 10.0):
+    def __init__(self, name: str, argv: list[str], timeout: float = 10.0, fail_limit: int = 3):
         self.name = name
         self.argv = list(argv)
         self.timeout = timeout
         self.failures: list[Failure] = []
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the adapter
         self._lines: queue.Queue = queue.Queue()
         self._next_id = 0
+        # after fail_limit failures on one op the op is no longer sent (answers None): one hanging op
+        # must not cost a timeout for every input of the run
+        self.fail_limit = fail_limit
+        self.op_failures: dict[str, int] = {}
+        self.given_up: set[str] = set()
 
     # ------------------------------------------------------------ process
 
@@ -68,10 +74,8 @@ class Adapter:
                 stream.flush()
             except (OSError, ValueError):
                 return
-        try:
+        with contextlib.suppress(OSError):
             stream.close()
-        except OSError:
-            pass
 
     @staticmethod
     def _read(stream, lines: queue.Queue) -> None:
@@ -89,16 +93,12 @@ class Adapter:
     def kill(self) -> None:
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self.proc.kill()
-        except OSError:
-            pass
         self.proc.wait()
         self._writes.put(_EOF)
-        try:
+        with contextlib.suppress(OSError):
             self.proc.stdout.close()
-        except OSError:
-            pass
         self.proc = None
 
     def close(self) -> None:
@@ -119,6 +119,10 @@ class Adapter:
     def _fail(self, kind: str, request: dict, detail: str) -> None:
         tail = self.stderr_tail()
         self.failures.append(Failure(self.name, kind, request, detail + (f"\nstderr: {tail}" if tail else "")))
+        op = str(request.get("op"))
+        self.op_failures[op] = self.op_failures.get(op, 0) + 1
+        if self.op_failures[op] >= self.fail_limit:
+            self.given_up.add(op)
         self.kill()
         self.restarts += 1
 
@@ -126,49 +130,60 @@ class Adapter:
         return self.ask_many([request])[0]
 
     def ask_many(self, requests: list[dict]) -> list[dict | None]:
-        """Answers in order; None for a request the adapter failed on (recorded in `failures`)."""
-        answers: list[dict | None] = []
-        pending = list(requests)
+        """Answers in order; None for a request the adapter failed on (recorded in `failures`) or
+        whose op it has given up on."""
+        answers: list[dict | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
         while pending:
+            pending = [i for i in pending if requests[i].get("op") not in self.given_up]
+            if not pending:
+                break
             if self.proc is None:
                 self.start()
             ids = []
             lines = []
-            for r in pending:
+            for i in pending:
                 self._next_id += 1
                 ids.append(self._next_id)
-                lines.append(json.dumps({"id": self._next_id, **r}, separators=(",", ":")) + "\n")
+                lines.append(json.dumps({"id": self._next_id, **requests[i]}, separators=(",", ":")) + "\n")
             self._writes.put("".join(lines).encode())
             got = 0
-            for want, r in zip(ids, pending, strict=True):
-                try:
-                    raw = self._lines.get(timeout=self.timeout)
-                except queue.Empty:
-                    self._fail("hung", r, f"no answer within {self.timeout} s")
+            for want, i in zip(ids, pending, strict=True):
+                if not self._answer(want, requests[i], answers, i):
                     break
-                if raw is _EOF:
-                    code = self.proc.poll()
-                    self._fail("died", r, f"output closed (exit code {code})")
-                    break
-                try:
-                    ans = json.loads(raw)
-                except ValueError:
-                    self._fail("bad output", r, f"not JSON: {raw[:300]!r}")
-                    break
-                if not isinstance(ans, dict):
-                    self._fail("bad output", r, f"not a JSON object: {raw[:300]!r}")
-                    break
-                if ans.get("id") != want:
-                    self._fail("wrong id", r, f"answer id {ans.get('id')!r}, expected {want}")
-                    break
-                ans.pop("id")
-                answers.append(ans)
                 got += 1
             else:
                 return answers
-            answers.append(None)  # the request it failed on; the rest go to a fresh process
-            pending = pending[got + 1:]
+            pending = pending[got + 1:]  # the rest go to a fresh process
         return answers
+
+    def _answer(self, want: int, r: dict, answers: list, i: int) -> bool:
+        try:
+            raw = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            self._fail("hung", r, f"no answer within {self.timeout} s")
+            return False
+        if raw is _EOF:
+            try:
+                code = self.proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                code = None
+            self._fail("died", r, f"output closed (exit code {code})")
+            return False
+        try:
+            ans = json.loads(raw)
+        except ValueError:
+            self._fail("bad output", r, f"not JSON: {raw[:300]!r}")
+            return False
+        if not isinstance(ans, dict):
+            self._fail("bad output", r, f"not a JSON object: {raw[:300]!r}")
+            return False
+        if ans.get("id") != want:
+            self._fail("wrong id", r, f"answer id {ans.get('id')!r}, expected {want}")
+            return False
+        ans.pop("id")
+        answers[i] = ans
+        return True
 
 
 def registry_adapters(timeout: float = 10.0) -> tuple[list[Adapter], dict[str, str]]:

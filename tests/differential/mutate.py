@@ -370,10 +370,7 @@ def mutate_value(data: bytes, message: str, rng: random.Random) -> tuple[bytes, 
             items = []
             what = "empty"
         else:
-            if f.type.startswith("msg:"):
-                items = [{}]
-            else:
-                items = [_new_scalar(f, None, rng, samples)[0]]
+            items = [{}] if f.type.startswith("msg:") else [_new_scalar(f, None, rng, samples)[0]]
             what = "add one element"
         if items:
             container[f.name] = items

@@ -214,7 +214,7 @@ def answer(req) -> dict:
 
 
 def _faulty(req: dict, faults: dict) -> dict | None:
-    """Self-test faults (HERACLIUS_DIFF_FAULT="kind:op,..."): crash, hang, lie or unfinished on an op."""
+    """Self-test faults (HERACLIUS_DIFF_FAULT="op:kind,..."): crash, hang, lie or unfinished on an op."""
     kind = faults.get(req.get("op"))
     if kind == "crash":
         os._exit(3)
@@ -231,7 +231,7 @@ def _faulty(req: dict, faults: dict) -> dict | None:
 
 
 def serve(stdin=sys.stdin, stdout=sys.stdout) -> int:
-    faults = dict(reversed(x.split(":", 1)) for x in os.environ.get("HERACLIUS_DIFF_FAULT", "").split(",") if x)
+    faults = dict(x.split(":", 1) for x in os.environ.get("HERACLIUS_DIFF_FAULT", "").split(",") if x)
     for line in stdin:
         try:
             req = json.loads(line)

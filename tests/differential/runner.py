@@ -312,7 +312,9 @@ class Differential:
         return "\n".join(lines)
 
     def report(self) -> str:
-        lines = ["op                  seeds  mutated  compared  disagree  not comparable (unfinished op)"]
+        lines = [f"{a.name}: gave up sending {op} after {a.fail_limit} failures" for a in self.adapters
+                 for op in sorted(a.given_up)]
+        lines += ["op                  seeds  mutated  compared  disagree  not comparable (unfinished op)"]
         for op, st in self.stats.items():
             nc = ", ".join(f"{n} {k}" for n, k in sorted(st.not_comparable.items())) or "-"
             lines.append(f"{op:<18} {st.seeds:>6} {st.mutated:>8} {st.compared:>9} {st.disagreements:>9}  {nc}")
