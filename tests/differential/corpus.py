@@ -82,6 +82,10 @@ def signing_seeds() -> list[Seed]:
             body = (case / "body.bin").read_bytes()
             out.append(Seed("signing_bytes", {"domain": domain, "network_id": net, "hex": body.hex()},
                             _rel(case) + " body.bin", {"hex": message}))
+            if (case / "message.bin").exists():  # with its signature field set, which is not signed
+                out.append(Seed("signing_bytes", {"domain": domain, "network_id": net,
+                                                  "hex": _hex(case / "message.bin")},
+                                _rel(case) + " message.bin", {"hex": message}))
             out.append(Seed("decode", {"message": message, "hex": body.hex()}, _rel(case) + " body.bin",
                             {"hex": message}))
             if (case / "message.bin").exists():
@@ -124,18 +128,21 @@ def merkle_seeds() -> list[Seed]:
         out.append(Seed("merkle_root", {"leaves": _json(case / "input.json")["leaves"]}, _rel(case)))
     for case in _cases("merkle", "proof"):
         inp = _json(case / "input.json")
-        out.append(Seed("merkle_verify", {"leaf": inp["leaf_hash"], "index": inp["leaf_index"],
-                                          "count": inp["leaf_count"], "proof": inp["proof"], "root": inp["root"]},
-                        _rel(case)))
+        common = {"index": inp["leaf_index"], "count": inp["leaf_count"], "proof": inp["proof"], "root": inp["root"]}
+        out.append(Seed("merkle_verify", {"leaf_hash": inp["leaf_hash"], **common}, _rel(case)))
+        if "leaf" in inp:  # the leaf data instead of its hash, and both (SPEC 17.1)
+            out.append(Seed("merkle_verify", {"leaf": inp["leaf"], **common}, _rel(case) + " (leaf)"))
+            out.append(Seed("merkle_verify", {"leaf": inp["leaf"], "leaf_hash": inp["leaf_hash"], **common},
+                            _rel(case) + " (leaf and leaf_hash)"))
     rfc = _json(EXTERNAL / "merkle" / "rfc6962_tree_hashes.json")
     leaves = rfc["leaf_inputs_hex"]
-    for n in range(1, len(leaves) + 1):
+    for n in range(0, len(leaves) + 1):
         out.append(Seed("merkle_root", {"leaves": leaves[:n]}, f"external/merkle/rfc6962_tree_hashes.json n={n}"))
     for p in sorted((EXTERNAL / "merkle" / "transparency-dev" / "inclusion").rglob("*.json")):
         c = _json(p)
         if not isinstance(c.get("leafIdx"), int) or not isinstance(c.get("treeSize"), int):
             continue
-        out.append(Seed("merkle_verify", {"leaf": _b64hex(c.get("leafHash")), "index": c["leafIdx"],
+        out.append(Seed("merkle_verify", {"leaf_hash": _b64hex(c.get("leafHash")), "index": c["leafIdx"],
                                           "count": c["treeSize"], "proof": [_b64hex(x) for x in c.get("proof") or []],
                                           "root": _b64hex(c.get("root"))}, _rel(p)))
     return out

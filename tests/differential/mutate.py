@@ -639,7 +639,14 @@ def mutate_once(op: str, fields: dict, messages: dict, rng: random.Random, pool:
             return _int(fields, rng.choice(["index", "count"]), rng)
         if r < 0.6:
             return _list(fields, "proof", rng, lambda h: _hexitem(h, rng))
-        name = rng.choice(["leaf", "root"])
+        if r < 0.68:
+            if "leaf" in fields and "leaf_hash" in fields:
+                del fields[rng.choice(["leaf", "leaf_hash"])]
+                return "drop one of leaf/leaf_hash"
+            if "leaf" in fields:
+                fields["leaf_hash"] = mutate_bytes(bytes(32), rng)[0].hex()
+                return "add a leaf_hash that does not match"
+        name = rng.choice([k for k in ("leaf", "leaf_hash", "root") if k in fields])
         nb, what = mutate_bytes(bytes.fromhex(fields[name]), rng)
         fields[name] = nb.hex()
         return f"{name}: {what}"
@@ -704,9 +711,29 @@ def _msgitem(h: str, message: str, rng, pool) -> tuple[str, str]:
     return nb.hex(), what
 
 
+def mutate_request(fields: dict, rng: random.Random) -> str:
+    """SPEC 17.1 request strictness: uppercase/odd hex, integers as floats/bools/strings, a missing field."""
+    name = rng.choice(sorted(fields))
+    v = fields[name]
+    c = rng.randrange(4)
+    if c == 0 and isinstance(v, str) and v and all(ch in "0123456789abcdef" for ch in v):
+        fields[name] = rng.choice([v.upper(), v[:-1], v + "0", " " + v, "0x" + v])
+        return f"request: {name} -> {fields[name][:12]!r}..."
+    if c == 1 and isinstance(v, int) and not isinstance(v, bool):
+        fields[name] = rng.choice([float(v), True, str(v), None])
+        return f"request: {name} -> {fields[name]!r}"
+    if c == 2:
+        del fields[name]
+        return f"request: drop {name}"
+    fields[name] = rng.choice([None, [], {}, 0, ""])
+    return f"request: {name} -> {json.dumps(fields[name])}"
+
+
 def mutate(seed: Seed, rng: random.Random, pool: dict) -> tuple[dict, str]:
     """A mutated copy of the seed's request fields (1 to 3 stacked mutations) and what was done."""
     fields = copy.deepcopy(seed.fields)
+    if rng.random() < 0.04:
+        return fields, mutate_request(fields, rng)
     steps = []
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         before = copy.deepcopy(fields)

@@ -32,7 +32,7 @@ def _hex(req: dict, name: str) -> bytes:
         raise BadRequest(f"missing field {name!r}")
     v = req[name]
     try:
-        if not isinstance(v, str):
+        if not isinstance(v, str) or v != v.lower() or len(v) % 2 or v.strip() != v or " " in v:
             raise ValueError
         return bytes.fromhex(v)
     except ValueError:
@@ -113,8 +113,43 @@ def _value(t: str, v, scalar_default_forbidden: bool):
 
 
 def _manifest(req: dict) -> dict:
+    """SPEC 17.1: a manifest that does not validate is an error in every op but manifest_validate."""
     m = _field(req, "manifest", dict)
+    if not manifest_check.validate(m)["valid"]:
+        raise BadRequest("manifest does not validate")
     return m
+
+
+def _decode_or_reject(message: str, data: bytes):
+    try:
+        return codec.decode(message, data), None
+    except codec.CodecError as exc:
+        return None, {"verdict": "reject", "reason": exc.reason}
+
+
+def verify_compact(manifest: dict, cd: dict, source: str, destination: str, next_seq: int) -> None:
+    """generator.verify.verify_compact with SPEC 17.1's reading of a destination that is neither
+    `client:<hex>` nor a cluster: it expects `responses`, as a client does."""
+    header, leaf = cd.get("header", {}), cd.get("leaf", {})
+    if header.get("cluster_id", "") != source or source not in {c["id"] for c in manifest["clusters"]}:
+        raise verify.Rejected("wrong_cluster", "header cluster")
+    verify.verify_qc(manifest, header, cd.get("qc", {}))
+    count, index = cd.get("leaf_count", 0), cd.get("leaf_index", 0)
+    if count < 1 or index >= count or not merkle.verify_inclusion(
+            index, count, merkle.leaf_hash(codec.encode("OutputLeaf", leaf)), cd.get("proof", []),
+            header.get("outputs_root", b"")):
+        raise verify.Rejected("bad_proof", "inclusion proof does not verify")
+    if (leaf.get("source_cluster", "") != source or leaf.get("height", 0) != header.get("height", 0)
+            or leaf.get("destination", "") != destination):
+        raise verify.Rejected("wrong_destination", "leaf source, height or destination mismatch")
+    roles = {c["id"]: c["role"] for c in manifest["clusters"]}
+    role = "client" if destination.startswith("client:") else roles.get(destination, "client")
+    kind = verify.KIND_FOR_ROLE[role]
+    if [k for k in ("calls", "results", "responses") if k != kind and leaf.get(k)] or not leaf.get(kind):
+        raise verify.Rejected("malformed", f"leaf must carry only {kind}, at least one")
+    seq = leaf.get("seq", 0)
+    if seq != next_seq:
+        raise verify.Rejected("replay" if seq < next_seq else "out_of_order", f"seq {seq}, expected {next_seq}")
 
 
 def answer(req) -> dict:
@@ -152,28 +187,42 @@ def answer(req) -> dict:
         data = _hex(req, "hex")
         if domain not in DOMAINS:
             raise BadRequest(f"unknown domain {domain!r}")
+        message = DOMAIN_MESSAGES[domain]
         try:
-            codec.decode(DOMAIN_MESSAGES[domain], data)
+            value = codec.decode(message, data)
         except codec.CodecError:
             return {"verdict": "reject"}
-        return {"hex": signing_bytes(domain, net, data).hex()}
+        value.pop("signature", None)  # its signature field, if set, is not signed
+        return {"hex": signing_bytes(domain, net, codec.encode(message, value)).hex()}
     if op == "merkle_root":
-        leaves = _field(req, "leaves", list)
+        leaves = _field(req, "leaves", list)  # MTH([]) = SHA-256("")
         return {"root": merkle.mth([_hex({"x": x}, "x") for x in leaves]).hex()}
     if op == "merkle_verify":
-        leaf, root = _hex(req, "leaf"), _hex(req, "root")
+        root = _hex(req, "root")
+        if "leaf" not in req and "leaf_hash" not in req:
+            raise BadRequest("missing field 'leaf' or 'leaf_hash'")
+        hashes = []
+        if "leaf" in req:
+            hashes.append(merkle.leaf_hash(_hex(req, "leaf")))
+        if "leaf_hash" in req:
+            hashes.append(_hex(req, "leaf_hash"))
         index, count = _field(req, "index", int), _field(req, "count", int)
         proof = [_hex({"x": x}, "x") for x in _field(req, "proof", list)]
-        ok = (0 <= index < count and len(leaf) == 32 and len(root) == 32 and all(len(p) == 32 for p in proof)
+        leaf = hashes[0]
+        ok = len(set(hashes)) == 1 and (0 <= index < count and len(leaf) == 32 and len(root) == 32 and all(len(p) == 32 for p in proof)
               and merkle.verify_inclusion(index, count, leaf, proof, root))
         return {"verdict": "accept" if ok else "reject"}
     if op == "qc_verify":
         m = _manifest(req)
-        try:
-            header = codec.decode("DecisionHeader", _hex(req, "header"))
-            qc = codec.decode("QuorumCert", _hex(req, "qc"))
-        except codec.CodecError:
-            return {"verdict": "reject", "reason": "malformed"}
+        cluster = _field(req, "cluster", str)
+        header, bad = _decode_or_reject("DecisionHeader", _hex(req, "header"))
+        if bad:
+            return bad
+        qc, bad = _decode_or_reject("QuorumCert", _hex(req, "qc"))
+        if bad:
+            return bad
+        if header.get("cluster_id", "") != cluster:
+            return {"verdict": "reject", "reason": "wrong_cluster"}
         try:
             verify.verify_qc(m, header, qc)
         except verify.Rejected as exc:
@@ -181,19 +230,21 @@ def answer(req) -> dict:
         return {"verdict": "accept"}
     if op == "compact_verify":
         m = _manifest(req)
+        cd, bad = _decode_or_reject("CompactDecision", _hex(req, "compact"))
+        if bad:
+            return bad
         try:
-            cd = codec.decode("CompactDecision", _hex(req, "compact"))
-        except codec.CodecError:
-            return {"verdict": "reject", "reason": "malformed"}
-        try:
-            verify.verify_compact(m, cd, _field(req, "source", str), _field(req, "destination", str),
-                                  _field(req, "next_seq", int))
+            verify_compact(m, cd, _field(req, "source", str), _field(req, "destination", str),
+                           _field(req, "next_seq", int))
         except verify.Rejected as exc:
             return {"verdict": "reject", "reason": exc.reason}
         return {"verdict": "accept"}
     if op == "execute":
         m = _manifest(req)
-        state = rsm.ClusterState(m, _field(req, "cluster", str))
+        cluster = _field(req, "cluster", str)
+        if cluster not in {c["id"] for c in m["clusters"]}:
+            raise BadRequest(f"cluster {cluster!r} not in the manifest")
+        state = rsm.ClusterState(m, cluster)
         out = []
         for b in _field(req, "batches", list):
             try:
@@ -209,7 +260,7 @@ def answer(req) -> dict:
         r = manifest_check.validate(_field(req, "manifest"))
         if r["valid"]:
             return {"verdict": "accept"}
-        return {"verdict": "reject", "rule": r["rule"] if r["stage"] == "semantic" else "schema"}
+        return {"verdict": "reject", "stage": r["stage"], "rule": r["rule"]}
     raise BadRequest(f"unknown op {op!r}")
 
 
