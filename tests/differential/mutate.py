@@ -337,7 +337,16 @@ def mutate_value(data: bytes, message: str, rng: random.Random) -> tuple[bytes, 
         value = codec.decode(message, data)
     except codec.CodecError:
         return None
-    value = copy.deepcopy(value)
+    what = mutate_dict(message, value, rng)
+    try:
+        out = codec.encode(message, value)
+    except Exception:  # noqa: BLE001 - a value the reference encoder cannot write: fall back
+        return None
+    return out, f"{what} (re-encoded)"
+
+
+def mutate_dict(message: str, value: dict, rng: random.Random) -> str:
+    """Edit one field of a decoded message in place (typed by the schema); returns what was done."""
     positions: list = []
     _positions(message, value, "", positions)
     samples: dict = {}
@@ -392,11 +401,7 @@ def mutate_value(data: bytes, message: str, rng: random.Random) -> tuple[bytes, 
             what = "delete"
         else:
             container[f.name], what = _new_scalar(f, cur, rng, samples)
-    try:
-        out = codec.encode(message, value)
-    except Exception:  # noqa: BLE001 - a value the reference encoder cannot write: fall back
-        return None
-    return out, f"{path}: {what} (re-encoded)"
+    return f"{path}: {what}"
 
 
 def mutate_message(data: bytes, message: str | None, rng: random.Random, pool: list[bytes]) -> tuple[bytes, str]:
@@ -650,6 +655,12 @@ def mutate_once(op: str, fields: dict, messages: dict, rng: random.Random, pool:
         nb, what = mutate_bytes(bytes.fromhex(fields[name]), rng)
         fields[name] = nb.hex()
         return f"{name}: {what}"
+    if op in ("qc_verify", "compact_verify", "execute") and rng.random() < 0.45:
+        from . import resign
+        what = {"qc_verify": resign.semantic_qc, "compact_verify": resign.semantic_compact,
+                "execute": resign.semantic_execute}[op](fields, rng)
+        if what:
+            return what
     if op == "qc_verify":
         r = rng.random()
         if r < 0.08:
