@@ -18,7 +18,7 @@ from wire_spec.vectors.generator.merkle import leaf_hash, node_hash
 
 from .mutate import INTERESTING_INTS, mutate_dict
 
-_RINGS: dict[str, "Keyring"] = {}
+_RINGS: dict[str, Keyring] = {}
 
 
 class Keyring:
