@@ -39,6 +39,9 @@ SMALL_ORDER = [bytes.fromhex(h) for h in (
     "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
 )]
 STRINGS = ["", "c0", "c1", "s0", "s1", "x", "c0-n0", "client:", "client:00", "é", "\u0000", "C0", "c0 ", "9" * 70]
+TRICKY_UTF8 = [b"\xc0\x80", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xef\xbf\xbe",
+               b"\xef\xbb\xbfc0", b"c0\x00", b"\xe0\x80\xaf", b"\xf0\x9f\x98\x80", b"\xc3", b"\x80", b"\xff",
+               b"\xf8\x88\x80\x80\x80", b"\xe2\x80\xae", b"\xc2\xa0", b"c\xcc\x81"]
 HOT_NAMES = {"signature", "signatures", "proof", "client_key", "outputs_root", "parent_hash", "inputs_hash",
              "leaf_index", "leaf_count", "seq", "height", "node_id", "request_id", "cluster_id", "destination"}
 
@@ -247,6 +250,11 @@ def mutate_wire(data: bytes, message: str | None, rng: random.Random, pool: list
             body, p = bytes(8 if new_wt == 1 else 4), b""
         fields[i] = WireField(f.number, new_wt, tag, body, p)
         return _join(fields), f"wire type of field {f.number}: {f.wt} -> {new_wt}"
+    sf = field_by_number(message, f.number) if message in MESSAGES else None
+    if choice == 9 and f.wt == 2 and sf is not None and sf.type == "string" and rng.random() < 0.5:
+        payload = rng.choice(TRICKY_UTF8)
+        fields[i] = WireField(f.number, f.wt, f.tag, varint(len(payload)), payload)
+        return _join(fields), f"string {sf.name} -> bytes {payload.hex()}"
     if choice == 9 and f.wt == 2:
         payload, what = mutate_bytes(f.payload, rng)
         fields[i] = WireField(f.number, f.wt, f.tag, varint(len(payload)), payload)
@@ -478,7 +486,8 @@ def mutate_json(doc, rng: random.Random) -> tuple[object, str]:
             src = rng.choice(same)
             parent[key] = copy.deepcopy(_get(doc, src))
             return doc, f"{where} <- value of {'/'.join(map(str, src))}"
-    v = rng.choice([None, True, False, 0, -1, 1.5, 2**64, "", "00", [], {}, "zz"])
+    v = rng.choice([None, True, False, 0, -1, 1.5, 1.0, 2**64, 2**64 - 1, 2**32, "", "00", "AB", [], {}, "zz",
+                    "OP_KIND_UNSPECIFIED", "OP_KIND_PUT", "CLIENT_ERROR_UNSPECIFIED", [{}], "1"])
     parent[key] = v
     return doc, f"{where} -> {json.dumps(v)}"
 
@@ -561,9 +570,84 @@ def _ed25519(fields: dict, rng, pool) -> str:
     return f"{name}: {what}"
 
 
+def _nodes(m: dict) -> list[dict]:
+    return [n for c in m.get("clusters", []) if isinstance(c, dict) for n in c.get("nodes", []) or []
+            if isinstance(n, dict)]
+
+
+def manifest_semantic(m: dict, rng: random.Random) -> str:
+    """Schema-preserving edits aimed at SPEC 3 semantic rules 1 to 8 (in place)."""
+    nodes = _nodes(m)
+    clusters = [c for c in m.get("clusters", []) if isinstance(c, dict)]
+    if not nodes or not clusters:
+        return "nothing to edit"
+    a, b = rng.choice(nodes), rng.choice(nodes)
+    k = rng.randrange(12)
+    if k == 0:
+        b["host"] = a.get("host")
+        b.setdefault("ports", {})["peer"] = a.get("ports", {}).get(rng.choice(["peer", "client", "admin"]))
+        return f"node {b.get('id')} gets {a.get('id')}'s host and one of its ports"
+    if k == 1:
+        p = a.setdefault("ports", {})
+        p[rng.choice(["client", "admin"])] = p.get("peer")
+        return f"node {a.get('id')} uses its peer port twice"
+    if k == 2:
+        a["id"] = rng.choice(clusters).get("id")
+        return f"a node id equals the cluster id {a['id']!r}"
+    if k == 3 and m.get("clients"):
+        m["clients"][0]["id"] = a.get("id")
+        return f"client id equals node id {a.get('id')!r}"
+    if k == 4:
+        a["x25519_public"] = b.get("ed25519_public")
+        return f"x25519 key of {a.get('id')} = ed25519 key of {b.get('id')}"
+    if k == 5 and m.get("clients"):
+        m["clients"][-1]["ed25519_public"] = a.get(rng.choice(["ed25519_public", "x25519_public"]))
+        return "a client key equals a node key"
+    if k == 6:
+        a["faults"] = rng.choice([{}, {"drop": 0.5}, {"actions": []}])
+        m["testbed"] = rng.choice([False, True, None])
+        if m["testbed"] is None:
+            del m["testbed"]
+        return f"faults on {a.get('id')}, testbed {m.get('testbed')}"
+    if k == 7:
+        t = m.setdefault("timeouts_ms", {})
+        pair = rng.choice([("heartbeat_interval", "heartbeat_timeout"), ("request_forward", "censorship")])
+        v = rng.choice([1, 250, 1000, 2000, 3000, 4000, 5000])
+        t[rng.choice(pair)] = v
+        return f"timeouts_ms {pair}: one set to {v}"
+    if k == 8:
+        b["host"] = rng.choice([a.get("host"), "localhost", "127.0.0.1", "::1", "127.000.000.001", "LOCALHOST",
+                                "example.com", "127.0.0.2"])
+        b["bind"] = rng.choice([a.get("host"), "0.0.0.0", "127.0.0.1"])
+        return f"node {b.get('id')} host {b['host']!r}, bind {b['bind']!r}"
+    if k == 9:
+        c = rng.choice(clusters)
+        extra = copy.deepcopy(c["nodes"][0]) if c.get("nodes") else {}
+        i = rng.randrange(10**6)
+        extra["id"] = f"zz-n{i}"
+        extra["ed25519_public"] = f"{i:064x}"
+        extra["x25519_public"] = f"{i + 1:064x}"
+        extra["ports"] = {"peer": 20000 + i % 9000 * 3, "client": 20001 + i % 9000 * 3, "admin": 20002 + i % 9000 * 3}
+        c.setdefault("nodes", []).append(extra)
+        return f"add a fresh node to {c.get('id')} ({len(c['nodes'])} nodes)"
+    if k == 10:
+        c = rng.choice(clusters)
+        c["id"] = rng.choice([x.get("id") for x in clusters] + ["zz", "s9", "c9"])
+        return f"cluster id -> {c['id']!r}"
+    sm = m.setdefault("shard_map", {})
+    sm["shards"] = rng.choice([[], [x.get("id") for x in clusters],
+                               [x.get("id") for x in clusters if x.get("role") == "shard"][::-1]])
+    return f"shard_map.shards -> {sm['shards']}"
+
+
 def _manifest(fields: dict, rng) -> str:
     m = fields["manifest"]
     r = rng.random()
+    if isinstance(m, dict) and r < 0.35:
+        m = copy.deepcopy(m)
+        what = manifest_semantic(m, rng)
+        fields["manifest"] = m
+        return f"manifest: {what}"
     clusters = m.get("clusters") if isinstance(m, dict) else None
     if isinstance(clusters, list) and clusters and r < 0.5:
         m = copy.deepcopy(m)
