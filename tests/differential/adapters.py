@@ -25,6 +25,7 @@ from infra import implementations
 
 ROOT = Path(__file__).resolve().parents[2]
 _EOF = object()
+RAW = object()
 
 
 @dataclass
@@ -144,9 +145,14 @@ class Adapter:
             lines = []
             for i in pending:
                 self._next_id += 1
+                r = requests[i]
+                if "__raw__" in r:  # a raw line (SPEC 17.1 JSON-lines strictness); its answer keeps its id
+                    ids.append(RAW)
+                    lines.append(r["__raw__"].encode("utf-8", "surrogateescape") + b"\n")
+                    continue
                 ids.append(self._next_id)
-                lines.append(json.dumps({"id": self._next_id, **requests[i]}, separators=(",", ":")) + "\n")
-            self._writes.put("".join(lines).encode())
+                lines.append(json.dumps({"id": self._next_id, **r}, separators=(",", ":")).encode() + b"\n")
+            self._writes.put(b"".join(lines))
             got = 0
             for want, i in zip(ids, pending, strict=True):
                 if not self._answer(want, requests[i], answers, i):
@@ -178,6 +184,9 @@ class Adapter:
         if not isinstance(ans, dict):
             self._fail("bad output", r, f"not a JSON object: {raw[:300]!r}")
             return False
+        if want is RAW:
+            answers[i] = ans
+            return True
         if ans.get("id") != want:
             self._fail("wrong id", r, f"answer id {ans.get('id')!r}, expected {want}")
             return False

@@ -23,7 +23,7 @@ EXTERNAL = VECTORS / "external"
 EXAMPLE_MANIFEST = ROOT / "wire_spec" / "examples" / "manifest.example.json"
 
 OPS = ("decode", "encode", "ed25519_verify", "signing_bytes", "merkle_root", "merkle_verify", "qc_verify",
-       "compact_verify", "execute", "shard_of", "manifest_validate")
+       "compact_verify", "execute", "shard_of", "manifest_validate", "protocol")  # protocol: raw request lines
 
 # signing domain -> the message its `hex` holds (SPEC 6)
 DOMAIN_MESSAGES = {"client-request": "ClientRequest", "client-bundle": "RequestBundle", "decision": "DecisionHeader",
@@ -40,7 +40,7 @@ class Seed:
     messages: dict = field(default_factory=dict)
 
     def request(self) -> dict:
-        return {"op": self.op, **self.fields}
+        return dict(self.fields) if self.op == "protocol" else {"op": self.op, **self.fields}
 
 
 def _hex(path: Path) -> str:
@@ -228,11 +228,41 @@ def shard_seeds() -> list[Seed]:
     return out
 
 
+# SPEC 17.1 line-level strictness: raw request lines (bytes, no newline) every adapter must answer alike
+RAW_LINES = [
+    b"", b"   ", b"nan", b"[1, 2]", b'"op"', b"null", b"{", b'{"id": 7}', b'{"op": "merkle_root", "leaves": []}',
+    b'{"id": 1, "op": "merkle_root", "leaves": [], "x": NaN}', b'{"id": Infinity, "op": "merkle_root", "leaves": []}',
+    b'{"id": 1e400, "op": "merkle_root", "leaves": []}', b'{"id": [1, {"a": null}], "op": "merkle_root", "leaves": []}',
+    b'{"id": "x\\u00e9", "op": "merkle_root", "leaves": ["00"]}', b'{"id": 1.5, "op": "bogus"}',
+    b'{"id": 18446744073709551616, "op": "merkle_root", "leaves": []}', b'{"id": -0, "op": "merkle_root", "leaves": []}',
+    b'{"id": 2, "op": "merkle_root", "leaves": ["00"], "leaves": []}', b'{"id": 3, "id": 4, "op": "merkle_root", "leaves": []}',
+    b'{"id": 5, "op": "merkle_root", "leaves": ["00"]}\r', b'\xef\xbb\xbf{"id": 6, "op": "merkle_root", "leaves": []}',
+    b'{"id": 8, "op": "merkle_root", "leaves": ["\xff"]}', b'{"id": 9, "op": "merkle_root", "leaves": ["0\\u0030"]}',
+    b'{"id": 10, "op": "merkle_verify", "leaf_hash": "' + b"00" * 32 + b'", "index": 0.0, "count": 1, "proof": [], "root": "'
+    + b"00" * 32 + b'"}',
+    b'{"id": 11, "op": "merkle_verify", "leaf_hash": "' + b"00" * 32 + b'", "index": 0, "count": 1e0, "proof": [], "root": "'
+    + b"00" * 32 + b'"}',
+    b'{"id": 12, "op": "shard_of", "manifest": [], "key": ""}', b'{"id": 13, "op": "decode", "message": "Batch", "hex": ""}',
+    b'{"id": 14, "op": "decode", "message": "batch", "hex": ""}', b'{"id": 15, "op": "DECODE", "message": "Batch", "hex": ""}',
+    b'{"id": 16, "op": null}', b'{"id": 17}', b'\t{"id": 18, "op": "merkle_root", "leaves": []}\t',
+    b'{"id": 19, "op": "merkle_root", "leaves": [], "id": null}', b'{"id": 20, "op": "encode", "message": "Batch", "json": []}',
+    b'{"id": 21, "op": "encode", "message": "Batch", "json": {}}', b'{"id": 22, "op": "ed25519_verify", "public": "", '
+    b'"message": "", "signature": ""}', b'{"id": 23, "op": "execute", "manifest": {}, "cluster": "c0", "batches": []}',
+    b'{"id": 24, "op": "manifest_validate", "manifest": null}', b'{"id": 25, "op": "manifest_validate", "manifest": 1}',
+]
+
+
+def raw_seeds() -> list[Seed]:
+    # kept as str (surrogateescape) so that requests stay JSON-printable; adapters.py writes the bytes back
+    return [Seed("protocol", {"__raw__": line.decode("utf-8", "surrogateescape")}, f"raw line {i}: {line[:60]!r}")
+            for i, line in enumerate(RAW_LINES)]
+
+
 @lru_cache(maxsize=1)
 def seeds() -> tuple[Seed, ...]:
     """All seeds, grouped by op in OPS order."""
     everything = (codec_seeds() + signing_seeds() + ed25519_seeds() + merkle_seeds() + qc_seeds()
-                  + compact_seeds() + execution_seeds() + shard_seeds() + manifest_seeds())
+                  + compact_seeds() + execution_seeds() + shard_seeds() + manifest_seeds() + raw_seeds())
     return tuple(s for op in OPS for s in everything if s.op == op)
 
 

@@ -25,7 +25,7 @@ from .adapters import Adapter, Failure
 UNFINISHED = re.compile(r"unknown op|not implemented|unsupported op|unimplemented", re.I)
 
 # share of the mutation budget per op (decode gets the most: every message type, cheapest to run)
-WEIGHTS = {"decode": 30, "encode": 10, "ed25519_verify": 8, "signing_bytes": 6, "merkle_root": 4,
+WEIGHTS = {"protocol": 0, "decode": 30, "encode": 10, "ed25519_verify": 8, "signing_bytes": 6, "merkle_root": 4,
            "merkle_verify": 6, "qc_verify": 8, "compact_verify": 9, "execute": 9, "shard_of": 3,
            "manifest_validate": 7}
 
@@ -42,7 +42,7 @@ class Case:
         return self.mutation is None
 
     def request(self) -> dict:
-        return {"op": self.op, **self.fields}
+        return dict(self.fields) if self.op == "protocol" else {"op": self.op, **self.fields}
 
 
 @dataclass
@@ -66,8 +66,13 @@ class OpStats:
     not_comparable: dict = field(default_factory=dict)   # implementation -> count
 
 
-def is_unfinished(ans: dict | None) -> bool:
-    return bool(ans) and ans.get("ok") is False and bool(UNFINISHED.search(str(ans.get("error", ""))))
+REAL_OPS = set(corpus.OPS) - {"protocol"}
+
+
+def is_unfinished(ans: dict | None, case: Case) -> bool:
+    """An unfinished adapter: `ok: false`, "unknown op", for one of the SPEC 17.1 ops."""
+    return (bool(ans) and case.op in REAL_OPS and ans.get("ok") is False
+            and bool(UNFINISHED.search(str(ans.get("error", "")))))
 
 
 def _strip(v):
@@ -80,8 +85,8 @@ def _strip(v):
 
 def normal(ans: dict, exact: bool) -> dict:
     if ans.get("ok") is not True:
-        return {"ok": False}
-    a = {k: v for k, v in ans.items() if k != "id"}
+        return {"ok": False, "id": ans["id"]} if "id" in ans else {"ok": False}
+    a = dict(ans)  # only raw lines keep their id (echoed); the adapters strip ours
     return a if exact else _strip(a)
 
 
@@ -98,6 +103,12 @@ def summary(a: dict) -> str:
 
 
 def _ref(req: dict) -> dict:
+    if "__raw__" in req:
+        import io
+        out = io.StringIO()
+        reference.serve(io.StringIO(req["__raw__"].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                                    + "\n"), out)
+        return json.loads(out.getvalue() or "null")
     try:
         return {"ok": True, **reference.answer(req)}
     except reference.BadRequest as exc:
@@ -129,7 +140,7 @@ class Differential:
 
     def compare(self, case: Case, answers: dict) -> tuple | None:
         """The disagreement signature, or None when the comparable answers agree."""
-        usable = {n: a for n, a in answers.items() if a is not None and not is_unfinished(a)}
+        usable = {n: a for n, a in answers.items() if a is not None and not is_unfinished(a, case)}
         if len(usable) < 2:
             return None
         normed = {n: normal(a, case.exact) for n, a in usable.items()}
@@ -166,11 +177,11 @@ class Differential:
                 else:
                     st.mutated += 1
                 for n, x in ans.items():
-                    if is_unfinished(x):
+                    if is_unfinished(x, c):
                         st.not_comparable[n] = st.not_comparable.get(n, 0) + 1
                 sig = self.compare(c, ans)
                 if sig is None:
-                    if sum(1 for x in ans.values() if x is not None and not is_unfinished(x)) >= 2:
+                    if sum(1 for x in ans.values() if x is not None and not is_unfinished(x, c)) >= 2:
                         st.compared += 1
                     continue
                 st.compared += 1
@@ -339,7 +350,7 @@ def mutant_cases(budget: int, seed: int, ops=None, salt: str = "") -> list[Case]
     """`budget` mutated inputs, split over the ops by WEIGHTS; deterministic in (seed, salt)."""
     by_op = corpus.by_op()
     pool = mutate.message_pool(corpus.seeds())
-    chosen = [op for op in corpus.OPS if (ops is None or op in ops) and by_op[op]]
+    chosen = [op for op in corpus.OPS if (ops is None or op in ops) and by_op[op] and WEIGHTS[op]]
     total = sum(WEIGHTS[op] for op in chosen) or 1
     out = []
     for op in chosen:

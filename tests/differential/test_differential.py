@@ -153,7 +153,7 @@ def test_mutators_are_deterministic_and_change_inputs():
     by_key = {(s.source, s.op): s.fields for s in corpus.seeds()}
     changed = sum(1 for c in a if by_key.get((c.source, c.op)) != c.fields)
     assert changed > 150
-    assert {c.op for c in a} == set(corpus.OPS)
+    assert {c.op for c in a} == set(corpus.OPS) - {"protocol"}
 
 
 def test_wire_parser_round_trips_every_parsable_seed():
