@@ -127,6 +127,10 @@ def _decode_or_reject(message: str, data: bytes):
         return None, {"verdict": "reject", "reason": exc.reason}
 
 
+def _header_lengths_ok(header: dict) -> bool:
+    return all(len(header.get(k, b"")) == 32 for k in ("parent_hash", "inputs_hash", "outputs_root"))
+
+
 def verify_compact(manifest: dict, cd: dict, source: str, destination: str, next_seq: int) -> None:
     """generator.verify.verify_compact with SPEC 17.1's reading of a destination that is neither
     `client:<hex>` nor a cluster: it expects `responses`, as a client does."""
@@ -147,6 +151,8 @@ def verify_compact(manifest: dict, cd: dict, source: str, destination: str, next
     kind = verify.KIND_FOR_ROLE[role]
     if [k for k in ("calls", "results", "responses") if k != kind and leaf.get(k)] or not leaf.get(kind):
         raise verify.Rejected("malformed", f"leaf must carry only {kind}, at least one")
+    if not _header_lengths_ok(header):  # point 5 since DF-1 (SPEC 5 fixed lengths)
+        raise verify.Rejected("malformed", "header hash field not 32 bytes")
     seq = leaf.get("seq", 0)
     if seq != next_seq:
         raise verify.Rejected("replay" if seq < next_seq else "out_of_order", f"seq {seq}, expected {next_seq}")
@@ -248,7 +254,11 @@ def answer(req) -> dict:
         out = []
         for b in _field(req, "batches", list):
             try:
-                decision = state.execute(codec.decode("Batch", _hex({"x": b}, "x")))
+                batch = codec.decode("Batch", _hex({"x": b}, "x"))
+                if any("remote" in i and not _header_lengths_ok(i["remote"].get("header", {}))
+                       for i in batch.get("inputs", [])):
+                    raise rsm.InvalidBatch(-1, "invalid_proposal", "remote header hash field not 32 bytes (DF-1)")
+                decision = state.execute(batch)
             except (codec.CodecError, rsm.InvalidBatch):
                 out.append({"verdict": "reject"})
                 break
