@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ def main(argv=None) -> int:
     p.add_argument("--impl", action="append", help="only these implementations (registry names or letters)")
     p.add_argument("--reference", action="store_true",
                    help="also run the vector generator's reference adapter as if it were an implementation")
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=COMMAND",
+                   help="also run COMMAND --serve as implementation NAME (e.g. a build elsewhere)")
     p.add_argument("--no-seeds", action="store_true", help="skip the unmutated vector inputs")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds an adapter may take per answer")
     p.add_argument("--out", type=Path, default=Path("differential-findings"), help="reproducer directory")
@@ -41,6 +44,9 @@ def main(argv=None) -> int:
         from infra import implementations
         wanted = {implementations.get(n).name for n in args.impl}
         adapters = [a for a in adapters if a.name in wanted]
+    for spec in args.adapter:
+        name, _, command = spec.partition("=")
+        adapters.append(Adapter(name, shlex.split(command), args.timeout))
     if args.reference:
         adapters.append(Adapter("reference", REFERENCE, args.timeout))
     for name, why in missing.items():

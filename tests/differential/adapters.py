@@ -52,6 +52,8 @@ class Adapter:
         self.fail_limit = fail_limit
         self.op_failures: dict[str, int] = {}
         self.given_up: set[str] = set()
+        self.answered = 0          # lines answered over all processes
+        self.absent = False        # died fail_limit times without ever answering: no adapter at all
 
     # ------------------------------------------------------------ process
 
@@ -126,6 +128,8 @@ class Adapter:
             self.given_up.add(op)
         self.kill()
         self.restarts += 1
+        if self.answered == 0 and self.restarts >= self.fail_limit:
+            self.absent = True
 
     def ask(self, request: dict) -> dict | None:
         return self.ask_many([request])[0]
@@ -135,7 +139,7 @@ class Adapter:
         whose op it has given up on."""
         answers: list[dict | None] = [None] * len(requests)
         pending = list(range(len(requests)))
-        while pending:
+        while pending and not self.absent:
             pending = [i for i in pending if requests[i].get("op") not in self.given_up]
             if not pending:
                 break
@@ -186,12 +190,14 @@ class Adapter:
             return False
         if want is RAW:
             answers[i] = ans
+            self.answered += 1
             return True
         if ans.get("id") != want:
             self._fail("wrong id", r, f"answer id {ans.get('id')!r}, expected {want}")
             return False
         ans.pop("id")
         answers[i] = ans
+        self.answered += 1
         return True
 
 

@@ -323,8 +323,10 @@ class Differential:
         return "\n".join(lines)
 
     def report(self) -> str:
-        lines = [f"{a.name}: gave up sending {op} after {a.fail_limit} failures" for a in self.adapters
-                 for op in sorted(a.given_up)]
+        lines = [f"{a.name}: NO ADAPTER: `{' '.join(a.argv)} --serve` died {a.restarts} times without answering "
+                 f"a line; nothing more sent to it" for a in self.adapters if a.absent]
+        lines += [f"{a.name}: gave up sending {op} after {a.fail_limit} failures" for a in self.adapters
+                  for op in sorted(a.given_up) if not a.absent]
         lines += ["op                  seeds  mutated  compared  disagree  not comparable (unfinished op)"]
         for op, st in self.stats.items():
             nc = ", ".join(f"{n} {k}" for n, k in sorted(st.not_comparable.items())) or "-"
