@@ -133,16 +133,28 @@ def test_harness_restarts_dead_and_hung_adapters(tmp_path):
     bad = _Faulty("bad", "decode:crash,merkle_root:hang", timeout=1.0)
     d = Differential([Adapter("good", REFERENCE), bad], tmp_path, log=lambda s: None)
     try:
-        cases = _sample(["decode", "merkle_root", "shard_of"], per_op=5)
+        # shard_of first: an adapter that never answers a line is "absent", not restarted per op
+        cases = _sample(["shard_of", "decode", "merkle_root", "shard_of"], per_op=5)
         d.run(cases)
     finally:
         d.close()
     kinds = {(f.kind, f.case.op) for f in d.findings.values()}
     assert kinds == {("died", "decode"), ("hung", "merkle_root")}
-    assert bad.given_up == {"decode", "merkle_root"} and bad.restarts == 6
-    assert d.stats["shard_of"].compared == 5   # answered by fresh processes after the failures
+    assert bad.given_up == {"decode", "merkle_root"} and bad.restarts == 6 and not bad.absent
+    assert d.stats["shard_of"].compared == 10   # the second five answered by a fresh process after the failures
     for f in d.findings.values():
         assert json.loads(Path(f.reproducer).read_text())["request"]["op"] == f.case.op
+
+
+def test_harness_reports_an_absent_adapter(tmp_path):
+    gone = Adapter("gone", [sys.executable, "-c", "import sys; print('no --serve here'); sys.exit(1)"], timeout=5)
+    d = Differential([Adapter("good", REFERENCE), gone], tmp_path, log=lambda s: None)
+    try:
+        d.run(_sample(["shard_of", "decode", "merkle_root"], per_op=4))
+    finally:
+        d.close()
+    assert gone.absent and gone.restarts == 3
+    assert "NO ADAPTER" in d.report()
 
 
 def test_mutators_are_deterministic_and_change_inputs():
