@@ -10,6 +10,7 @@ the same signers, so the edited input is valid up to the rule the edit breaks (o
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from wire_spec.vectors.generator import codec
@@ -142,6 +143,66 @@ def _op_edit(op: dict, rng: random.Random) -> str:
     return "a GET without value"
 
 
+def _entry_edit(leaf: dict, rng: random.Random) -> str:
+    """Edit a call (to a shard) or a result (to a coordinator) of a leaf: what the receiver executes
+    without the sender's checks (a leaf needs only a quorum's signature)."""
+    if leaf.get("calls"):
+        call = rng.choice(leaf["calls"])
+        if rng.random() < 0.7:
+            return "call op: " + _op_edit(call.setdefault("op", {}), rng)
+        call["request_id"] = rng.choice([0, 1, 2**64 - 1])
+        call["client_key"] = rng.choice([b"", bytes(31), bytes(32), call.get("client_key", b"")])
+        return f"call request_id {call['request_id']}, client_key of {len(call['client_key'])} bytes"
+    if leaf.get("results"):
+        res = rng.choice(leaf["results"])
+        k = rng.randrange(5)
+        if k == 0:
+            res["kind"] = rng.choice([0, 1, 2, 3])
+            return f"result kind {res['kind']}"
+        if k == 1:
+            res["found"] = not res.get("found", False)
+            return f"result found {res['found']}"
+        if k == 2:
+            res["value"] = rng.choice([b"", b"v" * 33, b"v" * 70000])
+            return f"result value of {len(res['value'])} bytes"
+        if k == 3:
+            res["shard_height"] = rng.choice([0, 1, 2**64 - 1])
+            return f"result shard_height {res['shard_height']}"
+        leaf["results"].append(dict(res))
+        return "result duplicated"
+    return mutate_dict("OutputLeaf", leaf, rng)
+
+
+def edit_limits(fields: dict, rng: random.Random) -> str:
+    """Set one manifest limit at or just below what the batches need (off-by-one boundaries)."""
+    batches = []
+    for h in fields.get("batches", []):
+        with contextlib.suppress(codec.CodecError, ValueError):
+            batches.append((len(h) // 2, codec.decode("Batch", bytes.fromhex(h))))
+    if not batches or not isinstance(fields.get("manifest"), dict):
+        return ""
+    size, batch = rng.choice(batches)
+    ops = []
+    for inp in batch.get("inputs", []):
+        if "client" in inp:
+            ops.append(inp["client"].get("op", {}))
+        for it in inp.get("bundle", {}).get("items", []):
+            ops.append(it.get("op", {}))
+        for call in inp.get("remote", {}).get("leaf", {}).get("calls", []):
+            ops.append(call.get("op", {}))
+    name = rng.choice(["max_batch_inputs", "max_batch_bytes", "max_key_bytes", "max_value_bytes",
+                       "max_pending_requests"])
+    need = {"max_batch_inputs": len(batch.get("inputs", [])), "max_batch_bytes": size,
+            "max_key_bytes": max([len(o.get("key", b"")) for o in ops] or [1]),
+            "max_value_bytes": max([len(o.get("value", b"")) for o in ops] or [0]),
+            "max_pending_requests": len(ops) or 1}[name]
+    value = max(need + rng.choice([0, 0, -1, 1]), {"max_batch_bytes": 1024, "max_value_bytes": 0}.get(name, 1))
+    m = dict(fields["manifest"])
+    m["limits"] = dict(m.get("limits", {}), **{name: value})
+    fields["manifest"] = m
+    return f"manifest limits.{name} = {value} (the batch needs {need})"
+
+
 def edit_batch(batch: dict, rng: random.Random) -> str:
     """A semantic edit of a decoded Batch (before fix_batch)."""
     inputs = batch.get("inputs", [])
@@ -177,6 +238,9 @@ def edit_batch(batch: dict, rng: random.Random) -> str:
         base = items[0] if items else {"request_id": 1, "op": {"kind": 1, "key": b"k"}}
         b["items"] = [dict(base, request_id=i + 1) for i in range(k)]
         return f"bundle of {k} items"
+    if remotes and c in (5, 6, 7) and rng.random() < 0.4:
+        leaf = rng.choice(remotes).setdefault("leaf", {})
+        return "remote leaf entry: " + _entry_edit(leaf, rng)
     if remotes and c in (5, 6, 7):
         cd = rng.choice(remotes)
         leaf = cd.setdefault("leaf", {})
@@ -195,6 +259,10 @@ def edit_batch(batch: dict, rng: random.Random) -> str:
 
 
 def semantic_execute(fields: dict, rng: random.Random) -> str | None:
+    if rng.random() < 0.15:
+        what = edit_limits(fields, rng)
+        if what:
+            return what
     batches = list(fields.get("batches", []))
     if not batches:
         return None
@@ -218,8 +286,10 @@ def semantic_compact(fields: dict, rng: random.Random) -> str | None:
         cd = codec.decode("CompactDecision", bytes.fromhex(fields["compact"]))
     except (codec.CodecError, ValueError):
         return None
-    c = rng.randrange(4)
-    if c == 0:
+    c = rng.randrange(5)
+    if c == 4:
+        what = "leaf entry: " + _entry_edit(cd.setdefault("leaf", {}), rng)
+    elif c == 0:
         what = "leaf: " + mutate_dict("OutputLeaf", cd.setdefault("leaf", {}), rng)
     elif c == 1:
         leaf = cd.setdefault("leaf", {})
