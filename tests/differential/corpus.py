@@ -249,6 +249,20 @@ RAW_LINES = [
     b'{"id": 21, "op": "encode", "message": "Batch", "json": {}}', b'{"id": 22, "op": "ed25519_verify", "public": "", '
     b'"message": "", "signature": ""}', b'{"id": 23, "op": "execute", "manifest": {}, "cluster": "c0", "batches": []}',
     b'{"id": 24, "op": "manifest_validate", "manifest": null}', b'{"id": 25, "op": "manifest_validate", "manifest": 1}',
+    # where JSON libraries of other languages differ (case-insensitive names, floats for big integers,
+    # lone surrogates, trailing data, unknown request fields)
+    b'{"ID": 26, "op": "merkle_root", "leaves": []}', b'{"id": 27, "OP": "merkle_root", "leaves": []}',
+    b'{"id": 28, "op": "merkle_root", "Leaves": ["00"]}', b'{"id": 29, "op": "merkle_verify", "leaf_hash": "'
+    + b"00" * 32 + b'", "index": 18446744073709551615, "count": 18446744073709551615, "proof": [], "root": "'
+    + b"00" * 32 + b'"}',
+    b'{"id": 30, "op": "merkle_root", "leaves": ["\\u0030\\u0030"]}',
+    b'{"id": 31, "op": "merkle_root", "leaves": ["00"]} x', b'{"id": 32, "op": "merkle_root", "leaves": ["00"]}{"id": 33}',
+    b'{"id": 34, "op": "merkle_root", "leaves": "00"}', b'{"id": 35, "op": "merkle_root", "leaves": [null]}',
+    b'{"id": 36, "op": "merkle_root", "leaves": [], "extra": 1}',
+    b'{"id": 9007199254740993, "op": "merkle_root", "leaves": []}', b'{"id": 1e2, "op": "merkle_root", "leaves": []}',
+    b'{"id": "\\ud800", "op": "merkle_root", "leaves": []}', b'{"id": 37, "op": "merkle_root", "leaves": ["00"], "leaf": 1}',
+    b'{"id": 38, "op": "shard_of", "manifest": {"shard_map": {"shards": ["s0"]}}, "key": "00"}',
+    b'{"id": 39, "op": "execute", "manifest": {}, "cluster": "c0", "batches": "00"}',
 ]
 
 
