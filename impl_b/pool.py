@@ -7,7 +7,7 @@ A pool entry is `[message, added_ms, last_forward_ms, local, oldest_since_ms]`, 
 bundle is one entry and counts as its number of items towards `max_pending_requests` (`pool_items`).
 `local` marks entries admitted from this member's client port: they count towards their client's
 share (admission, 12.5). `oldest_since_ms` is when the entry became one of the `max_batch_inputs`
-oldest items: the censorship timer runs from then.
+oldest entries: the censorship timer runs from then.
 """
 
 from collections import OrderedDict, deque
@@ -277,8 +277,8 @@ class RequestPoolMixin:
         window = self.lim["max_batch_inputs"]  # the censorship timer runs for the oldest items only
         oldest = 0
         for ent in self.requests.values():
-            if oldest < window:
-                oldest += len(ent[0].items) if is_bundle(ent[0]) else 1
+            if oldest < window:  # pool entries (a bundle is one), as in a batch
+                oldest += 1
                 if ent[4] is None:
                     ent[4] = now
                 if now - ent[4] > self.t["censorship"]:
