@@ -248,8 +248,11 @@ class Session:
         self.remote_static = remote_static
         self.remote_hello = remote_hello
         self._plain = bytearray()
+        self.pending = b""
 
     def send_raw(self, data: bytes) -> None:
+        if self.pending:  # a deferred message 3 goes out with the first bytes after it
+            data, self.pending = self.pending + data, b""
         self.sent_raw.append(data)
         self.sock.sendall(data)
 
@@ -284,8 +287,11 @@ class Session:
 
 
 def handshake(addr: tuple[str, int], network_id: str, hello: bytes, expect_static: bytes | None = None,
-              static: bytes | None = None, timeout: float = 5.0, rcvbuf: int | None = None) -> Session:
-    """A complete, correct XX handshake as initiator; `hello` is our encoded Hello payload."""
+              static: bytes | None = None, timeout: float = 5.0, rcvbuf: int | None = None,
+              defer_m3: bool = False) -> Session:
+    """A complete, correct XX handshake as initiator; `hello` is our encoded Hello payload. With
+    `defer_m3`, message 3 is sent together with the first transport bytes (one write), so the node
+    reads both before anything else can happen on the link."""
     sock = connect(addr, timeout, rcvbuf)
     try:
         ini = Initiator(network_id, static=static)
@@ -298,9 +304,13 @@ def handshake(addr: tuple[str, int], network_id: str, hello: bytes, expect_stati
             raise HandshakeError("responder static key is not the manifest's")
         m3, send, recv = ini.write_message_3(hello)
         m3 = frame(m3)
-        sent.append(m3)
-        sock.sendall(m3)
-        return Session(sock, send, recv, sent, ini.rs, payload)
+        sess = Session(sock, send, recv, sent, ini.rs, payload)
+        if defer_m3:
+            sess.pending = m3
+        else:
+            sent.append(m3)
+            sock.sendall(m3)
+        return sess
     except BaseException:
         sock.close()
         raise
