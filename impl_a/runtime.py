@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
+import os
 import time
 
 from impl_a import heraclius_pb2 as pb
@@ -18,12 +18,13 @@ from impl_a.faults import Faults
 from impl_a.logs import LEVELS, Log, now_ms
 from impl_a.manifest import Manifest
 from impl_a.queues import Puller, QueueServer
-from impl_a.storage import Storage, WriteBehind
+from impl_a.storage import Storage, StorageFailed, WriteBehind
 from impl_a.transport import Link, LinkClosed, accept, check_peer_identity, connect
 
 TICK_S = 0.01
 TICK_MAX_S = 0.05
 OUT_BACKLOG_MESSAGES = 4
+STORAGE_EXIT = 5  # SPEC 4 / 12.8
 
 
 class _ParkedPull:
@@ -43,7 +44,7 @@ class NodeRuntime:
         self.node = manifest.nodes[node_id]
         self.log = log
         self.x_secret = x_secret
-        self.store = WriteBehind(Storage(data_dir))
+        self.store = WriteBehind(Storage(data_dir), self.storage_failed)
         self.faults = Faults(self.node.faults if manifest.testbed else [])
         self.started_ms = now_ms()
         self.replica = Replica(manifest, node_id, SigningKey(ed_seed), self.store, now_ms(),
@@ -127,16 +128,26 @@ class NodeRuntime:
         logged (at most once per 10 s per kind) and the node carries on with the next event."""
         try:
             fn(*args)
-        except sqlite3.Error as exc:
-            self.log.emit("error", "storage_failed", f"storage failure, stopping: {exc}")
+        except StorageFailed as exc:  # on_failure already stopped a real node; a test driver stops here
             self.fatal = True
             self.stop_event.set()
+            self.running = False
+            self.log.emit("error", "storage_failed", f"storage failure, stopping: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug must not wedge the node
             key = type(exc).__name__
             last = self._internal_errors.get(key, 0.0)
             if time.monotonic() - last >= 10:
                 self._internal_errors[key] = time.monotonic()
                 self.log.emit("error", "internal_error", f"{key}: {exc}", where=getattr(fn, "__name__", "?"))
+
+    def storage_failed(self, op: str, exc: BaseException) -> None:
+        """SPEC 12.8 fail-stop: one error line, then exit 5 at once (nothing more is sent or served,
+        nothing undurable is ever reported, and no write is retried)."""
+        self.log.emit("error", "storage_failed", f"storage failure during {op}, stopping: {exc}", op=op,
+                      error=str(exc))
+        with contextlib.suppress(Exception):
+            self.log.fh.flush()
+        os._exit(STORAGE_EXIT)
 
     # -- actions --------------------------------------------------------------------------------
     def _drain(self) -> None:
