@@ -207,3 +207,64 @@ def test_storage_failure_calls_the_fail_stop_hook(tmp_path):
     with pytest.raises(StorageFailed):
         wb.decision(1)  # never served after a failure
     assert seen[0][0] == "write" and wb.failed
+
+
+def _client(tmp_path, timeout_ms):
+    from impl_a.client import Client
+    from impl_a.devnet import make_network, read_key
+
+    doc = make_network(tmp_path, [("c0", "coordinator"), ("s0", "shard")], seed=9)  # nothing listens
+    return Client(validate(doc), read_key(tmp_path / "clients" / "client0.key"), timeout_ms=timeout_ms, seed=1)
+
+
+def test_client_backs_off_while_every_node_is_down(tmp_path, monkeypatch):
+    import asyncio
+    import time
+
+    from impl_a import client as client_mod
+
+    dials = []
+    real = client_mod.connect
+
+    async def counting(*a, **k):
+        dials.append(time.monotonic())
+        return await real(*a, **k)
+
+    monkeypatch.setattr(client_mod, "connect", counting)
+    c = _client(tmp_path, 2000)
+    t0 = time.monotonic()
+    with pytest.raises(client_mod.NoValidAnswer) as e:
+        asyncio.run(c.get(b"k"))
+    took = time.monotonic() - t0
+    assert 1.9 <= took < 10  # fails at its deadline, not at once
+    assert len(dials) <= 4 * 7, len(dials)  # a few attempts per member per second (no busy loop)
+    assert e.value.final is None and "connection failed" in str(e.value)
+
+
+@pytest.mark.parametrize("answers,final", [
+    ({0: pb.CLIENT_ERROR_BAD_SIGNATURE}, None),  # one member's word is not final
+    ({0: pb.CLIENT_ERROR_BAD_SIGNATURE, 1: pb.CLIENT_ERROR_BAD_SIGNATURE}, "CLIENT_ERROR_BAD_SIGNATURE"),
+    ({0: pb.CLIENT_ERROR_STALE, 1: pb.CLIENT_ERROR_MALFORMED}, None),  # f + 1 must agree on one code
+])
+def test_client_error_finality(tmp_path, answers, final):
+    import asyncio
+
+    from impl_a.client import NoValidAnswer
+
+    c = _client(tmp_path, 600)
+    tries = []
+
+    async def fake_attempt(node, req, attempt, deadline, failures):
+        i = [n.id for n in c.members].index(node.id)
+        tries.append(i)
+        failures[node.id] = "scripted"
+        await asyncio.sleep(0.01)
+        return answers.get(i)
+
+    c._attempt = fake_attempt
+    c._first_member = lambda: 0
+    with pytest.raises(NoValidAnswer) as e:
+        asyncio.run(c.get(b"k"))
+    assert e.value.final == final
+    if final is None:
+        assert len(set(tries)) == 4 and len(tries) > 4  # kept trying the others, in several rounds
