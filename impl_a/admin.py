@@ -16,6 +16,8 @@ from impl_a.errors import REASONS
 ADMIN_CONNECTIONS = 64
 REQUEST_DEADLINE_S = 5.0
 READ_CHUNK = 4096
+LINGER_S = 1.0
+LINGER_BYTES = 1 << 20
 SQLITE_MAX = 2**63 - 1  # heights above SQLite's integer range are never decided
 REASON_PHRASES = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
@@ -107,7 +109,8 @@ class AdminServer:
             return
         self.open_conns += 1
         try:
-            await self._serve(reader, writer)
+            if await self.serve(reader, writer) == "refused":
+                await self._linger(reader, writer)
         except (ConnectionError, OSError):
             pass
         except Exception as exc:  # noqa: BLE001 - SPEC 13.1: one connection's failure closes only it
@@ -116,7 +119,25 @@ class AdminServer:
             self.open_conns -= 1
             await self._close(writer)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After a refusal with unread input: shut our side and read off what is pending (at most
+        LINGER_BYTES or LINGER_S), so the kernel does not reset the answer away."""
+        with contextlib.suppress(Exception):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            loop = asyncio.get_running_loop()
+            end, got = loop.time() + LINGER_S, 0
+            while got < LINGER_BYTES and loop.time() < end:
+                chunk = await asyncio.wait_for(reader.read(65536), end - loop.time())
+                if not chunk:
+                    break
+                got += len(chunk)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        """Answer requests until one closes the connection: returns "close" (Connection: close or
+        HTTP/1.0), "refused" (a then-close refusal of 15.1), "eof" or "deadline"."""
         loop = asyncio.get_running_loop()
         buf = bytearray()
         while True:
@@ -132,9 +153,9 @@ class AdminServer:
                     chunk = await asyncio.wait_for(reader.read(READ_CHUNK), max(0.0, left))
                 except TimeoutError:
                     self.rt.log.reject("slow_peer", "admin", "request not received within 5 s")
-                    return
+                    return "deadline"
                 if not chunk:
-                    return
+                    return "eof"
                 if not started:  # the request's own 5 s start with its first byte
                     started = True
                     deadline = loop.time() + REQUEST_DEADLINE_S
@@ -146,7 +167,7 @@ class AdminServer:
             self._write(writer, status, headers, body, head.method == "HEAD", head.close)
             await writer.drain()
             if head.close:
-                return
+                return "refused" if head.refused else "close"
 
     @staticmethod
     async def _close(writer: asyncio.StreamWriter) -> None:

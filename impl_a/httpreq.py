@@ -27,10 +27,11 @@ class Head:
     target: str = ""
     close: bool = False
     consumed: int = 0
+    refused: bool = False  # a "then close" row: the rest of the input is not read
 
 
-def _refuse(status: int, why: str) -> Head:
-    return Head(error=status, why=why, close=True)
+def _refuse(status: int, why: str, method: str = "") -> Head:
+    return Head(error=status, why=why, method=method, close=True, refused=True)
 
 
 def _line_end(buf: bytes, start: int, limit: int) -> tuple[int, int] | None:
@@ -73,27 +74,27 @@ def parse_head(buf: bytes) -> Head | None:
         got = _line_end(buf, pos, len(buf))
         if got is None:
             if len(buf) - head_start > HEADERS_MAX_BYTES + 1:
-                return _refuse(431, "headers too large")
+                return _refuse(431, "headers too large", method)
             return None
         end, nxt = got
         if end == pos:  # the empty line: end of the headers
             pos = nxt
             break
         if nxt - head_start > HEADERS_MAX_BYTES:
-            return _refuse(431, "headers too large")
+            return _refuse(431, "headers too large", method)
         lines += 1
         if lines > HEADERS_MAX_LINES:
-            return _refuse(431, "too many header lines")
+            return _refuse(431, "too many header lines", method)
         line = bytes(buf[pos:end])
         colon = line.find(b":")
         if colon <= 0:
-            return _refuse(400, "header line without a name and ':'")
+            return _refuse(400, "header line without a name and ':'", method)
         name = line[:colon].strip().lower()
         value = line[colon + 1:].strip()
         if name == b"content-length" and value != b"0":
-            return _refuse(400, "request body not accepted")
+            return _refuse(400, "request body not accepted", method)
         if name == b"transfer-encoding":
-            return _refuse(400, "transfer-encoding not accepted")
+            return _refuse(400, "transfer-encoding not accepted", method)
         if name == b"connection":
             tokens = {t.strip() for t in value.lower().split(b",")}
             if b"close" in tokens:
