@@ -88,6 +88,7 @@ class StreamParser:
             (n,) = struct.unpack(">I", self._buf[:4])
             if n == 0 or n > self.max_message:
                 err = LinkClosed("oversized" if n else "malformed", f"application length {n}")
+                self._buf.clear()  # nothing after a bad length is ever read
                 if not out:
                     raise err
                 self._error = err  # hand out the good frames first; fail on the next call
