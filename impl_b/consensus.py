@@ -484,6 +484,7 @@ class Replica(RequestPoolMixin, ViewChangeMixin, CatchUpMixin, RestartMixin):
         """Reset every pool timer (after a view change, the new leader gets a full period)."""
         for ent in self.requests.values():
             ent[1] = ent[2] = now
+            ent[4] = None  # the censorship timer starts again at the next scan
         for _src, pool in self.remote.items():
             for s, (cd, _t) in list(pool.items()):
                 pool[s] = (cd, now)

@@ -26,6 +26,15 @@ def prologue(network_id: str) -> bytes:
     return b"heraclius/v1\x00" + network_id.encode()
 
 
+# SPEC 13 exact XX sizes, by the turn before reading: message 1 is the bare ephemeral key; messages 2
+# and 3 carry at least their fixed part (e, encrypted s with its tag, the Hello's tag).
+_XX_SIZES = {
+    0: (lambda n: n == 32, "must be 32"),
+    1: (lambda n: n >= 32 + 48 + 16, "fixed part is 96"),
+    2: (lambda n: n >= 48 + 16, "fixed part is 64"),
+}
+
+
 class StreamParser:
     """Reassembles `u32be(len) || message` frames from decrypted payloads (one link direction)."""
 
@@ -109,12 +118,22 @@ class Session:
         return msgs
 
     def _handshake(self, frame: bytes) -> None:
+        """One handshake message in; every failure (sizes, DH, decryption, Hello) is a LinkError."""
         try:
-            payload = self.hs.read_message(frame)
-        except NoiseError as e:
+            self._handshake_step(frame)
+        except LinkError:
+            raise
+        except (NoiseError, ValueError) as e:
             raise LinkError("handshake_failed", str(e)) from None
-        except ValueError as e:
-            raise LinkError("handshake_failed", str(e)) from None
+        except Exception as e:  # noqa: BLE001 - whatever the remote bytes trigger stays on this link
+            raise LinkError("handshake_failed", f"{type(e).__name__}: {e}") from None
+
+    def _handshake_step(self, frame: bytes) -> None:
+        turn = self.hs.turn
+        size_ok, want = _XX_SIZES[turn]
+        if not size_ok(len(frame)):
+            raise LinkError("handshake_failed", f"handshake message {turn + 1} of {len(frame)} bytes ({want})")
+        payload = self.hs.read_message(frame)
         turn = self.hs.turn
         if (self.initiator and turn == 2) or (not self.initiator and turn == 3):
             try:
