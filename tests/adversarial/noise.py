@@ -7,6 +7,7 @@ Built on pyca `cryptography` (X25519, ChaCha20-Poly1305) and `hashlib.blake2b` (
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -15,7 +16,7 @@ import struct
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_BLAKE2b"
 HASHLEN = 64
@@ -209,10 +210,13 @@ def recv_frame(sock: socket.socket) -> bytes:
     return recv_exact(sock, n)
 
 
-def connect(addr: tuple[str, int], timeout: float = 5.0, rcvbuf: int | None = None) -> socket.socket:
+def connect(addr: tuple[str, int], timeout: float = 5.0, rcvbuf: int | None = None,
+            sndbuf: int | None = None) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if sndbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     s.settimeout(timeout)
     s.connect(addr)
     return s
@@ -280,19 +284,17 @@ class Session:
             self._plain += self.recv_cs.decrypt(b"", ct)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def handshake(addr: tuple[str, int], network_id: str, hello: bytes, expect_static: bytes | None = None,
               static: bytes | None = None, timeout: float = 5.0, rcvbuf: int | None = None,
-              defer_m3: bool = False) -> Session:
+              defer_m3: bool = False, sndbuf: int | None = None) -> Session:
     """A complete, correct XX handshake as initiator; `hello` is our encoded Hello payload. With
     `defer_m3`, message 3 is sent together with the first transport bytes (one write), so the node
     reads both before anything else can happen on the link."""
-    sock = connect(addr, timeout, rcvbuf)
+    sock = connect(addr, timeout, rcvbuf, sndbuf)
     try:
         ini = Initiator(network_id, static=static)
         sent = []

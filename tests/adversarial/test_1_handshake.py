@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.adversarial import noise, wire
-from tests.adversarial.conftest import MIB, Sampler, assert_survived, record, wait_rss_back
+from tests.adversarial.conftest import (
+    AFTER_SLACK,
+    MIB,
+    PEAK_BOUND,
+    Sampler,
+    assert_survived,
+    record,
+    wait_rss_back,
+)
 
 PORTS = ["peer", "client"]
 CLOSE_WITHIN = 8.0  # a rejected handshake closes at once; the 5 s deadline is the worst case
@@ -54,7 +62,7 @@ def attack(n, port, cases, reasons, label):
     with Sampler(pid) as smp:
         times = run_cases(n, port, cases)
     res = assert_survived(n, node, pid, before, reasons)
-    assert smp.peak <= smp.baseline + 64 * MIB, smp.numbers()
+    assert smp.peak <= smp.baseline + PEAK_BOUND, smp.numbers()
     record(n.impl, label, port=port, node=node, cases=len(cases), closed_s_max=max(times.values()),
            **res, **smp.numbers())
     return res
@@ -360,6 +368,6 @@ def test_memory_back_after_handshake_storm(net, port):
             noise.closed_by_peer(s, CLOSE_WITHIN)
             s.close()
     res = assert_survived(net, node, pid, before, {"handshake_failed": 300})
-    back = wait_rss_back(pid, smp.baseline, 16 * MIB)
-    assert smp.peak <= smp.baseline + 64 * MIB and back <= smp.baseline + 16 * MIB, (smp.numbers(), back)
+    back = wait_rss_back(pid, smp.baseline, AFTER_SLACK)
+    assert smp.peak <= smp.baseline + PEAK_BOUND and back <= smp.baseline + AFTER_SLACK, (smp.numbers(), back)
     record(net.impl, "300 failed handshakes", port=port, rss_after_mib=round(back / MIB, 1), **res, **smp.numbers())

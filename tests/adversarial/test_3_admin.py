@@ -4,6 +4,7 @@ against a slow client, the 64-connection limit (503), and 300 slow connections (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -60,10 +61,8 @@ def http_raw(addr, data: bytes, timeout: float = 6.0, head: bool = False) -> tup
     """Send raw bytes, read one response; returns (response, closed_after)."""
     s = socket.create_connection(addr, timeout=timeout)
     try:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         r = read_response(s, timeout, head)
         s.settimeout(0.5)
         try:
