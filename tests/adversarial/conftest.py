@@ -11,7 +11,7 @@ import shutil
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -116,7 +116,6 @@ class Net:
     letter: str
     impl: str
     home: Path
-    key_seq: int = field(default=0)
 
     @property
     def network_id(self) -> str:
@@ -145,10 +144,8 @@ class Net:
         return [m for m in self.members(cluster) if m != ld][-1]
 
     def client(self, which: str = "a") -> wire.Client:
-        """A raw client with a manifest client key; ids start far apart per client object."""
-        self.key_seq += 1
-        first = int(time.time() * 1e6) + self.key_seq * 10_000_000
-        return wire.Client(self.dep.client_key(CLIENT_IDS[which]), self.network_id, "c0", first)
+        """A raw client with a manifest client key (ids: wire.fresh_id)."""
+        return wire.Client(self.dep.client_key(CLIENT_IDS[which]), self.network_id, "c0")
 
     def client_session(self, node_id: str, timeout: float = 5.0, rcvbuf: int | None = None,
                        sndbuf: int | None = None) -> noise.Session:

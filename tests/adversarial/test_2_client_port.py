@@ -213,8 +213,8 @@ def test_client_check_table(net):
     lim = net.dep.manifest.get("limits", {})
     max_key, max_val = lim.get("max_key_bytes", 1024), lim.get("max_value_bytes", 65536)
     c = net.client("a")
-    other = wire.Client(net.dep.client_key("client-a"), net.network_id, "s0", c.next_id + 10**6)
-    stranger = wire.Client(net.dep.client_key("client-a"), net.network_id, "c0", c.next_id + 2 * 10**6)
+    other = wire.Client(net.dep.client_key("client-a"), net.network_id, "s0")
+    stranger = wire.Client(net.dep.client_key("client-a"), net.network_id, "c0")
     stranger.sk = wire.Ed25519PrivateKey.generate()
     stranger.pub = stranger.sk.public_key().public_bytes(wire.Encoding.Raw, wire.PublicFormat.Raw)
     cases = {

@@ -5,6 +5,8 @@ client request signing (domain `client-request`). Imports no implementation."""
 from __future__ import annotations
 
 import struct
+import threading
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -63,23 +65,35 @@ def fetch(req: bytes) -> bytes:
     return f_bytes(2, req, keep_empty=True)
 
 
+_last_id = 0
+_id_lock = threading.Lock()
+
+
+def fresh_id() -> int:
+    """Request ids as the reference client picks them (SPEC 14.2: microseconds since the epoch),
+    strictly increasing in this process, so that our ids stay within the dedup window of the
+    clients' own libraries sharing the key (ids far ahead would make theirs STALE)."""
+    global _last_id
+    with _id_lock:
+        _last_id = max(time.time_ns() // 1000, _last_id + 1)
+        return _last_id
+
+
 class Client:
     """A client key (SPEC 2 key file) that signs requests for one network and coordinator cluster."""
 
-    def __init__(self, key_file: Path, network_id: str, cluster_id: str, first_id: int):
+    def __init__(self, key_file: Path, network_id: str, cluster_id: str):
         seed = bytes.fromhex(Path(key_file).read_text().strip())
         self.sk = Ed25519PrivateKey.from_private_bytes(seed)
         self.pub = self.sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.network_id = network_id
         self.cluster_id = cluster_id
-        self.next_id = first_id
 
     def request(self, kind: int, key: bytes, value: bytes = b"", request_id: int | None = None,
                 sign: bool = True) -> tuple[int, bytes]:
         """(request_id, encoded signed ClientRequest)."""
         if request_id is None:
-            request_id = self.next_id
-            self.next_id += 1
+            request_id = fresh_id()
         body = client_request(self.pub, request_id, self.cluster_id, operation(kind, key, value))
         sig = self.sk.sign(signing_bytes("client-request", self.network_id, body)) if sign else bytes(64)
         return request_id, client_request(self.pub, request_id, self.cluster_id, operation(kind, key, value), sig)
