@@ -99,13 +99,43 @@ class Sampler:
 
 # --- report ------------------------------------------------------------------------------------
 
+_current = {"test": None, "params": ""}
+
+
 def record(impl: str, attack: str, **data) -> None:
-    """Append one measurement to $HERACLIUS_SECURITY_REPORT (JSON lines), if set."""
+    """Append one measurement to $HERACLIUS_SECURITY_REPORT (JSON lines), if set; the running
+    test's name and parameters are added (tests/adversarial/security_table.py reads them)."""
     path = os.environ.get("HERACLIUS_SECURITY_REPORT")
     if not path:
         return
     with open(path, "a") as f:
-        f.write(json.dumps({"impl": impl, "attack": attack, "time": time.time(), **data}) + "\n")
+        f.write(json.dumps({"impl": impl, "attack": attack, "time": time.time(), "test": _current["test"],
+                            "params": _current["params"], **data}, default=str) + "\n")
+
+
+def _impl_of(item) -> str | None:
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    return params.get("net") or params.get("impl_name")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every test's outcome goes into the report too (failures with their first line)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "setup":
+        _current["test"] = item.originalname
+        _current["params"] = item.callspec.id if hasattr(item, "callspec") else ""
+    if rep.when == "call" or (rep.when == "setup" and not rep.passed):
+        msg = ""
+        if rep.failed:
+            text = str(rep.longrepr)
+            errs = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
+            msg = (errs[0] if errs else text.splitlines()[-1])[:300]
+        elif rep.skipped:
+            msg = str(rep.longrepr[-1]) if isinstance(rep.longrepr, tuple) else ""
+        record(_impl_of(item), "__outcome__", outcome=rep.outcome, message=msg)
 
 
 # --- the network -------------------------------------------------------------------------------

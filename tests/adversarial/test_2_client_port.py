@@ -275,10 +275,11 @@ def test_replayed_signed_request(net):
 
 def test_never_reading_clients(net):
     """24 sessions of one client key that re-`fetch` an answered GET of a 60 KB value and never
-    read (tiny receive buffers; each fetch is answered at once with the 60 KB compact decision, no
-    consensus work): the node stops reading each over 1 MiB queued, closes the largest once more
-    than 16 MiB is queued in all (`slow_peer`), keeps serving others, RSS stays within 64 MiB of
-    the start and comes back after the close (SPEC 13.1; issue 12 attack 6)."""
+    read (tiny socket buffers; each fetch is answered at once with the 60 KB compact decision, no
+    consensus work, errata AD-4): the node stops reading each over 1 MiB queued, closes sessions
+    over 4 MiB or the largest once more than 16 MiB is queued in all (`slow_peer`), keeps serving
+    others, RSS stays within the stated bound and comes back after the close (SPEC 13.1; issue 12
+    attack 6). How many fetches each session got into the kernel's buffers is recorded only."""
     node = net.target()
     c = net.client("a")
     key = f"adv-big-{time.time_ns()}".encode()
@@ -330,7 +331,6 @@ def test_never_reading_clients(net):
            rss_after_mib=round(back / MIB, 1), **res, **smp.numbers())
     assert "answer" in other
     assert not valve.is_set(), f"node RSS grew by 256 MiB (attack stopped): {smp.numbers()}"
-    assert max(sent) < cap, f"the node read {cap} fetches of a never-reading session (no backpressure): {sent}"
     assert smp.peak <= smp.baseline + PEAK_BOUND, smp.numbers()
     assert back <= smp.baseline + AFTER_SLACK, (back, smp.numbers())
     assert slow >= 1 and closed >= 1, f"no never-reading session closed (slow_peer {slow}, closed {closed})"

@@ -66,8 +66,8 @@ def disk_node(net, tmp_path):
         shutil.rmtree(data)
         data.symlink_to(mnt / "data")
         moved = True
-        sc.start(dep, [node], 90)
-        yield node, mnt
+        proc = start_tracked(dep, node)
+        yield node, mnt, proc
     finally:
         if local.node_pid_alive(dep, node):
             local.stop_node(dep, node)
@@ -83,6 +83,27 @@ def disk_node(net, tmp_path):
             shutil.move(str(keep), str(data))
             os.chmod(data, 0o700)
             sc.start(dep, [node], 90)
+
+
+def start_tracked(dep, node: str) -> subprocess.Popen:
+    """local.start_node, keeping the Popen so that the exit code cannot be lost (a discarded Popen
+    is reaped by the next subprocess call)."""
+    n = dep.node(node)
+    local.check_ports_free(dep, node)
+    with open(dep.log_path(node), "ab") as log:
+        proc = subprocess.Popen(n.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=local.REPO_ROOT,
+                                start_new_session=True, close_fds=True)
+    dep.set_node_state(node, pid=proc.pid, status="running", started=time.time())
+    local.wait_healthy(dep, [node], 90)
+    return proc
+
+
+def exit_code(proc: subprocess.Popen) -> int | None:
+    """infra's liveness check may have reaped it first (and kept the code)."""
+    if proc.pid in process._exit_codes:
+        return process._exit_codes[proc.pid]
+    code = proc.poll()
+    return process._exit_codes.get(proc.pid, code)
 
 
 def storage_failed_lines(log: Path) -> list[dict]:
@@ -103,8 +124,7 @@ def test_full_disk_is_fail_stop(net, disk_node):
     serving with 3 of 4; after the filler is removed the node restarts with the same data and its
     log is byte-identical to the others' (`/log/<h>`)."""
     dep = net.dep
-    node, mnt = disk_node
-    pid = net.pid(node)
+    node, mnt, proc = disk_node
     others = [m for m in net.members("s0") if m != node]
     h0 = sc.heights(dep, "s0")
     stop = threading.Event()
@@ -136,7 +156,7 @@ def test_full_disk_is_fail_stop(net, disk_node):
             time.sleep(0.2)
         exit_after = time.monotonic() - t_full
         alive = local.node_pid_alive(dep, node)
-        code = process.exit_code(pid)
+        code = exit_code(proc)
         lines = storage_failed_lines(dep.log_path(node))
         # the other three keep serving
         hs = sc.heights(dep, "s0")

@@ -12,7 +12,7 @@ from tests.adversarial.conftest import record
 def test_large_get_results_do_not_wedge_the_coordinator(net):
     """One client pipelines 100 GETs of a 60 KB value on one session (reading every reply): the
     shard's results for the coordinator (~6 MB in one leaf if one shard decision executes them)
-    must still reach the client; every GET is answered within 90 s and the coordinator keeps
+    must still reach the client; every GET is answered within 40 s and the coordinator keeps
     deciding. Observed (AD-1): the compact decision is larger than the coordinator's
     max_batch_bytes, so no leader can propose it and the coordinator changes view forever."""
     node = net.target()
@@ -28,7 +28,7 @@ def test_large_get_results_do_not_wedge_the_coordinator(net):
             want.add(rid)
             s.send_app(wire.submit(req))
         got, errors = set(), []
-        end = time.monotonic() + 90
+        end = time.monotonic() + 40
         while want - got and time.monotonic() < end:
             try:
                 rep = wire.parse_reply(s.recv_app(timeout=max(0.5, end - time.monotonic())))
@@ -43,5 +43,5 @@ def test_large_get_results_do_not_wedge_the_coordinator(net):
     views1 = {m: (net.status(m) or {}).get("view") for m in net.members("c0")}
     record(net.impl, "100 GETs of a 60 KB value (AD-1)", answered=len(got), errors=len(errors),
            views_before=views0, views_after=views1)
-    assert got == want, f"{len(want - got)} of 100 GETs unanswered after 90 s (errors {errors[:5]}); views {views0} -> {views1}"
+    assert got == want, f"{len(want - got)} of 100 GETs unanswered after 40 s (errors {errors[:5]}); views {views0} -> {views1}"
     net.put(node, f"adv-after-wedge-{time.time_ns()}".encode(), b"v", deadline=30)
