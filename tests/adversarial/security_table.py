@@ -112,7 +112,8 @@ def fmt(rec: dict) -> str:
 
 
 def main(path: str) -> None:
-    recs = [json.loads(ln) for ln in open(path) if ln.strip()]
+    with open(path) as f:
+        recs = [json.loads(ln) for ln in f if ln.strip()]
     impls = sorted({r["impl"] for r in recs if r.get("impl")})
     outcomes: dict[tuple[str, str], list[dict]] = defaultdict(list)
     measures: dict[tuple[str, str], list[str]] = defaultdict(list)
