@@ -352,7 +352,9 @@ def test_full_disk_exits_5_and_recovers(net, tmp_path):
     net.kill9(nid)
     saved = tmp_path / "saved"
     subprocess.run(["cp", "-a", str(data), str(saved)], check=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(data)], check=True)
+    used = sum(f.stat().st_size for f in saved.rglob("*") if f.is_file())
+    size_kb = max(2048, (2 * used) // 1024 + 2048)  # room for the node's data and its catch-up
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(data)], check=True)
     try:
         subprocess.run(f"cp -a {saved}/. {data}/", shell=True, check=True)
         net.start(nid)
