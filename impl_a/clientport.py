@@ -120,7 +120,10 @@ class ClientPort:
     def _drop(self, sess, reason: str, detail: str) -> None:
         self.rt.log.reject(reason, "client", detail)
         self.table.close(sess)
-        sess.conn.close()
+        if reason == "slow_peer":
+            sess.conn.abort()  # its unread answers are dropped, not kept until it reads
+        else:
+            sess.conn.close()
 
     def tick(self) -> None:
         """Close idle unbound sessions and connections whose queued replies pass the limits."""
@@ -134,7 +137,7 @@ class ClientPort:
     def _queued_check(self, link: Link) -> None:
         if link.backlog() > QUEUED_CLOSE:
             self.rt.log.reject("slow_peer", "client", "over 4 MiB of answers queued")
-            link.close()
+            link.abort()
 
     # -- requests (SPEC 14.3) -----------------------------------------------------------------------
     def on_message(self, cm: pb.ClientMessage, link: Link, sess=None) -> None:

@@ -224,11 +224,14 @@ class NodeRuntime:
 
     def _send_out(self, nid: str, data: bytes) -> None:
         link = self.out_links.get(nid)
-        if link is not None and link.backlog() <= self.out_backlog_max:
+        if link is not None:
             self._write(link, data)
 
-    @staticmethod
-    def _write(link: Link, data: bytes) -> None:
+    def _write(self, link: Link, data: bytes) -> None:
+        """Every peer link, outbound or the one a peer dialled: past out_backlog_max unsent bytes new
+        messages are dropped (SPEC 13.1: bounded per link; retransmissions recover)."""
+        if link.backlog() > self.out_backlog_max:
+            return
         with contextlib.suppress(LinkClosed):
             link.send_nowait(data)
 

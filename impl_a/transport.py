@@ -255,13 +255,26 @@ class Link:
             raise LinkClosed(exc.reason, exc.detail) from None
 
     def close(self) -> None:
+        """Close after what was queued (e.g. a last ClientError) is handed to the transport."""
+        if not self.closed and self._out:
+            self._flush_out()
+        self._shut()
+        with contextlib.suppress(Exception):  # already closed by the peer
+            self.writer.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent bytes (a peer that does not read, SPEC 13.1 slow_peer)."""
+        self._out.clear()
+        self._shut()
+        with contextlib.suppress(Exception):
+            self.writer.transport.abort()
+
+    def _shut(self) -> None:
         self.closed = True
         if self.meter is not None and self._held:
             self.meter(-self._held)
             self._held = 0
         self.meter = None
-        with contextlib.suppress(Exception):  # already closed by the peer
-            self.writer.close()
 
 
 def check_peer_identity(manifest, hello: pb.Hello, remote_static: bytes) -> None:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import selectors
+import socket
 import threading
 import time
 
@@ -61,8 +62,32 @@ def response(status: int, body: bytes, ctype: str = "text/plain", head: bool = F
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head else body)
 
 
+def answer(rt, v) -> bytes:
+    """The HTTP answer to one parsed admin request (adminparse.Verdict) for runtime `rt`."""
+    if v.status != 200:
+        rt.log.reject("bad_http_request", "admin", f"{v.status} {v.why}")
+        extra = ("Allow: GET, HEAD",) if v.status == 405 else ()
+        return response(v.status, f"{v.why}\n".encode(), head=v.head, close=v.close, extra=extra)
+    if v.route == "health":
+        return response(200, b"ok\n", head=v.head, close=v.close)
+    if v.route == "status":
+        with rt.lock:
+            body = json.dumps(rt.status()).encode()
+        return response(200, body, "application/json", v.head, v.close)
+    if v.route == "metrics":
+        with rt.lock:
+            body = metrics_text(rt).encode()
+        return response(200, body, "text/plain; version=0.0.4", v.head, v.close)
+    with rt.lock:
+        h = v.height
+        d = rt.decision(h) if 1 <= h <= rt.replica.height else None
+    if d is None:
+        return response(404, b"not decided\n", head=v.head, close=v.close)
+    return response(200, encode(d.copy(qc=None)), "application/octet-stream", v.head, v.close)
+
+
 class _Conn:
-    __slots__ = ("sock", "inbuf", "out", "deadline", "close_after")
+    __slots__ = ("sock", "inbuf", "out", "deadline", "close_after", "lingering")
 
     def __init__(self, sock, now: float):
         self.sock = sock
@@ -70,6 +95,7 @@ class _Conn:
         self.out = bytearray()
         self.deadline = now + ADMIN_DEADLINE
         self.close_after = False
+        self.lingering = False  # answered and shut down for writing: reading off what is left
 
 
 class AdminServer:
@@ -110,6 +136,9 @@ class AdminServer:
                         self._close(key.data, "malformed", f"admin handler error {type(e).__name__}: {e}")
             now = time.monotonic()
             for c in [c for c in self.conns.values() if now > c.deadline]:
+                if c.lingering:
+                    self._close(c, None, "")
+                    continue
                 with contextlib.suppress(OSError):
                     c.sock.send(response(408, b"request timeout\n", close=True))
                 self._close(c, "slow_peer", "admin request not complete within 5 s")
@@ -147,6 +176,8 @@ class AdminServer:
             if data == b"":
                 self._close(c, None, "")
                 return
+            if c.lingering:
+                return  # discarded: the answer is out, only the close is left
             if data:
                 c.inbuf += data
                 self._serve(c)
@@ -165,27 +196,7 @@ class AdminServer:
                 c.close_after = True
 
     def _answer(self, v) -> bytes:
-        rt = self.rt
-        if v.status != 200:
-            rt.log.reject("bad_http_request", "admin", f"{v.status} {v.why}")
-            extra = ("Allow: GET, HEAD",) if v.status == 405 else ()
-            return response(v.status, f"{v.why}\n".encode(), head=v.head, close=v.close, extra=extra)
-        if v.route == "health":
-            return response(200, b"ok\n", head=v.head, close=v.close)
-        if v.route == "status":
-            with rt.lock:
-                body = json.dumps(rt.status()).encode()
-            return response(200, body, "application/json", v.head, v.close)
-        if v.route == "metrics":
-            with rt.lock:
-                body = metrics_text(rt).encode()
-            return response(200, body, "text/plain; version=0.0.4", v.head, v.close)
-        with rt.lock:
-            h = v.height
-            d = rt.decision(h) if 1 <= h <= rt.replica.height else None
-        if d is None:
-            return response(404, b"not decided\n", head=v.head, close=v.close)
-        return response(200, encode(d.copy(qc=None)), "application/octet-stream", v.head, v.close)
+        return answer(self.rt, v)
 
     def _flush(self, c: _Conn) -> None:
         while c.out:
@@ -198,7 +209,15 @@ class AdminServer:
                 return
             del c.out[:n]
         if not c.out and c.close_after:
-            self._close(c, None, "")
+            # Lingering close: shut the sending side and read off what the client still sends, so
+            # that closing with unread bytes does not reset the connection over the answer.
+            with contextlib.suppress(OSError):
+                c.sock.shutdown(socket.SHUT_WR)
+            c.lingering = True
+            c.inbuf = bytearray()
+            c.deadline = min(c.deadline, time.monotonic() + 2.0)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.modify(c.sock, selectors.EVENT_READ, c)
             return
         want = selectors.EVENT_WRITE if c.out else selectors.EVENT_READ
         with contextlib.suppress(KeyError, ValueError):

@@ -12,6 +12,7 @@ import sys
 from . import codec, crypto, merkle
 from .checks import DOMAIN, SIG_FIELD, Checker
 from .codec import DecodeError, decode, encode
+from .conformance_admin import AdminCaseFailure, h_admin_request
 from .conformance_ext import EXTERNAL_FILES, run_external_file
 from .conformance_link import LINK_HANDLERS, LinkCaseFailure
 from .manifest import ManifestError, validate
@@ -239,6 +240,11 @@ def run_case(case: str) -> None:
             LINK_HANDLERS[(area, handler)](case, meta)
         except LinkCaseFailure as e:
             raise CaseFailure(str(e)) from None
+    elif (area, handler) == ("admin", "request"):
+        try:
+            h_admin_request(case, meta)
+        except AdminCaseFailure as e:
+            raise CaseFailure(str(e)) from None
     elif (area, handler) in HANDLERS:
         HANDLERS[(area, handler)](case, handler, meta)
     else:
@@ -271,6 +277,9 @@ def collect(path: str) -> list[tuple[str, str]]:
 
 def main(argv=None) -> int:
     paths = (argv if argv is not None else sys.argv[1:])
+    if paths == ["--serve"]:  # SPEC 17.1 differential adapter
+        from .difftool import serve
+        return serve()
     if not paths:
         print("usage: python -m impl_b.conformance PATH...", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ CLIENT_READ_BYTES = 32 << 20  # partial client messages buffered, all client con
 QUEUE_PAUSE = 1 << 20  # queued to one client connection: stop reading it above this
 QUEUE_CLOSE = 4 << 20  # queued to one client connection: close it above this
 QUEUE_NODE = 16 << 20  # queued to all client connections
+STALL_CLOSE = 10.0  # s a client connection over QUEUE_PAUSE may go without reading (impl_b, stricter)
 PEER_QUEUE = 64 << 20  # queued to one peer link: further messages for it are dropped
 EVENT_BACKLOG = 4096  # queued events not yet handled by the consensus step: pause client reads
 CLIENT_READ_CHUNK = 65536  # bytes read from one client connection per loop round (fairness)

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     io = IOLoop(m, args.node_id, xs, dial,
                 on_peer=lambda lid, node, pm: rt.post("peer", lid, node, pm),
                 on_client=lambda lid, cm: rt.post("client", lid, cm),
-                on_reject=lambda reason, peer, detail: rt.post("reject", reason, peer, detail),
+                on_reject=rt.log.reject,  # thread-safe: counted at once, before /status can look
                 on_link=lambda node, up: rt.post("link", node, up),
                 peer_sock=peer_s, client_sock=client_s, on_round=None if threaded else rt.step,
                 on_closed=lambda lid: rt.post("closed", lid), backlog=lambda: len(rt.events))

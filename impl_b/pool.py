@@ -16,9 +16,25 @@ from . import codec
 from .actions import Send
 from .codec import encode
 from .rsm import WINDOW
+from .schema import OP_GET
 
 # A Forward is cut before it reaches this many bytes (max_message_bytes is at least this in practice).
 FORWARD_BYTES = 4 << 20
+
+
+# Room kept in a remote input besides its results (header, QC, proof, leaf fields).
+RESULT_MARGIN = 256 << 10
+
+
+def result_budget(limits: dict) -> int:
+    """Bytes of results one decision may send to one other cluster: they come back as one remote
+    input, which must fit in a batch of max_batch_bytes (SPEC 12.2)."""
+    return max(limits["max_batch_bytes"] // 2, limits["max_batch_bytes"] - RESULT_MARGIN)
+
+
+def worst_result(op, limits: dict) -> int:
+    """Upper bound of the ShardResult bytes one operation can produce (a GET: a whole value)."""
+    return 96 + (limits["max_value_bytes"] if op is not None and op.kind == OP_GET else 0)
 
 
 def is_bundle(msg) -> bool:
@@ -187,6 +203,9 @@ class RequestPoolMixin:
         for key in stale:
             self._pool_drop(key)
         seen: set = set()
+        # Worst-case result bytes per shard (GETs may return whole values): kept within one remote
+        # input's room, or the shard's answer could never enter a batch of ours (README).
+        budget, used = result_budget(self.lim), {}
         queues = list(by_key.values())
         while queues and len(inputs) < max_n:
             nxt = []
@@ -195,7 +214,14 @@ class RequestPoolMixin:
                     break
                 msg = q.popleft()
                 ids = request_ids(msg)
+                need = self._worst_results(msg)
+                if any(used.get(sh, 0) and used[sh] + n > budget for sh, n in need.items()):
+                    if q:
+                        nxt.append(q)
+                    continue  # waits for a later batch
                 if not any(k in seen for k in ids):
+                    for sh, n in need.items():
+                        used[sh] = used.get(sh, 0) + n
                     inp = codec.Input(bundle=msg) if is_bundle(msg) else codec.Input(client=msg)
                     sz = len(encode(inp)) + 8
                     if size + sz > max_b:
@@ -206,6 +232,15 @@ class RequestPoolMixin:
                 if q:
                     nxt.append(q)
             queues = nxt
+
+    def _worst_results(self, msg) -> dict:
+        ops = [it.op for it in msg.items] if is_bundle(msg) else [msg.op]
+        need: dict = {}
+        for op in ops:
+            if op is not None and op.key:
+                sh = self.m.shard_of(op.key)
+                need[sh] = need.get(sh, 0) + worst_result(op, self.lim)
+        return need
 
     def _forget_decided(self, batch) -> None:
         """Drop the pool entries a decided batch included."""

@@ -29,6 +29,8 @@ from .storage import StorageFailure
 # testbed-delayed messages have their own exact deadlines (_next_due), so a tick every 50 ms (not
 # 20) only coarsens the pool and waiter scans, which are rate-limited to 50 ms anyway.
 TICK_MS = 50
+DECISION_CACHE = (4096, 32 << 20)  # decisions, bytes
+REPLY_CACHE_BYTES = 8 << 20
 CODE_NAMES = {1: "malformed", 2: "bad_signature", 3: "unauthorised", 4: "wrong_cluster", 5: "too_large",
               6: "stale", 7: "overloaded", 8: "timeout"}
 ERROR_CODES = {"malformed": 1, "non_canonical": 1, "bad_signature": 2, "unauthorised_client": 3,
@@ -64,7 +66,10 @@ class Runtime(QueueMixin):
         self.replica.group_forwards = True  # one Forward per batch of events, not one per request
         if faults is not None:
             self.replica.censored = faults.censored_keys(manifest)
-        self.decisions: dict[int, object] = {}
+        self.decisions: dict[int, object] = {}  # recent decisions (bounded: DECISION_CACHE), else the store
+        self._dec_size: dict[int, int] = {}
+        self._dec_bytes = 0
+        self._reply_bytes = 0
         self.paths: dict[int, list] = {}  # height -> audit paths of its outputs (bounded)
         self.replies: dict[tuple, bytes] = {}  # (height, client_key) -> encoded ClientReply (bounded)
         self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
@@ -103,9 +108,21 @@ class Runtime(QueueMixin):
             self._index(d)
         self.counters["decisions"] = 0
 
+    def _cache_decision(self, h: int, dec) -> None:
+        """Keep recent decisions in memory up to DECISION_CACHE (count and bytes: big values must not
+        make the cache hold gigabytes); older ones are read from the store."""
+        n = len(encode(dec))
+        self.decisions[h] = dec
+        self._dec_size[h] = n
+        self._dec_bytes += n
+        while len(self.decisions) > 1 and (len(self.decisions) > DECISION_CACHE[0] or self._dec_bytes > DECISION_CACHE[1]):
+            old = next(iter(self.decisions))
+            del self.decisions[old]
+            self._dec_bytes -= self._dec_size.pop(old)
+
     def _index(self, dec) -> None:
         h = dec.header.height
-        self.decisions[h] = dec
+        self._cache_decision(h, dec)
         for o in dec.outputs:
             if o.destination.startswith("client:"):
                 for r in o.responses:
@@ -278,7 +295,6 @@ class Runtime(QueueMixin):
         self.counters["view_changes"] = self.replica.view_changes
         self.last_decision_ms = now_ms()
         h = dec.header.height
-        self.decisions.pop(h - 4096, None)
         self.log.log("debug", "decided", f"height {h}", height=h, inputs=len(dec.batch.inputs))
         for o in dec.outputs:
             if o.destination.startswith("client:"):
@@ -450,8 +466,9 @@ class Runtime(QueueMixin):
                     r.value = r.value + b"!"
                 codec.touch(cd)
             data = self.replies[key] = encode(codec.ClientReply(answer=cd))
-            while len(self.replies) > 256:
-                del self.replies[next(iter(self.replies))]
+            self._reply_bytes += len(data)
+            while len(self.replies) > 1 and (len(self.replies) > 256 or self._reply_bytes > REPLY_CACHE_BYTES):
+                self._reply_bytes -= len(self.replies.pop(next(iter(self.replies))))
         self.counters["client_replies"] += 1
         self.io.send_conn(link_id, data)
 

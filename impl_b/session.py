@@ -20,6 +20,7 @@ class LinkError(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.partial: list[bytes] = []
+        self.at_message = 0  # handshake: the message (1-3) being read or written when it failed
 
 
 def prologue(network_id: str) -> bytes:
@@ -83,6 +84,7 @@ class Session:
         self.out = bytearray()
         self.inbuf = bytearray()
         self.stream = StreamParser(max_message)
+        self._stage = 0
         self.tx = self.rx = None
         self.remote_node: str | None = None
         self.ready = False
@@ -101,6 +103,10 @@ class Session:
         while end - pos >= 2:
             ln = buf[pos] << 8 | buf[pos + 1]
             if ln == 0:
+                if not self.ready:  # a handshake message of the wrong size (SPEC 13)
+                    err = LinkError("handshake_failed", "zero-length handshake message")
+                    err.at_message = self.hs.turn + 1
+                    raise err
                 raise LinkError("malformed", "zero-length frame")
             if end - pos - 2 < ln:
                 break
@@ -121,15 +127,17 @@ class Session:
         """One handshake message in; every failure (sizes, DH, decryption, Hello) is a LinkError."""
         try:
             self._handshake_step(frame)
-        except LinkError:
+        except LinkError as e:
+            e.at_message = e.at_message or self._stage
             raise
-        except (NoiseError, ValueError) as e:
-            raise LinkError("handshake_failed", str(e)) from None
         except Exception as e:  # noqa: BLE001 - whatever the remote bytes trigger stays on this link
-            raise LinkError("handshake_failed", f"{type(e).__name__}: {e}") from None
+            err = LinkError("handshake_failed", str(e) if isinstance(e, NoiseError) else f"{type(e).__name__}: {e}")
+            err.at_message = self._stage
+            raise err from None
 
     def _handshake_step(self, frame: bytes) -> None:
         turn = self.hs.turn
+        self._stage = turn + 1  # reading message turn + 1; writing the next one below
         size_ok, want = _XX_SIZES[turn]
         if not size_ok(len(frame)):
             raise LinkError("handshake_failed", f"handshake message {turn + 1} of {len(frame)} bytes ({want})")
@@ -143,6 +151,7 @@ class Session:
             if hello.protocol_version != 1:
                 raise LinkError("handshake_failed", "protocol version")
             self.remote_node = self.check_hello(hello, self.hs.remote_static)
+        self._stage = turn + 1
         if not self.initiator and turn == 1:
             self._frame(self.hs.write_message(self.hello))
         elif self.initiator and turn == 2:

@@ -140,6 +140,30 @@ def test_admin_connection_limit(net):
 
 
 # -- client port (SPEC 13, 13.1, 14.3) ----------------------------------------------------------------
+def test_handshake_slots_and_deadline(net):
+    """64 connections that never start the handshake fill the node's slots: the 65th is closed at once
+    (connection_limit); the 64 are closed at the 5 s deadline (handshake_failed); the node goes on."""
+    port = net.nodes[TARGET]["ports"]["client"]
+    before = _rejected(net)
+    h0 = net.status(TARGET)["height"]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+    try:
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            assert extra.recv(10) == b""  # closed at once, not after the deadline
+        for s in idle:
+            s.settimeout(15)
+        assert all(s.recv(10) == b"" for s in idle)  # the 5 s handshake deadline
+    finally:
+        for s in idle:
+            s.close()
+    after = _rejected(net)
+    assert after["connection_limit"] > before.get("connection_limit", 0)
+    assert after["handshake_failed"] >= before.get("handshake_failed", 0) + 64
+    net.op("put", "after-slots", "1", timeout_ms=30000)
+    assert _wait(lambda: net.status(TARGET)["height"] > h0, 30)
+
+
 class Raw:
     """A Noise initiator on the client port that can send arbitrary application bytes."""
 
@@ -328,7 +352,9 @@ def test_full_disk_exits_5_and_recovers(net, tmp_path):
     net.kill9(nid)
     saved = tmp_path / "saved"
     subprocess.run(["cp", "-a", str(data), str(saved)], check=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(data)], check=True)
+    used = sum(f.stat().st_size for f in saved.rglob("*") if f.is_file())
+    size_kb = max(2048, (2 * used) // 1024 + 2048)  # room for the node's data and its catch-up
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(data)], check=True)
     try:
         subprocess.run(f"cp -a {saved}/. {data}/", shell=True, check=True)
         net.start(nid)

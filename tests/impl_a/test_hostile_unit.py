@@ -268,3 +268,36 @@ def test_client_error_finality(tmp_path, answers, final):
     assert e.value.final == final
     if final is None:
         assert len(set(tries)) == 4 and len(tries) > 4  # kept trying the others, in several rounds
+
+
+def test_client_read_gate_closes_over_32_mib():
+    import asyncio
+
+    from impl_a.clientport import ClientPort
+
+    async def run():
+        cp = ClientPort(None)
+        cp._meter(sessions.READ_BUFFER + 1)
+        assert not cp._read_ok.is_set()
+
+        class L:
+            def backlog(self):
+                return 0
+
+        gate = asyncio.ensure_future(cp._gate(L()))
+        await asyncio.sleep(0.01)
+        assert not gate.done()  # no client connection is read while over the limit
+        cp._meter(-2)
+        await asyncio.wait_for(gate, 1)
+        assert cp.table.read_bytes == sessions.READ_BUFFER - 1
+
+    asyncio.run(run())
+
+
+def test_session_table_full_at_1024():
+    t = sessions.SessionTable()
+    for i in range(sessions.SESSIONS - 1):
+        t.open(i, 0.0)
+    assert not t.full()
+    t.open("last", 0.0)
+    assert t.full()

@@ -162,6 +162,15 @@ def test_pool_counts_bundle_items_towards_max_pending():
 
 
 class _IO:
+    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
+        pass
+
+    def close_conn(self, link_id, flush=False):
+        pass
+
+    def limits_status(self):
+        return {}
+
     def __init__(self):
         self.conn: list = []
         self.node: list = []

@@ -16,6 +16,15 @@ from impl_b.storage import Store
 
 
 class FakeIO:
+    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
+        pass
+
+    def close_conn(self, link_id, flush=False):
+        pass
+
+    def limits_status(self):
+        return {}
+
     dial_nodes: list = []
 
     def __init__(self):

@@ -62,6 +62,15 @@ class CountingStore:
 
 
 class FakeIO:
+    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
+        pass
+
+    def close_conn(self, link_id, flush=False):
+        pass
+
+    def limits_status(self):
+        return {}
+
     def __init__(self):
         self.sent = []
 

@@ -38,6 +38,15 @@ def test_censoring_leader_is_replaced_by_the_censorship_timers():
 
 
 class _FakeIO:
+    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
+        pass
+
+    def close_conn(self, link_id, flush=False):
+        pass
+
+    def limits_status(self):
+        return {}
+
     """Collects what a Runtime sends (every link counts as connected)."""
 
     def __init__(self):
