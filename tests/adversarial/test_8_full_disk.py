@@ -59,6 +59,7 @@ def disk_node(net, tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     data = dep.data_dir(node)
     moved = False
+    proc = None
     try:
         local.stop_node(dep, node)
         shutil.copytree(data, mnt / "data", symlinks=True)
@@ -69,6 +70,9 @@ def disk_node(net, tmp_path):
         proc = start_tracked(dep, node)
         yield node, mnt, proc
     finally:
+        if proc is not None and proc.poll() is None and proc.pid not in process._exit_codes:
+            proc.kill()  # a node that never exited (the test has failed): do not leave it behind
+            proc.wait(10)
         if local.node_pid_alive(dep, node):
             local.stop_node(dep, node)
         if moved:
@@ -99,7 +103,8 @@ def start_tracked(dep, node: str) -> subprocess.Popen:
 
 
 def exit_code(proc: subprocess.Popen) -> int | None:
-    """infra's liveness check may have reaped it first (and kept the code)."""
+    """The exit code, or None while the process runs. infra's liveness check may have reaped it
+    first (it keeps the code; Popen.poll then reads ECHILD as 0, so infra's record wins)."""
     if proc.pid in process._exit_codes:
         return process._exit_codes[proc.pid]
     code = proc.poll()
@@ -149,14 +154,19 @@ def test_full_disk_is_fail_stop(net, disk_node):
         sc.wait_for(lambda: puts["ok"] >= 3, 60, "the first PUTs")
         filled = fill(mnt / "filler")
         t_full = time.monotonic()
-        while time.monotonic() - t_full < 60 and local.node_pid_alive(dep, node):
+        code = None
+        while time.monotonic() - t_full < 60:
+            # the process's own exit status, not /proc: a process whose main thread has ended
+            # shows state Z while its other threads still run
+            code = exit_code(proc)
+            if code is not None:
+                break
             st = net.status(node, timeout=1.0)
             if st:
                 reported.append(st["height"])
             time.sleep(0.2)
         exit_after = time.monotonic() - t_full
-        alive = local.node_pid_alive(dep, node)
-        code = exit_code(proc)
+        alive = code is None
         lines = storage_failed_lines(dep.log_path(node))
         # the other three keep serving
         hs = sc.heights(dep, "s0")
