@@ -11,6 +11,7 @@ from impl_a.codec import encode
 from impl_a.crypto import sha256
 from impl_a.errors import RemoteViolation
 from impl_a.logs import now_ms
+from impl_a.memtrim import TrimAfterPeak
 from impl_a.sessions import (
     MAX_CLIENT_MESSAGE,
     MESSAGES_PER_TURN,
@@ -31,6 +32,7 @@ from impl_a.verify import (
 )
 
 CLIENT_CHUNK = 1 << 16  # socket read size on the client port
+TRIM_HIGH, TRIM_LOW = 4 << 20, 1 << 20  # client-port bytes held: trim the heap after a peak
 
 ERROR_CODES = {"malformed": pb.CLIENT_ERROR_MALFORMED, "non_canonical": pb.CLIENT_ERROR_MALFORMED,
                "bad_signature": pb.CLIENT_ERROR_BAD_SIGNATURE, "unauthorised_client": pb.CLIENT_ERROR_UNAUTHORISED,
@@ -64,6 +66,7 @@ class ClientPort:
         self.table = SessionTable()
         self._read_ok = asyncio.Event()
         self._read_ok.set()
+        self._trim = TrimAfterPeak(TRIM_HIGH, TRIM_LOW)  # memory of closed connections back to the OS
 
     # -- connections (SPEC 13, 13.1) ----------------------------------------------------------------
     async def serve(self, reader, writer) -> None:
@@ -133,6 +136,7 @@ class ClientPort:
         queued = [(sess.conn.backlog(), sess) for sess in self.table.all]
         for sess in SessionTable.over_queued([q for q in queued if q[0]]):
             self._drop(sess, "slow_peer", "client does not read its answers")
+        self._trim.observe(sum(q for q, _ in queued) + self.table.read_bytes)
 
     def _queued_check(self, link: Link) -> None:
         if link.backlog() > QUEUED_CLOSE:

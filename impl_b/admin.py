@@ -87,7 +87,7 @@ def answer(rt, v) -> bytes:
 
 
 class _Conn:
-    __slots__ = ("sock", "inbuf", "out", "deadline", "close_after", "lingering")
+    __slots__ = ("sock", "inbuf", "out", "deadline", "close_after", "lingering", "pipelined")
 
     def __init__(self, sock, now: float):
         self.sock = sock
@@ -96,6 +96,7 @@ class _Conn:
         self.deadline = now + ADMIN_DEADLINE
         self.close_after = False
         self.lingering = False  # answered and shut down for writing: reading off what is left
+        self.pipelined = False  # more bytes after the last answered request: serve them once it is out
 
 
 class AdminServer:
@@ -111,6 +112,7 @@ class AdminServer:
         self.sel = selectors.DefaultSelector()
         self.sel.register(sock, selectors.EVENT_READ, None)
         self.conns: dict = {}
+        self.more: set = set()  # connections with a further pipelined request already read
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="impl_b-admin", daemon=True)
 
@@ -125,7 +127,12 @@ class AdminServer:
 
     def _run(self) -> None:
         while not self.stopping:
-            for key, mask in self.sel.select(timeout=0.2):
+            for c in list(self.more):  # one answer per turn: each goes out in its own send
+                self.more.discard(c)
+                if c.sock.fileno() in self.conns:
+                    self._serve(c)
+                    self._flush(c)
+            for key, mask in self.sel.select(timeout=0 if self.more else 0.2):
                 try:
                     if key.data is None:
                         self._accept()
@@ -185,15 +192,19 @@ class AdminServer:
             self._flush(c)
 
     def _serve(self, c: _Conn) -> None:
-        while c.inbuf and not c.close_after and len(c.out) < (1 << 20):
-            v = adminparse.parse(bytes(c.inbuf))
-            if v is None:
-                return
-            del c.inbuf[:v.consumed]
-            c.out += self._answer(v)
-            c.deadline = time.monotonic() + ADMIN_DEADLINE
-            if v.close:
-                c.close_after = True
+        """Answer the first complete request in the buffer; a further one waits for the next turn."""
+        if not c.inbuf or c.close_after or c.out:
+            return
+        v = adminparse.parse(bytes(c.inbuf))
+        if v is None:
+            return
+        del c.inbuf[:v.consumed]
+        c.out += self._answer(v)
+        c.deadline = time.monotonic() + ADMIN_DEADLINE
+        if v.close:
+            c.close_after = True
+        elif c.inbuf:
+            c.pipelined = True
 
     def _answer(self, v) -> bytes:
         return answer(self.rt, v)
@@ -208,6 +219,9 @@ class AdminServer:
                 self._close(c, None, "")
                 return
             del c.out[:n]
+        if not c.out and c.pipelined:
+            c.pipelined = False
+            self.more.add(c)
         if not c.out and c.close_after:
             # Lingering close: shut the sending side and read off what the client still sends, so
             # that closing with unread bytes does not reset the connection over the answer.
@@ -229,6 +243,7 @@ class AdminServer:
             return
         if reason:
             self.rt.log.reject(reason, "admin", detail)
+        self.more.discard(c)
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(c.sock)
         c.sock.close()

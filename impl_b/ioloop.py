@@ -242,7 +242,7 @@ class IOLoop(threading.Thread):
             self._last_idle_scan = now
             for lk in list(self.unbound.values()):
                 if now - lk.last_rx > limits.UNBOUND_IDLE:
-                    self._close(lk, LinkError("slow_peer", "unbound client session idle for 10 s"))
+                    self._close(lk, LinkError("slow_peer", "unbound client session: no message for 10 s"))
             for lk in list(self.paused):
                 # Stricter than the 13.1 table (README): a client that keeps over 1 MiB of replies
                 # unread and reads nothing for STALL_CLOSE s is closed too, not only over 4 MiB.
@@ -342,7 +342,7 @@ class IOLoop(threading.Thread):
             except LinkError as e:
                 self._close(lk, e)
                 return
-            if client:
+            if client and msgs:  # SPEC 13.1: idle = no complete application message
                 lk.last_rx = time.monotonic()
             if lk.session.ready and not was_ready:
                 self._on_ready(lk)
@@ -356,6 +356,7 @@ class IOLoop(threading.Thread):
     def _on_ready(self, lk: Link) -> None:
         self.handshaking.pop(lk.id, None)
         if lk.kind == "client":
+            lk.last_rx = time.monotonic()  # the unbound idle clock starts at the handshake
             self.client_ready.add(lk.id)
             self.unbound[lk.id] = lk
             if len(self.unbound) > limits.UNBOUND_SESSIONS:

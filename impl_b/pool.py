@@ -7,7 +7,7 @@ A pool entry is `[message, added_ms, last_forward_ms, local, oldest_since_ms]`, 
 bundle is one entry and counts as its number of items towards `max_pending_requests` (`pool_items`).
 `local` marks entries admitted from this member's client port: they count towards their client's
 share (admission, 12.5). `oldest_since_ms` is when the entry became one of the `max_batch_inputs`
-oldest items: the censorship timer runs from then.
+oldest entries: the censorship timer runs from then.
 """
 
 from collections import OrderedDict, deque
@@ -32,9 +32,10 @@ def result_budget(limits: dict) -> int:
     return max(limits["max_batch_bytes"] // 2, limits["max_batch_bytes"] - RESULT_MARGIN)
 
 
-def worst_result(op, limits: dict) -> int:
-    """Upper bound of the ShardResult bytes one operation can produce (a GET: a whole value)."""
-    return 96 + (limits["max_value_bytes"] if op is not None and op.kind == OP_GET else 0)
+def worst_result(op, largest_value: int) -> int:
+    """Upper bound of the ShardResult bytes one operation can produce (a GET: a whole value, at
+    most the largest value any decided PUT wrote)."""
+    return 96 + (largest_value if op is not None and op.kind == OP_GET else 0)
 
 
 def is_bundle(msg) -> bool:
@@ -64,6 +65,9 @@ class RequestPoolMixin:
         self.group_forwards = False  # True: requests wait in forward_buf for flush_forwards() (runtime)
         self.censored: set[bytes] = set()  # testbed fault `censor_client`: client keys never proposed
         self.local_items: dict[bytes, int] = {}  # client key -> its pooled items admitted from our port
+        # The longest value a decided PUT wrote: every stored value came through this log, so no GET
+        # can return more (bounds result sizes, _collect_client_inputs).
+        self.largest_value = 0
         n_clients = max(1, len(self.m.clients))
         self.client_share = max(1, min(self.lim["max_batch_inputs"], self.lim["max_pending_requests"] // n_clients))
 
@@ -239,11 +243,25 @@ class RequestPoolMixin:
         for op in ops:
             if op is not None and op.key:
                 sh = self.m.shard_of(op.key)
-                need[sh] = need.get(sh, 0) + worst_result(op, self.lim)
+                need[sh] = need.get(sh, 0) + worst_result(op, self.largest_value)
         return need
+
+    def note_values(self, batch) -> None:
+        """Track the longest PUT value of decided batches (called for every applied decision)."""
+        for inp in batch.inputs:
+            if inp.client is not None:
+                ops = [inp.client.op]
+            elif inp.bundle is not None:
+                ops = [it.op for it in inp.bundle.items]
+            else:
+                continue
+            for op in ops:
+                if op is not None and op.kind != OP_GET and len(op.value) > self.largest_value:
+                    self.largest_value = len(op.value)
 
     def _forget_decided(self, batch) -> None:
         """Drop the pool entries a decided batch included."""
+        self.note_values(batch)
         for inp in batch.inputs:
             msg = inp.client if inp.client is not None else inp.bundle
             if msg is not None:
@@ -259,8 +277,8 @@ class RequestPoolMixin:
         window = self.lim["max_batch_inputs"]  # the censorship timer runs for the oldest items only
         oldest = 0
         for ent in self.requests.values():
-            if oldest < window:
-                oldest += len(ent[0].items) if is_bundle(ent[0]) else 1
+            if oldest < window:  # pool entries (a bundle is one), as in a batch
+                oldest += 1
                 if ent[4] is None:
                     ent[4] = now
                 if now - ent[4] > self.t["censorship"]:

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from infra import implementations, local
-from infra import scenario as sc
-from infra.deployment import CLIENT_IDS, Deployment
-from infra.manifest import DEFAULT_TIMEOUTS
+from infra import ops
+from infra.model import implementations
+from infra.model.deployment import CLIENT_IDS, Deployment, deployment_root
+from infra.model.manifest import DEFAULT_TIMEOUTS
+from infra.providers.local import provider as local
 from tests.adversarial import noise, wire
+from tests.testbed import scenario as sc
 
 # Every implementation the repository knows (infra's registry, the one `heraclius-ops deploy --mix`
 # reads): [("a", "impl_a"), ("b", "impl_b"), ("c", "impl_c"), ...]
@@ -243,12 +245,12 @@ def net(request, tmp_path_factory):
     failed_before = request.session.testsfailed
 
     def finish():
-        logs = local.deployment_root(f"adv-{letter}", home) / "logs"
+        logs = deployment_root(f"adv-{letter}", home) / "logs"
         if request.session.testsfailed > failed_before and logs.is_dir():
             dest = tmp_path_factory.getbasetemp() / f"failed-logs-adv-{letter}"
             shutil.copytree(logs, dest, dirs_exist_ok=True)
             print(f"\nnode logs kept in {dest}")
-        local.destroy(f"adv-{letter}", home)
+        ops.destroy(f"adv-{letter}", home)
     request.addfinalizer(finish)
     n = deploy(letter, request.param, home)
     sc.wait_leader(n.dep, "c0", 60)

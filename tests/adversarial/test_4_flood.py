@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
-from infra.client import run_client
-from infra.deployment import CLIENT_IDS
+from infra.model.deployment import CLIENT_IDS
+from infra.nodes.client import run_client
 from tests.adversarial import wire
 from tests.adversarial.conftest import MIB, Sampler, assert_survived, record
 

@@ -12,10 +12,12 @@ import time
 
 import pytest
 
-from infra import implementations, local
-from infra import scenario as sc
-from infra.deployment import CLIENT_IDS
+from infra import ops
+from infra.model import implementations
+from infra.model.deployment import CLIENT_IDS
+from infra.providers.local import provider as local
 from tests.adversarial.conftest import IMPLS, record
+from tests.testbed import scenario as sc
 
 DEADLINE_MS = 4000
 
@@ -26,7 +28,7 @@ def idle_dep(tmp_path_factory):
     plan = sc.make_plan([sc.ClusterSpec("c0", "coordinator", "a" * 4), sc.ClusterSpec("s0", "shard", "a" * 4)])
     dep = local.create(plan, "adv-retry", home, testbed=False)
     yield dep
-    local.destroy("adv-retry", home)
+    ops.destroy("adv-retry", home)
 
 
 class Stub:

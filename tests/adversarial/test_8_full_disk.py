@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from infra import local, process
-from infra import scenario as sc
+from infra.nodes import process
+from infra.providers.local import provider as local
 from tests.adversarial.conftest import record
+from tests.testbed import scenario as sc
 
 SIZE_MB = 48
 

@@ -19,6 +19,7 @@ from impl_b.rsm import ClientIds, InvalidBatch, State, execute
 from impl_b.runtime import Runtime
 from impl_b.schema import OP_GET, OP_PUT
 
+from .iostub import LinkControlStub
 from .sim import Sim
 
 DOC, SECRETS = devnet.build({"c0": "coordinator", "s0": "shard"}, ports=False, clients=("alice", "bob"))
@@ -161,16 +162,7 @@ def test_pool_counts_bundle_items_towards_max_pending():
     assert r.pool_items == 3 and len(r.requests) == 1
 
 
-class _IO:
-    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
-        pass
-
-    def close_conn(self, link_id, flush=False):
-        pass
-
-    def limits_status(self):
-        return {}
-
+class _IO(LinkControlStub):
     def __init__(self):
         self.conn: list = []
         self.node: list = []

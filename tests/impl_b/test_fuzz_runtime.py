@@ -13,18 +13,10 @@ from impl_b.logs import NodeLog
 from impl_b.manifest import validate
 from impl_b.runtime import Runtime
 from impl_b.storage import Store
+from tests.impl_b.iostub import LinkControlStub
 
 
-class FakeIO:
-    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
-        pass
-
-    def close_conn(self, link_id, flush=False):
-        pass
-
-    def limits_status(self):
-        return {}
-
+class FakeIO(LinkControlStub):
     dial_nodes: list = []
 
     def __init__(self):

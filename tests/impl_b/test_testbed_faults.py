@@ -10,6 +10,7 @@ from impl_b.faults import FaultPlan
 from impl_b.logs import NodeLog
 from impl_b.runtime import Runtime
 
+from .iostub import LinkControlStub
 from .netproc import Network
 from .sim import Sim
 
@@ -37,16 +38,7 @@ def test_censoring_leader_is_replaced_by_the_censorship_timers():
     assert sim.logs_agree("c0")
 
 
-class _FakeIO:
-    def mark_bound(self, link_id):  # SPEC 13.1 session binding (IOLoop API)
-        pass
-
-    def close_conn(self, link_id, flush=False):
-        pass
-
-    def limits_status(self):
-        return {}
-
+class _FakeIO(LinkControlStub):
     """Collects what a Runtime sends (every link counts as connected)."""
 
     def __init__(self):

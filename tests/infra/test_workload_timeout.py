@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from infra import client as infra_client
 from infra import ops
 from infra.cli import main
+from infra.nodes import client as infra_client
 from tests.infra.conftest import FAKE
 
 
