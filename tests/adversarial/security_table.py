@@ -77,6 +77,12 @@ def fmt(rec: dict) -> str:
         if key not in rec or rec[key] in (None, {}, []):
             continue
         v = rec[key]
+        if key == "rss_before_mib" and rec.get("rss_peak_mib", v) - v < 2 and rec.get("rss_after_mib") is None:
+            continue
+        if key in ("threads_before", "fds_before") and rec.get(key.replace("before", "peak")) == v:
+            continue
+        if key in ("status_s", "closed_s_max") and isinstance(v, (int, float)) and v < 0.1:
+            continue
         if key == "rss_before_mib":
             after = rec.get("rss_after_mib")
             v = f"{v}→{rec.get('rss_peak_mib')}" + (f"→{after}" if after is not None else "")
@@ -141,7 +147,8 @@ def main(path: str) -> None:
             verdict = f"**pass** ({passed}/{len(os_)})" if not failed else f"**FAIL** {len(failed)}/{len(os_)}: " + \
                 "; ".join(sorted({f"{o['params'].split('-', 1)[-1]}: {o['message'][:160]}" for o in failed})[:3])
             ms = measures.get((test, impl), [])
-            cell = verdict + ("<br>" + "<br>".join(ms[:4]) if ms else "")
+            ms = [m for m in dict.fromkeys(ms) if m.split("] ", 1)[-1]]
+            cell = verdict + ("<br>" + "<br>".join(ms[:2]) if ms else "")
             cells.append(cell.replace("|", "\\|"))
         print(f"| {attack} | {expected} | " + " | ".join(cells) + " |")
     skipped = sorted({f"{im}: {o['message']}" for (t, im), os_ in outcomes.items() for o in os_
