@@ -67,7 +67,7 @@ KEYS = [  # (record key, label, formatter)
     ("compared_heights", "identical heights", None), ("answered", "answered", None),
     ("views_after", "views after", None), ("slow_peer", "slow_peer", None), ("status_65th", "65th", None),
     ("reply_65th", "65th reply", None), ("codes", "codes", None), ("closed_at_once", "closed at once", None),
-    ("wrong", "wrong codes", None),
+    ("wrong", "wrong codes", None), ("client_during_hold", "new client while held:", None),
 ]
 
 
