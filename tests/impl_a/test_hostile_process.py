@@ -291,6 +291,50 @@ def test_plain_request_checks_and_binding(net):
     assert r4.error.code == pb.CLIENT_ERROR_UNAUTHORISED and still_open
 
 
+def test_never_reading_clients_are_closed_and_memory_comes_back(net):
+    """Sessions that re-fetch an answered GET of a 60 KB value and never read: the node stops reading
+    them over 1 MiB queued, closes them past 4 MiB / 16 MiB (slow_peer), and its RSS is bounded and
+    comes back after they close (SPEC 13.1)."""
+    raw = Raw(net)
+    pid = net.procs[TARGET].pid
+    before = _rejected(net).get("slow_peer", 0)
+    key = b"big-%d" % time.time_ns()
+    rid = time.time_ns() // 1000
+
+    async def run():
+        link = await raw.open()
+        await link.send(pb.ClientMessage(submit=_signed_request(net, rid, key=key, value=b"x" * 60000)))
+        await _replies(link, 1, 30)
+        get = _signed_request(net, rid + 1, key=key, kind=pb.OP_KIND_GET)
+        await link.send(pb.ClientMessage(submit=get))
+        await _replies(link, 1, 30)
+        link.close()
+        fetch = encode(pb.ClientMessage(fetch=get))
+        base = _rss_kb(pid)
+        links = []
+        for _ in range(24):
+            lk = await raw.open()
+            lk.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            links.append(lk)
+        peak = base
+        for _ in range(60):  # up to 60 x 24 x 50 fetches, each answered with ~60 KB
+            for lk in links:
+                if not lk.writer.transport.is_closing():
+                    for _ in range(50):
+                        lk.send_nowait(fetch)
+            await asyncio.sleep(0.05)
+            peak = max(peak, _rss_kb(pid))
+        for lk in links:
+            lk.writer.transport.abort()
+        return base, peak
+
+    base, peak = asyncio.run(run())
+    assert _wait(lambda: _rejected(net).get("slow_peer", 0) > before, 20)
+    assert peak - base < 100_000, (base, peak)  # bounded (a node without limits holds GBs)
+    assert _wait(lambda: _rss_kb(pid) - base < 40_000, 30), (base, _rss_kb(pid))
+    assert net.admin(TARGET, "/health")[0] == 200
+
+
 def test_flood_is_shed_by_share_and_admin_keeps_answering(net):
     """One client pipelines PUTs at a follower without reading; the follower answers OVERLOADED once
     that client's share is used, /status keeps answering, and another client's request succeeds."""
