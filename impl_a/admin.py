@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import google.protobuf
 
-from impl_a import crypto
+from impl_a import crypto, httpreq
 from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.errors import REASONS
+
+ADMIN_CONNECTIONS = 64
+REQUEST_DEADLINE_S = 5.0
+READ_CHUNK = 4096
+LINGER_S = 1.0
+LINGER_BYTES = 1 << 20
+SQLITE_MAX = 2**63 - 1  # heights above SQLite's integer range are never decided
+REASON_PHRASES = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                  408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+                  503: "Service Unavailable"}
 
 
 def _esc(v: str) -> str:
@@ -21,6 +32,7 @@ class AdminServer:
     def __init__(self, rt):
         self.rt = rt
         self.ready = False
+        self.open_conns = 0
 
     def status(self) -> dict:
         rt, r = self.rt, self.rt.replica
@@ -88,46 +100,119 @@ class AdminServer:
         return "\n".join(lines) + "\n"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One admin connection (SPEC 15.1): requests answered in turn until close or a deadline."""
+        rt = self.rt
+        if self.open_conns >= ADMIN_CONNECTIONS:
+            rt.log.reject("connection_limit", "admin", "too many admin connections")
+            self._write(writer, 503, {}, b"too many connections\n", False)
+            await self._close(writer)
+            return
+        self.open_conns += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            while True:  # skip headers
-                h = await asyncio.wait_for(reader.readline(), 5)
-                if h in (b"\r\n", b"\n", b""):
-                    break
-            parts = line.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else ""
-            method = parts[0] if parts else ""
-            status, ctype, body = self.route(method, path)
-            head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                    "Connection: close\r\n\r\n").encode()
-            writer.write(head + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, OSError, UnicodeError):
+            if await self.serve(reader, writer) == "refused":
+                await self._linger(reader, writer)
+        except (ConnectionError, OSError):
             pass
+        except Exception as exc:  # noqa: BLE001 - SPEC 13.1: one connection's failure closes only it
+            rt.log.reject("malformed", "admin", f"{type(exc).__name__}: {exc}")
         finally:
-            writer.close()
+            self.open_conns -= 1
+            await self._close(writer)
 
-    def route(self, method: str, path: str) -> tuple[str, str, bytes]:
-        if method != "GET":
-            return "405 Method Not Allowed", "text/plain", b"method not allowed\n"
-        if path == "/health":
-            if self.ready:
-                return "200 OK", "text/plain", b"ok\n"
-            return "503 Service Unavailable", "text/plain", b"starting\n"
-        if path == "/status":
-            return "200 OK", "application/json", json.dumps(self.status()).encode()
-        if path == "/metrics":
-            return "200 OK", "text/plain; version=0.0.4", self.metrics().encode()
-        if path.startswith("/log/"):
-            try:
-                h = int(path[5:])
-            except ValueError:
-                return "400 Bad Request", "text/plain", b"bad height\n"
-            data = self.rt.store.decision(h) if h >= 1 else None
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After a refusal with unread input: shut our side and read off what is pending (at most
+        LINGER_BYTES or LINGER_S), so the kernel does not reset the answer away."""
+        with contextlib.suppress(Exception):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            loop = asyncio.get_running_loop()
+            end, got = loop.time() + LINGER_S, 0
+            while got < LINGER_BYTES and loop.time() < end:
+                chunk = await asyncio.wait_for(reader.read(65536), end - loop.time())
+                if not chunk:
+                    break
+                got += len(chunk)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        """Answer requests until one closes the connection: returns "close" (Connection: close or
+        HTTP/1.0), "refused" (a then-close refusal of 15.1), "eof" or "deadline"."""
+        loop = asyncio.get_running_loop()
+        buf = bytearray()
+        while True:
+            deadline = loop.time() + REQUEST_DEADLINE_S  # idle (after accept or the last answer)
+            started = bool(buf)
+            head = None
+            while head is None:
+                head = httpreq.parse_head(buf)
+                if head is not None:
+                    break
+                left = deadline - loop.time()
+                try:
+                    chunk = await asyncio.wait_for(reader.read(READ_CHUNK), max(0.0, left))
+                except TimeoutError:
+                    self.rt.log.reject("slow_peer", "admin", "request not received within 5 s")
+                    return "deadline"
+                if not chunk:
+                    return "eof"
+                if not started:  # the request's own 5 s start with its first byte
+                    started = True
+                    deadline = loop.time() + REQUEST_DEADLINE_S
+                buf += chunk
+            del buf[:head.consumed]
+            status, headers, body = self.answer(head)
+            if status >= 400 and not (status == 404 and head.error is None and head.target.startswith("/log/")):
+                self.rt.log.reject("bad_http_request", "admin", head.why or f"status {status}")
+            self._write(writer, status, headers, body, head.method == "HEAD", head.close)
+            await writer.drain()
+            if head.close:
+                return "refused" if head.refused else "close"
+
+    @staticmethod
+    async def _close(writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1)
+
+    @staticmethod
+    def _write(writer, status: int, headers: dict, body: bytes, head_only: bool, close: bool = True) -> None:
+        lines = [f"HTTP/1.1 {status} {REASON_PHRASES.get(status, 'Error')}"]
+        if body or "Content-Type" in headers:
+            headers = {"Content-Type": "text/plain", **headers}
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        if close:
+            lines.append("Connection: close")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head_only else body))
+
+    def answer(self, head: httpreq.Head) -> tuple[int, dict, bytes]:
+        """Status, headers and body for one parsed request (the routing rows of 15.1)."""
+        if head.error == 405:
+            return 405, {"Allow": "GET, HEAD"}, b"method not allowed\n"
+        if head.error is not None:
+            return head.error, {}, head.why.encode() + b"\n"
+        kind, h = httpreq.route_path(head.target)
+        if kind == "bad":
+            head.why = "bad height"
+            return 400, {}, b"bad height\n"
+        if kind == "missing":
+            head.why = "no such path"
+            return 404, {}, b"not found\n"
+        if kind == "log":
+            data = self.rt.store.decision(h) if 1 <= h <= SQLITE_MAX else None
             if data is None:
-                return "404 Not Found", "text/plain", b"not decided\n"
+                return 404, {}, b"not decided\n"
             d = pb.Decision()
             d.ParseFromString(data)
             d.ClearField("qc")
-            return "200 OK", "application/octet-stream", encode(d)
-        return "404 Not Found", "text/plain", b"not found\n"
+            return 200, {"Content-Type": "application/octet-stream"}, encode(d)
+        path = head.target.split("?", 1)[0]
+        self.rt.store.flush()  # SPEC 12.8: what /status and /metrics report is durable
+        if path == "/health":
+            if self.ready:
+                return 200, {}, b"ok\n"
+            return 503, {}, b"starting\n"
+        if path == "/status":
+            return 200, {"Content-Type": "application/json"}, json.dumps(self.status()).encode()
+        return 200, {"Content-Type": "text/plain; version=0.0.4"}, self.metrics().encode()

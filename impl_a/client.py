@@ -42,12 +42,14 @@ BUNDLE_OVERHEAD = 256  # client key, cluster id, signature and the ClientMessage
 class NoValidAnswer(Exception):
     """No member of the coordinator cluster gave a valid answer in time."""
 
-    def __init__(self, cluster: str, request_id: int, failures: dict[str, str]):
+    def __init__(self, cluster: str, request_id: int, failures: dict[str, str], final: str | None = None):
         detail = "; ".join(f"{n}: {why}" for n, why in failures.items()) or "no attempt possible"
-        super().__init__(f"no valid answer from cluster {cluster} for request {request_id} ({detail})")
+        what = f"final error {final}" if final else "no valid answer"
+        super().__init__(f"{what} from cluster {cluster} for request {request_id} ({detail})")
         self.cluster = cluster
         self.request_id = request_id
         self.failures = failures
+        self.final = final
 
 
 @dataclass
@@ -161,6 +163,8 @@ class Client:
         if c is None or c.role != "coordinator":
             raise LocalError(f"{self.cluster!r} is not a coordinator cluster", 2)
         self.members = c.nodes
+        self.f = (len(self.members) - 1) // 3
+        self._redial: dict[str, tuple[float, float]] = {}  # node id -> (not before, backoff s)
         self.timeout_ms = timeout_ms
         self.rng = random.Random(seed)
         self.next_id = int(time.time() * 1_000_000)
@@ -289,11 +293,21 @@ class Client:
             c = self.conns.get(node.id)
             if c is not None and c.alive:
                 return c
+            loop = asyncio.get_running_loop()
+            not_before, backoff = self._redial.get(node.id, (0.0, 0.0))
+            if loop.time() < not_before:  # SPEC 14.5: no redial sooner than the reconnect backoff
+                raise LinkClosed(None, "reconnect backoff")
             hello = pb.Hello(protocol_version=1, network_id=self.m.network_id)
             # SPEC 13: on the client port the dialled node is identified by its static key alone.
-            link = await connect(node.host, node.client_port, self.m.network_id, self._static, hello,
-                                 node.x25519_public, self.m.limits["max_message_bytes"],
-                                 timeout=min(5.0, timeout))
+            try:
+                link = await connect(node.host, node.client_port, self.m.network_id, self._static, hello,
+                                     node.x25519_public, self.m.limits["max_message_bytes"],
+                                     timeout=max(0.001, min(5.0, timeout)))
+            except LinkClosed:
+                backoff = min(2.0, backoff * 2) if backoff else 0.1  # SPEC 13: 100 ms doubling to 2 s
+                self._redial[node.id] = (loop.time() + backoff, backoff)
+                raise
+            self._redial.pop(node.id, None)
             c = _Conn(link, self)
             self.conns[node.id] = c
             return c
@@ -309,52 +323,76 @@ class Client:
         raise RemoteViolation("malformed", "answer does not hold our request id")
 
     async def execute(self, req: pb.ClientRequest) -> Result:
+        """SPEC 14.5: rounds over the members until a valid answer, a final error (f + 1 members
+        agree on a code about the request) or the deadline, with jittered backoff between rounds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_ms / 1000
         n = len(self.members)
         start = self._first_member()
         failures: dict[str, str] = {}
-        per_try = self.m.timeouts["client_timeout"] / 1000 + 1.0
-        for attempt in range(2 * n):
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            node = self.members[(start + attempt) % n]
-            try:
-                conn = await self._conn(node, left)
-                fut = loop.create_future()
-                conn.waiting[req.request_id] = fut
-                try:
-                    if attempt == 0 and self.bundling:
-                        conn.enqueue(req)
-                    else:  # a retry goes alone, as a ClientRequest with the same id and operation
-                        await conn.link.send(pb.ClientMessage(submit=self._sign(req)))
-                    reply = await asyncio.wait_for(fut, min(per_try, deadline - loop.time()))
-                finally:
-                    conn.waiting.pop(req.request_id, None)
-                if reply.HasField("error"):
-                    name = pb.ClientErrorCode.Name(reply.error.code)
-                    failures[node.id] = f"{name}: {reply.error.message}"
-                    if reply.error.code not in (pb.CLIENT_ERROR_TIMEOUT, pb.CLIENT_ERROR_OVERLOADED):
-                        raise NoValidAnswer(self.cluster, req.request_id, failures)
-                    continue
-                resp = self._validate(reply, req)
-            except RemoteViolation as exc:
-                self.rejected_answers += 1
-                failures[node.id] = f"invalid answer ({exc.reason}: {exc.detail})"
-                continue
-            except LinkClosed as exc:
-                failures[node.id] = f"connection failed ({exc.detail})"
-                continue
-            except TimeoutError:
-                failures[node.id] = "timed out"
-                continue
-            cd = reply.answer
-            return Result(op="get" if req.op.kind == GET else "put", key=req.op.key, found=resp.found,
-                          value=(resp.value if resp.found else None) if req.op.kind == GET else req.op.value,
-                          cluster=self.cluster, height=cd.header.height, node=node.id, shard=resp.shard_id,
-                          shard_height=resp.shard_height, request_id=req.request_id)
+        votes: dict[int, set[str]] = {}  # final-kind error code -> members that answered it
+        attempt, rnd = 0, 0
+        while loop.time() < deadline:
+            for i in range(n):
+                if loop.time() >= deadline:
+                    break
+                node = self.members[(start + i) % n]
+                outcome = await self._attempt(node, req, attempt, deadline, failures)
+                attempt += 1
+                if isinstance(outcome, Result):
+                    return outcome
+                if outcome is not None:  # a final-kind error code from this member
+                    votes.setdefault(outcome, set()).add(node.id)
+                    if len(votes[outcome]) >= self.f + 1:
+                        raise NoValidAnswer(self.cluster, req.request_id, failures,
+                                            final=pb.ClientErrorCode.Name(outcome))
+            rnd += 1
+            await asyncio.sleep(min(max(0.0, deadline - loop.time()), retry_backoff(rnd, self.rng)))
         raise NoValidAnswer(self.cluster, req.request_id, failures)
+
+    async def _attempt(self, node, req: pb.ClientRequest, attempt: int, deadline: float,
+                       failures: dict[str, str]) -> Result | int | None:
+        """One try at one member: its Result, a final-kind error code, or None (retry elsewhere)."""
+        loop = asyncio.get_running_loop()
+        per_try = self.m.timeouts["client_timeout"] / 1000 + 1.0
+        try:
+            conn = await self._conn(node, deadline - loop.time())
+            fut = loop.create_future()
+            conn.waiting[req.request_id] = fut
+            try:
+                if attempt == 0 and self.bundling:
+                    conn.enqueue(req)
+                else:  # a retry goes alone, as a ClientRequest with the same id and operation
+                    await conn.link.send(pb.ClientMessage(submit=self._sign(req)))
+                reply = await asyncio.wait_for(fut, max(0.001, min(per_try, deadline - loop.time())))
+            finally:
+                conn.waiting.pop(req.request_id, None)
+            if reply.HasField("error"):
+                code = reply.error.code
+                failures[node.id] = f"{pb.ClientErrorCode.Name(code)}: {reply.error.message}"
+                return None if code in (pb.CLIENT_ERROR_TIMEOUT, pb.CLIENT_ERROR_OVERLOADED) else code
+            resp = self._validate(reply, req)
+        except RemoteViolation as exc:
+            self.rejected_answers += 1
+            failures[node.id] = f"invalid answer ({exc.reason}: {exc.detail})"
+            return None
+        except LinkClosed as exc:
+            failures[node.id] = f"connection failed ({exc.detail})"
+            return None
+        except TimeoutError:
+            failures[node.id] = "timed out"
+            return None
+        cd = reply.answer
+        return Result(op="get" if req.op.kind == GET else "put", key=req.op.key, found=resp.found,
+                      value=(resp.value if resp.found else None) if req.op.kind == GET else req.op.value,
+                      cluster=self.cluster, height=cd.header.height, node=node.id, shard=resp.shard_id,
+                      shard_height=resp.shard_height, request_id=req.request_id)
+
+
+def retry_backoff(round_no: int, rng: random.Random) -> float:
+    """SPEC 14.5: seconds to wait after round r, uniform in [b/2, b], b = min(1000, 50 * 2^(r-1)) ms."""
+    b = min(1000.0, 50.0 * 2 ** min(round_no - 1, 16))
+    return rng.uniform(b / 2, b) / 1000
 
 
 def default_coordinator(manifest: Manifest, client_key: bytes) -> str:

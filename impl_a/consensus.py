@@ -71,10 +71,15 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
         self.client_index: dict[tuple[bytes, int], int] = {}
         self.counters = {"decisions": 0, "view_changes": 0, "batch_inputs": 0}
         self.last_decision_ms = 0
-        # Request pool in arrival order: (client_key, request_id) -> [ClientRequest, arrived, forwarded]
-        # and (client_key, sha256 of the bundle) -> [RequestBundle, arrived, forwarded] (SPEC 12.5).
+        # Request pool in arrival order: (client_key, request_id) -> [ClientRequest, arrived, forwarded,
+        # censorship timer start, items admitted from our client port] and (client_key, sha256 of the
+        # bundle) -> [RequestBundle, ...] (SPEC 12.5).
         self.req_pool: OrderedDict[tuple[bytes, int | bytes], list] = OrderedDict()
         self.pool_items = 0  # requests in the pool, each bundle item counted (max_pending_requests)
+        # SPEC 12.5 admission: items per client key admitted from this member's client port, still pooled
+        self.own_items: dict[bytes, int] = {}
+        self.share = max(1, min(self.lim["max_batch_inputs"],
+                                self.lim["max_pending_requests"] // max(1, len(manifest.clients))))
         self.remote_pool: dict[str, dict[int, list]] = {}
         self._reset_height()
         self._init_view_change()
@@ -215,11 +220,18 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
         again = []
         # The pool is in arrival order and timers are (re)set in that order, so the oldest entries
         # come first: scanning a bounded prefix keeps a tick cheap with a large pool.
-        censored = bool(self.req_pool) and now - next(iter(self.req_pool.values()))[1] > cens_ms
+        # SPEC 12.5: the censorship timer of a request runs only while it is among the
+        # max_batch_inputs oldest pooled inputs; it starts when the request becomes one of them.
+        censored, window = False, self.lim["max_batch_inputs"]
         for scanned, entry in enumerate(self.req_pool.values()):
-            if scanned >= POOL_SCAN or len(again) >= 256:
+            if scanned < window:
+                if entry[3] is None:
+                    entry[3] = now
+                elif now - entry[3] > cens_ms:
+                    censored = True
+            elif scanned >= POOL_SCAN or len(again) >= 256:
                 break
-            if now - entry[2] > fwd_ms:
+            if now - entry[2] > fwd_ms and len(again) < 256:
                 entry[2] = now
                 again.append(entry[0])
         for per_src in self.remote_pool.values():
@@ -242,18 +254,32 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
         entry = self.req_pool.pop(key, None)
         if entry is not None:
             self.pool_items -= len(entry[0].items) if isinstance(key[1], bytes) else 1
+            if entry[4]:
+                left = self.own_items.get(key[0], 0) - entry[4]
+                if left > 0:
+                    self.own_items[key[0]] = left
+                else:
+                    self.own_items.pop(key[0], None)
+
+    def admits(self, client_key: bytes, n: int, reserved: int = 0) -> bool:
+        """SPEC 12.5 admission from the client port: the pool has room for n more items and the
+        client's own pooled items stay within its share (reserved: items already let in this turn)."""
+        return (self.pool_room(n + reserved)
+                and self.own_items.get(client_key, 0) + reserved + n <= self.share)
 
     def pool_room(self, n: int) -> bool:
         return self.pool_items + n <= self.lim["max_pending_requests"]
 
-    def _pool_add(self, key: tuple, msg, n: int, forward: bool) -> bool:
+    def _pool_add(self, key: tuple, msg, n: int, forward: bool, own: bool = False) -> bool:
         if key in self.req_pool or self.entry_done(key, msg):
             return False
         if not self.pool_room(n):
             self._reject("overloaded", "client", "request pool full")
             return False
-        self.req_pool[key] = [msg, self.now, self.now]
+        self.req_pool[key] = [msg, self.now, self.now, None, n if own else 0]
         self.pool_items += n
+        if own:
+            self.own_items[key[0]] = self.own_items.get(key[0], 0) + n
         if self.batch_since is None:
             self.batch_since = self.now
         if not self.is_leader() and not self.in_vc:
@@ -263,17 +289,18 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
             self._maybe_propose()
         return True
 
-    def on_client_request(self, req: pb.ClientRequest, forward: bool = True) -> bool:
+    def on_client_request(self, req: pb.ClientRequest, forward: bool = True, own: bool = False) -> bool:
         """A request validated by the client port (check_client_request passed); True if pooled."""
-        if self._pool_add((req.client_key, req.request_id), req, 1, forward):
+        if self._pool_add((req.client_key, req.request_id), req, 1, forward, own):
             self.verified.add(header_hash(req))
             return True
         return False
 
-    def on_client_bundle(self, b: pb.RequestBundle, forward: bool = True, digest: bytes | None = None) -> bool:
+    def on_client_bundle(self, b: pb.RequestBundle, forward: bool = True, digest: bytes | None = None,
+                         own: bool = False) -> bool:
         """A bundle validated as a whole (check_bundle passed): one pool entry; True if pooled."""
         digest = digest or sha256(encode(b))
-        if self._pool_add((b.client_key, digest), b, len(b.items), forward):
+        if self._pool_add((b.client_key, digest), b, len(b.items), forward, own):
             self.verified.add(digest)
             return True
         return False
@@ -281,8 +308,9 @@ class Replica(LeaderMixin, ViewChangeMixin, CatchUpMixin):
     def on_client_requests(self, msgs: list) -> None:
         """Requests and bundles that arrived together: one Forward carries all the new ones (SPEC 12.5
         lets them be grouped), so the leader decodes one message instead of one per request."""
-        fresh = [m for m in msgs if (self.on_client_bundle(m, forward=False) if isinstance(m, pb.RequestBundle)
-                                     else self.on_client_request(m, forward=False))]
+        fresh = [m for m in msgs if (self.on_client_bundle(m, forward=False, own=True)
+                                     if isinstance(m, pb.RequestBundle)
+                                     else self.on_client_request(m, forward=False, own=True))]
         if fresh and not self.is_leader() and not self.in_vc:
             self._forward(fresh)
 

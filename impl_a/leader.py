@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.errors import RemoteViolation
 from impl_a.rsm import Execution, build_header
 from impl_a.verify import header_hash
+
+POOL_SCAN = 2048  # pool entries interleaved by client key when a batch is filled
 
 
 class LeaderMixin:
@@ -51,7 +55,7 @@ class LeaderMixin:
                     break
                 size += n
                 seq += 1
-        for key, entry in list(self.req_pool.items()):
+        for key, entry in self._batch_order():
             if len(batch.inputs) >= max_n:
                 break
             if key[0] in self.censored:
@@ -73,6 +77,23 @@ class LeaderMixin:
             self._propose(batch, ex)
         else:
             self.batch_since = None  # nothing proposable (censored): no batch_wait wake-ups until new input
+
+    def _batch_order(self) -> list:
+        """Pool entries in the order a batch takes them (SPEC 12.5 SHOULD): the oldest POOL_SCAN
+        entries round-robin over client keys (each key's entries in arrival order), then the rest."""
+        items = list(self.req_pool.items())
+        head, tail = items[:POOL_SCAN], items[POOL_SCAN:]
+        per_key: dict[bytes, deque] = {}
+        for kv in head:
+            per_key.setdefault(kv[0][0], deque()).append(kv)
+        if len(per_key) <= 1:
+            return items
+        order, queues = [], list(per_key.values())
+        while queues:
+            for q in queues:
+                order.append(q.popleft())
+            queues = [q for q in queues if q]
+        return order + tail
 
     def _admit(self, ex: Execution, batch: pb.Batch, inp: pb.Input, room: int) -> int | None:
         """Append `inp` to `batch` if it fits in `room` bytes and executes: its size; 0 if it does

@@ -52,7 +52,7 @@ async def serve(args: argparse.Namespace, log: Log) -> int:
         raise LocalError(f"cannot listen: {exc}", 1) from None
     await stop.wait()
     await rt.stop()
-    return 1 if rt.fatal else 0
+    return 5 if rt.fatal else 0  # SPEC 4: storage failure while running
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,6 +181,8 @@ class HandshakeState:
             out = crypto.x25519(local, remote)
         except (CryptoError, RuntimeError, ValueError):
             raise NoiseError("invalid DH public key") from None
+        if out == bytes(DHLEN):  # SPEC 13: a small-order remote key gives all zeros (libsodium refuses it too)
+            raise NoiseError("all-zero DH result")
         return out
 
     def _token_dh(self, token: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
+import os
 import time
 
 from impl_a import heraclius_pb2 as pb
@@ -18,12 +18,20 @@ from impl_a.faults import Faults
 from impl_a.logs import LEVELS, Log, now_ms
 from impl_a.manifest import Manifest
 from impl_a.queues import Puller, QueueServer
-from impl_a.storage import Storage, WriteBehind
-from impl_a.transport import Link, LinkClosed, accept, check_peer_identity, connect
+from impl_a.sessions import HANDSHAKES as HANDSHAKE_SLOTS
+from impl_a.sessions import MESSAGES_PER_TURN
+from impl_a.storage import Storage, StorageFailed, WriteBehind
+from impl_a.transport import RECV_CHUNK, Link, LinkClosed, accept, check_peer_identity, connect
 
 TICK_S = 0.01
 TICK_MAX_S = 0.05
 OUT_BACKLOG_MESSAGES = 4
+STORAGE_EXIT = 5  # SPEC 4 / 12.8
+LIMITS_CHECK_MS = 200  # idle unbound sessions and queued client bytes (SPEC 13.1)
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 class _ParkedPull:
@@ -43,7 +51,7 @@ class NodeRuntime:
         self.node = manifest.nodes[node_id]
         self.log = log
         self.x_secret = x_secret
-        self.store = WriteBehind(Storage(data_dir))
+        self.store = WriteBehind(Storage(data_dir), self.storage_failed)
         self.faults = Faults(self.node.faults if manifest.testbed else [])
         self.started_ms = now_ms()
         self.replica = Replica(manifest, node_id, SigningKey(ed_seed), self.store, now_ms(),
@@ -69,6 +77,8 @@ class NodeRuntime:
         self.stop_event = asyncio.Event()
         self._internal_errors: dict[str, float] = {}
         self._wake_armed = False
+        self.handshaking = 0
+        self._limits_checked = 0
         self._encoded: tuple[object, bytes] = (None, b"")
         self.admin = AdminServer(self)
         self.clients = ClientPort(self)
@@ -118,6 +128,9 @@ class NodeRuntime:
 
     def _tick_once(self) -> None:
         now = now_ms()
+        if now - self._limits_checked >= LIMITS_CHECK_MS:
+            self._limits_checked = now
+            self.clients.tick()
         self.replica.tick(now)
         self.puller.tick(now)
         self._drain()
@@ -127,16 +140,30 @@ class NodeRuntime:
         logged (at most once per 10 s per kind) and the node carries on with the next event."""
         try:
             fn(*args)
-        except sqlite3.Error as exc:
-            self.log.emit("error", "storage_failed", f"storage failure, stopping: {exc}")
+        except StorageFailed as exc:  # on_failure already stopped a real node; a test driver stops here
             self.fatal = True
             self.stop_event.set()
+            self.running = False
+            self.log.emit("error", "storage_failed", f"storage failure, stopping: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug must not wedge the node
-            key = type(exc).__name__
-            last = self._internal_errors.get(key, 0.0)
-            if time.monotonic() - last >= 10:
-                self._internal_errors[key] = time.monotonic()
-                self.log.emit("error", "internal_error", f"{key}: {exc}", where=getattr(fn, "__name__", "?"))
+            self._internal(exc, getattr(fn, "__name__", "?"))
+
+    def _internal(self, exc: Exception, where: str) -> None:
+        """Log a bug at most once per 10 s per kind."""
+        key = type(exc).__name__
+        last = self._internal_errors.get(key, 0.0)
+        if time.monotonic() - last >= 10:
+            self._internal_errors[key] = time.monotonic()
+            self.log.emit("error", "internal_error", f"{key}: {exc}", where=where)
+
+    def storage_failed(self, op: str, exc: BaseException) -> None:
+        """SPEC 12.8 fail-stop: one error line, then exit 5 at once (nothing more is sent or served,
+        nothing undurable is ever reported, and no write is retried)."""
+        self.log.emit("error", "storage_failed", f"storage failure during {op}, stopping: {exc}", op=op,
+                      error=str(exc))
+        with contextlib.suppress(Exception):
+            self.log.fh.flush()
+        os._exit(STORAGE_EXIT)
 
     # -- actions --------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -197,11 +224,14 @@ class NodeRuntime:
 
     def _send_out(self, nid: str, data: bytes) -> None:
         link = self.out_links.get(nid)
-        if link is not None and link.backlog() <= self.out_backlog_max:
+        if link is not None:
             self._write(link, data)
 
-    @staticmethod
-    def _write(link: Link, data: bytes) -> None:
+    def _write(self, link: Link, data: bytes) -> None:
+        """Every peer link, outbound or the one a peer dialled: past out_backlog_max unsent bytes new
+        messages are dropped (SPEC 13.1: bounded per link; retransmissions recover)."""
+        if link.backlog() > self.out_backlog_max:
+            return
         with contextlib.suppress(LinkClosed):
             link.send_nowait(data)
 
@@ -249,14 +279,31 @@ class NodeRuntime:
     def _check_peer(self, hello: pb.Hello, remote_static: bytes) -> None:
         check_peer_identity(self.m, hello, remote_static)
 
-    async def _peer_conn(self, reader, writer) -> None:
+    async def handshake(self, reader, writer, where: str, check, max_message: int, chunk: int = RECV_CHUNK):
+        """Responder handshake on either port within the node's handshake slots (SPEC 13.1); the
+        established Link, or None (closed and counted)."""
+        if self.handshaking >= HANDSHAKE_SLOTS:
+            self.log.reject("connection_limit", where, "too many connections in the handshake phase")
+            writer.close()
+            return None
+        self.handshaking += 1
         try:
-            link = await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
-                                self.m.limits["max_message_bytes"], self._check_peer)
+            return await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
+                                max_message, check, chunk=chunk)
         except LinkClosed as exc:
             if exc.reason:
-                self.log.reject(exc.reason, "inbound", exc.detail)
+                self.log.reject(exc.reason, where, exc.detail)
             writer.close()
+            return None
+        except (ConnectionError, OSError):
+            writer.close()
+            return None
+        finally:
+            self.handshaking -= 1
+
+    async def _peer_conn(self, reader, writer) -> None:
+        link = await self.handshake(reader, writer, "inbound", self._check_peer, self.m.limits["max_message_bytes"])
+        if link is None:
             return
         nid = link.hello.node_id
         old = self.reply_link.get(nid)
@@ -267,10 +314,14 @@ class NodeRuntime:
 
     async def _read_loop(self, nid: str, link: Link) -> None:
         try:
+            handled = 0
             while self.running:
                 msg = await link.recv(pb.PeerMessage)
                 self.last_seen[nid] = now_ms()
                 self._on_peer_message(nid, msg, link)
+                handled += 1
+                if handled % MESSAGES_PER_TURN == 0:
+                    await asyncio.sleep(0)  # SPEC 13.1 fairness between connections
         except LinkClosed as exc:
             if exc.reason:
                 self.log.reject(exc.reason, nid, exc.detail)
@@ -280,7 +331,14 @@ class NodeRuntime:
                 del self.reply_link[nid]
 
     def _on_peer_message(self, nid: str, msg: pb.PeerMessage, link: Link) -> None:
-        self._guard(self._handle_peer_message, nid, msg, link)
+        """An exception while handling one message closes that link only and is counted (SPEC 13.1)."""
+        try:
+            self._handle_peer_message(nid, msg, link)
+        except StorageFailed as exc:
+            self._guard(_reraise, exc)
+        except Exception as exc:  # noqa: BLE001
+            self._internal(exc, "peer message")
+            raise LinkClosed("malformed", f"{type(exc).__name__} while handling a message") from None
 
     def _handle_peer_message(self, nid: str, msg: pb.PeerMessage, link: Link) -> None:
         now = now_ms()

@@ -109,15 +109,40 @@ class Storage:
             os.close(self._lock_fd)
 
 
+class StorageFailed(Exception):
+    """A durable write or read failed (SPEC 12.8): the node must stop, never carry on."""
+
+
+def _raise(op: str, exc: BaseException) -> None:
+    raise StorageFailed(f"{op}: {exc}") from exc
+
+
 class WriteBehind:
     """Storage whose writes are staged until flush(). The driver flushes before anything leaves
     the node; every read flushes first, so nothing served can be ahead of the disk. Staging lets a
-    decision share one fsync with the next vote (SPEC 12.8 only orders durability before sends)."""
+    decision share one fsync with the next vote (SPEC 12.8 only orders durability before sends).
 
-    def __init__(self, store: Storage):
+    Every engine error goes to on_failure(op, exc) (SPEC 12.8 fail-stop: the node's driver logs
+    storage_failed and exits 5 there); the default raises StorageFailed. Nothing staged is dropped
+    silently: after a failure every later call fails too."""
+
+    def __init__(self, store: Storage, on_failure=_raise):
         self.store = store
+        self.on_failure = on_failure
+        self.failed: str | None = None
         self._decisions: list[tuple[int, bytes]] = []
         self._meta: dict[str, bytes | None] = {}
+
+    def _do(self, op: str, fn, *args):
+        if self.failed is not None:
+            self.on_failure(op, StorageFailed(f"storage already failed ({self.failed})"))
+            raise StorageFailed(self.failed)
+        try:
+            return fn(*args)
+        except (sqlite3.Error, OSError, MemoryError) as exc:
+            self.failed = f"{op}: {exc}"
+            self.on_failure(op, exc)
+            raise StorageFailed(self.failed) from exc
 
     def stage(self, decisions: list[tuple[int, bytes]], meta: list[tuple[str, bytes | None]]) -> None:
         self._decisions.extend(decisions)
@@ -127,7 +152,7 @@ class WriteBehind:
         if self._decisions or self._meta:
             decisions, meta = self._decisions, list(self._meta.items())
             self._decisions, self._meta = [], {}
-            self.store.write(decisions, meta)
+            self._do("write", self.store.write, decisions, meta)
 
     def write(self, decisions: list[tuple[int, bytes]], meta: list[tuple[str, bytes | None]]) -> None:
         self.stage(decisions, meta)
@@ -135,21 +160,22 @@ class WriteBehind:
 
     def height(self) -> int:
         self.flush()
-        return self.store.height()
+        return self._do("read", self.store.height)
 
     def decision(self, height: int) -> bytes | None:
         self.flush()
-        return self.store.decision(height)
+        return self._do("read", self.store.decision, height)
 
     def decisions(self, start: int, count: int) -> list[bytes]:
         self.flush()
-        return self.store.decisions(start, count)
+        return self._do("read", self.store.decisions, start, count)
 
     def meta(self, key: str) -> bytes | None:
         self.flush()
-        return self.store.meta(key)
+        return self._do("read", self.store.meta, key)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.flush()
+        if self.failed is None:
+            with contextlib.suppress(Exception):
+                self.flush()
         self.store.close()

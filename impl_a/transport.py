@@ -20,6 +20,16 @@ HANDSHAKE_DEADLINE = 5.0
 RECV_CHUNK = 1 << 18
 
 
+# SPEC 13: message 1 is exactly 32 bytes; messages 2 and 3 are at least their fixed part
+# (message 2: e, encrypted s, payload tag; message 3: encrypted s, payload tag).
+HANDSHAKE_MIN = {1: 32, 2: 32 + 48 + 16, 3: 48 + 16}
+
+
+def check_handshake_size(index: int, size: int) -> None:
+    if size < HANDSHAKE_MIN[index] or (index == 1 and size != 32):
+        raise LinkClosed("handshake_failed", f"handshake message {index} of {size} bytes")
+
+
 def prologue(network_id: str) -> bytes:
     return b"heraclius/v1\x00" + network_id.encode()
 
@@ -60,6 +70,9 @@ class StreamParser:
         self._buf = bytearray()
         self._error: LinkClosed | None = None
 
+    def pending(self) -> int:
+        return len(self._buf)
+
     def check(self) -> None:
         """Raise the error found after the frames returned by the previous feed(), if any."""
         if self._error is not None:
@@ -75,6 +88,7 @@ class StreamParser:
             (n,) = struct.unpack(">I", self._buf[:4])
             if n == 0 or n > self.max_message:
                 err = LinkClosed("oversized" if n else "malformed", f"application length {n}")
+                self._buf.clear()  # nothing after a bad length is ever read
                 if not out:
                     raise err
                 self._error = err  # hand out the good frames first; fail on the next call
@@ -99,7 +113,7 @@ class Link:
     """An established Noise transport: whole application messages in and out."""
 
     def __init__(self, reader, writer, send: CipherState, recv: CipherState, remote_static: bytes,
-                 hello: pb.Hello, max_message: int):
+                 hello: pb.Hello, max_message: int, chunk: int = RECV_CHUNK):
         self.reader, self.writer = reader, writer
         self.send_cs, self.recv_cs = send, recv
         self.remote_static = remote_static
@@ -107,6 +121,13 @@ class Link:
         self.max_message = max_message
         self._parser = StreamParser(max_message)
         self._ready: deque[bytes] = deque()
+        self._ready_bytes = 0
+        self.chunk = chunk
+        # SPEC 13.1 hooks (client port): meter(delta) tracks the bytes this link holds that were read
+        # but not handled yet; gate() is awaited before every socket read (backpressure).
+        self.meter = None
+        self.gate = None
+        self._held = 0
         self._rbuf = bytearray()
         self._rpos = 0
         self._out: list[bytes] = []
@@ -175,9 +196,28 @@ class Link:
         self._rpos = pos + 2 + n
         return bytes(buf[pos + 2:pos + 2 + n])
 
+    def held(self) -> int:
+        """Bytes read from the socket and not yet handed out: frames, a partial message, ready ones."""
+        return len(self._rbuf) - self._rpos + self._parser.pending() + self._ready_bytes
+
+    def _account(self) -> None:
+        if self.meter is not None:
+            now = self.held()
+            if now != self._held:
+                self.meter(now - self._held)
+                self._held = now
+
     async def recv_bytes(self) -> bytes:
-        # Reads whatever the socket has (up to RECV_CHUNK) and cuts every complete frame out of it,
-        # instead of two awaited readexactly() calls per frame.
+        try:
+            data = await self._recv_bytes()
+        finally:
+            self._account()
+        return data
+
+    async def _recv_bytes(self) -> bytes:
+        # Reads whatever the socket has (up to self.chunk) and cuts every complete frame out of it,
+        # instead of two awaited readexactly() calls per frame. Nothing is allocated for an
+        # announced length before its bytes arrive (SPEC 13 incremental reading).
         while not self._ready:
             self._parser.check()
             frame = self._next_frame()
@@ -185,8 +225,11 @@ class Link:
                 if self._rpos:
                     del self._rbuf[:self._rpos]
                     self._rpos = 0
+                self._account()
+                if self.gate is not None:
+                    await self.gate(self)
                 try:
-                    chunk = await self.reader.read(RECV_CHUNK)
+                    chunk = await self.reader.read(self.chunk)
                 except (ConnectionError, OSError) as exc:
                     raise LinkClosed(None, str(exc)) from None
                 if not chunk:
@@ -197,8 +240,12 @@ class Link:
                 payload = self.recv_cs.decrypt_with_ad(b"", frame)
             except NoiseError as exc:
                 raise LinkClosed("decrypt_failed", str(exc)) from None
-            self._ready.extend(self._parser.feed(payload))
-        return self._ready.popleft()
+            for m in self._parser.feed(payload):
+                self._ready.append(m)
+                self._ready_bytes += len(m)
+        m = self._ready.popleft()
+        self._ready_bytes -= len(m)
+        return m
 
     async def recv(self, cls):
         data = await self.recv_bytes()
@@ -208,9 +255,26 @@ class Link:
             raise LinkClosed(exc.reason, exc.detail) from None
 
     def close(self) -> None:
-        self.closed = True
+        """Close after what was queued (e.g. a last ClientError) is handed to the transport."""
+        if not self.closed and self._out:
+            self._flush_out()
+        self._shut()
         with contextlib.suppress(Exception):  # already closed by the peer
             self.writer.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent bytes (a peer that does not read, SPEC 13.1 slow_peer)."""
+        self._out.clear()
+        self._shut()
+        with contextlib.suppress(Exception):
+            self.writer.transport.abort()
+
+    def _shut(self) -> None:
+        self.closed = True
+        if self.meter is not None and self._held:
+            self.meter(-self._held)
+            self._held = 0
+        self.meter = None
 
 
 def check_peer_identity(manifest, hello: pb.Hello, remote_static: bytes) -> None:
@@ -244,7 +308,9 @@ async def connect(host: str, port: int, network_id: str, static: bytes, my_hello
         try:
             hs = HandshakeState(PROTOCOL, True, prologue(network_id), static, rekey_every=REKEY_EVERY)
             writer.write(_frame(hs.write_message(b"")))
-            payload = hs.read_message(await _read_frame(reader))
+            second = await _read_frame(reader)
+            check_handshake_size(2, len(second))
+            payload = hs.read_message(second)
             try:
                 hello = decode(pb.Hello, payload)
             except RemoteViolation as exc:
@@ -269,16 +335,19 @@ async def connect(host: str, port: int, network_id: str, static: bytes, my_hello
 
 
 async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.Hello, max_message: int,
-                 check_peer=None, timeout: float = HANDSHAKE_DEADLINE) -> Link:
-    """Responder side. check_peer(hello, remote_static) raises LinkClosed to refuse the initiator."""
+                 check_peer=None, timeout: float = HANDSHAKE_DEADLINE, chunk: int = RECV_CHUNK) -> Link:
+    """Responder side. check_peer(hello, remote_static) raises LinkClosed to refuse the initiator.
+    The deadline runs from the call (made right after the accept)."""
     async def run() -> Link:
         hs = HandshakeState(PROTOCOL, False, prologue(network_id), static, rekey_every=REKEY_EVERY)
         first = await _read_frame(reader)
-        if hs.read_message(first) != b"":
-            raise LinkClosed("handshake_failed", "payload in message 1")
+        check_handshake_size(1, len(first))
+        hs.read_message(first)
         writer.write(_frame(hs.write_message(encode(my_hello))))
         await writer.drain()
-        payload = hs.read_message(await _read_frame(reader))
+        third = await _read_frame(reader)
+        check_handshake_size(3, len(third))
+        payload = hs.read_message(third)
         try:
             hello = decode(pb.Hello, payload)
         except RemoteViolation as exc:
@@ -287,7 +356,7 @@ async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.He
         if check_peer is not None:
             check_peer(hello, hs.rs)
         send, recv = hs.split()
-        return Link(reader, writer, send, recv, hs.rs, hello, max_message)
+        return Link(reader, writer, send, recv, hs.rs, hello, max_message, chunk)
 
     try:
         return await asyncio.wait_for(run(), timeout)

@@ -17,6 +17,7 @@ from impl_a.codec import decode, encode
 from impl_a.errors import LocalError, RemoteViolation
 from impl_a.manifest import Manifest, semantic_problem
 from impl_a.rsm import ZERO32, Execution, State, build_header, check_batch_limits
+from impl_a.vector_admin import admin_request_case
 from impl_a.vector_noise import handshake_case, rekey_case, stream_case, transport_case
 from impl_a.verify import body_without, check_compact, check_qc, header_hash
 
@@ -239,7 +240,7 @@ def handler_for(key: str) -> Handler | None:
             "shard/map": shard_map_case, "manifest/validate": manifest_case,
             "execution/coordinator": execution_case, "execution/shard": execution_case,
             "noise/handshake": handshake_case, "noise/rekey": rekey_case, "transport/stream": stream_case,
-            "noise/transport": transport_case}.get(key)
+            "noise/transport": transport_case, "admin/request": admin_request_case}.get(key)
 
 
 def run_case(case: pathlib.Path) -> Iterator[tuple[str, str | None]]:

@@ -15,6 +15,7 @@ from impl_a.transport import (
     LinkClosed,
     StreamParser,
     check_client_hello,
+    check_handshake_size,
     check_peer_identity,
     frame_message,
     hello_ok,
@@ -100,15 +101,26 @@ def handshake_case(case: pathlib.Path, meta: dict, valid: bool) -> str | None:
 
 
 def _invalid_handshake(m: Manifest, meta: dict, msgs: list, hs: HandshakeState) -> str | None:
+    """Play runner_role against the other side's messages as they are (crafted ones included): the
+    node's exact-size rule (check_handshake_size) and the DH checks of noise.py apply."""
     role, want, port = meta["runner_role"], meta["fails_at_message"], meta["port"]
     n = 0
     try:
         for n in range(1, 4):
             mine = (n % 2 == 1) == (role == "initiator")
             if mine:
-                hs.write_message(_hx(msgs[n - 1]["payload"]))
+                known = n <= len(msgs)
+                ct = hs.write_message(_hx(msgs[n - 1]["payload"]) if known else b"")
+                if known and ct != _hx(msgs[n - 1]["ciphertext"]):
+                    return f"own handshake message {n} differs"
+                if not known:
+                    return f"wrote message {n}, which must not be sent"
                 continue
-            payload = hs.read_message(_hx(msgs[n - 1]["ciphertext"]))
+            data = _hx(msgs[n - 1]["ciphertext"])
+            check_handshake_size(n, len(data))
+            payload = hs.read_message(data)
+            if n == 1 and payload:
+                raise LinkClosed("handshake_failed", "payload in message 1")
             if n == 2:
                 _check_responder(m, port, meta["responder_node"], decode(pb.Hello, payload), hs.rs)
             elif n == 3:

@@ -211,9 +211,10 @@ def check_client_request(manifest: Manifest, req: pb.ClientRequest, cluster_id: 
         raise RemoteViolation("bad_signature", "client request signature")
 
 
-def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str) -> None:
+def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str, signature: bool = True) -> None:
     """SPEC 11 bundle input validity / SPEC 14.6 checks of a RequestBundle as a whole (canonical
-    form is checked by the decoder); the signature is checked last, once the cheap checks passed."""
+    form is checked by the decoder); the signature is checked last, once the cheap checks passed
+    (the client port checks admission in between: signature=False, then bundle_signature_ok)."""
     _check_client_header(manifest, b, cluster_id, "bundle")
     if not b.items:
         raise RemoteViolation("malformed", "bundle without items")
@@ -232,5 +233,31 @@ def check_bundle(manifest: Manifest, b: pb.RequestBundle, cluster_id: str) -> No
             check_operation(manifest, item.op)
         except RemoteViolation as exc:  # SPEC 14.6: an invalid item operation is malformed
             raise RemoteViolation("malformed", "bundle item: " + exc.detail) from None
-    if not message_signature_ok(b.client_key, "client-bundle", manifest.network_id, b):
+    if signature and not bundle_signature_ok(manifest, b):
         raise RemoteViolation("bad_signature", "client bundle signature")
+
+
+def bundle_signature_ok(manifest: Manifest, b: pb.RequestBundle) -> bool:
+    return message_signature_ok(b.client_key, "client-bundle", manifest.network_id, b)
+
+
+def check_plain_request(manifest: Manifest, req: pb.ClientRequest, cluster_id: str) -> None:
+    """SPEC 14.3 node-side checks of a plain ClientRequest, in the table's order, up to (not
+    including) admission and the signature: wrong_cluster, unauthorised_client, malformed, oversized."""
+    if req.cluster_id != cluster_id:
+        raise RemoteViolation("wrong_cluster", f"request for {req.cluster_id!r}")
+    if req.client_key not in manifest.clients:
+        raise RemoteViolation("unauthorised_client", req.client_key.hex())
+    op = req.op
+    if req.request_id < 1 or not req.HasField("op") or op.kind not in (GET, PUT) or not op.key:
+        raise RemoteViolation("malformed", "request id, operation kind or empty key")
+    if op.kind == GET and op.value:
+        raise RemoteViolation("malformed", "GET with a value")
+    lim = manifest.limits
+    if len(op.key) > lim["max_key_bytes"] or len(op.value) > lim["max_value_bytes"]:
+        raise RemoteViolation("oversized", "key or value over its limit")
+
+
+def request_signature_ok(manifest: Manifest, req: pb.ClientRequest) -> bool:
+    return len(req.signature) == 64 and message_signature_ok(req.client_key, "client-request",
+                                                            manifest.network_id, req)

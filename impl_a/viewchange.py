@@ -86,6 +86,7 @@ class ViewChangeMixin:
         self.last_leader_contact = self.now
         for entry in self.req_pool.values():
             entry[1] = self.now
+            entry[3] = None  # the censorship timer starts again (SPEC 12.5)
         for per in self.remote_pool.values():
             for entry in per.values():
                 entry[1] = self.now
@@ -385,6 +386,7 @@ class ViewChangeMixin:
         self.actions.append(("event", "view_change_abandoned", {"view": self.view}))
         for entry in self.req_pool.values():
             entry[1] = entry[2] = self.now
+            entry[3] = None
         for per in self.remote_pool.values():
             for entry in per.values():
                 entry[1] = self.now

@@ -69,9 +69,28 @@ def kv_put(dep: Deployment, key: str, value: str, client: str = "a", timeout_ms:
     return run_client(dep, client, [*flags, "put", key, value], timeout_ms / 1000 + 15)
 
 
+# How long `workload` waits for the client process (SPEC 4.1: after --duration-s no user starts
+# an operation, in-flight ones complete or reach their --timeout-ms deadline, 10 s by default):
+WORKLOAD_TIMEOUT_S = 120.0   # without --duration-s (an --ops-bounded run), as before
+WORKLOAD_MARGIN_S = 60.0     # with --duration-s D: D + the client's operation deadline + this margin
+CLIENT_OP_DEADLINE_S = 10.0  # the client command's default --timeout-ms
+
+
+def workload_timeout(duration_s: float | None) -> float:
+    """Seconds to let a workload client run before killing it: it follows --duration-s (issue 12:
+    a hard-coded 120 s killed every longer run)."""
+    if duration_s is None:
+        return WORKLOAD_TIMEOUT_S
+    return max(WORKLOAD_TIMEOUT_S, duration_s + CLIENT_OP_DEADLINE_S + WORKLOAD_MARGIN_S)
+
+
 def workload(dep: Deployment, client: str = "a", ops: int = 200, concurrency: int = 4, keys: int = 16,
              put_ratio: float = 0.5, seed: int = 1, duration_s: float | None = None, key_prefix: str | None = None,
-             history: Path | None = None, timeout_s: float = 120.0, pattern: str | None = None) -> ClientResult:
+             history: Path | None = None, timeout_s: float | None = None, pattern: str | None = None) -> ClientResult:
+    """Run the SPEC 4.1 workload; `timeout_s` (default: workload_timeout(duration_s)) bounds the
+    client process."""
+    if timeout_s is None:
+        timeout_s = workload_timeout(duration_s)
     args = ["workload", "--ops", str(ops), "--concurrency", str(concurrency), "--keys", str(keys),
             "--put-ratio", str(put_ratio), "--seed", str(seed)]
     if pattern:

@@ -20,10 +20,15 @@ FAST = {"heartbeat_interval": 100, "heartbeat_timeout": 800, "request_forward": 
 
 
 class ProcNet:
-    def __init__(self, root: pathlib.Path, clusters, testbed: bool = False, faults: dict | None = None):
+    def __init__(self, root: pathlib.Path, clusters, testbed: bool = False, faults: dict | None = None,
+                 limits: dict | None = None, clients: int = 1):
         self.root = pathlib.Path(root)
-        self.doc = make_network(self.root, list(clusters), timeouts=FAST, testbed=testbed, faults=faults)
+        self.doc = make_network(self.root, list(clusters), timeouts=FAST, testbed=testbed, faults=faults,
+                                clients=clients)
         self.manifest = self.root / "manifest.json"
+        if limits:
+            self.doc["limits"] = limits
+            self.manifest.write_text(json.dumps(self.doc, indent=1))
         self.procs: dict[str, subprocess.Popen] = {}
         self.nodes = {n["id"]: n for c in self.doc["clusters"] for n in c["nodes"]}
 
