@@ -4,6 +4,8 @@
 import asyncio
 import contextlib
 import os
+import pathlib
+import re
 import socket
 import struct
 import subprocess
@@ -50,11 +52,13 @@ def _rejected(net, nid=TARGET):
 
 
 def _rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    """Resident set size in KiB, from /proc (0 once the process is gone)."""
+    try:
+        text = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmRSS:\s+(\d+)", text, re.M)
+    return int(found.group(1)) if found else 0
 
 
 def _wait(cond, timeout=30.0, step=0.2):
