@@ -94,12 +94,7 @@ def admin(data: bytes) -> None:
 
 TARGETS = {"codec": codec, "stream": stream, "handshake": handshake, "admin": admin}
 
-
-def main() -> None:
-    target = TARGETS[sys.argv[1]]
-    atheris.Setup([sys.argv[0]] + sys.argv[2:], target)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    name, *flags = sys.argv[1:]
+    atheris.Setup(sys.argv[:1] + flags, TARGETS[name])  # libFuzzer sees only its own flags
+    atheris.Fuzz()
