@@ -235,3 +235,11 @@ func ZeroHash() []byte { return append([]byte{}, zeroHash...) }
 func bytesLess(a, b string) bool { return bytes.Compare([]byte(a), []byte(b)) < 0 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// VerifyAnswer applies SPEC 10 points 1 to 5 (no seq check), as a client does (14.4).
+func VerifyAnswer(m *manifest.Manifest, cache *SigCache, cd *wire.CompactDecision, s, d string) string {
+	if cd.Leaf == nil {
+		return "bad_proof"
+	}
+	return VerifyCompact(m, cache, cd, s, d, cd.Leaf.Seq)
+}

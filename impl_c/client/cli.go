@@ -1,0 +1,326 @@
+package client
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"heraclius/impl_c/manifest"
+	"heraclius/impl_c/wire"
+)
+
+func readKey(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is readable or writable by group or others", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 65 || b[64] != '\n' || strings.ToLower(string(b[:64])) != string(b[:64]) {
+		return nil, fmt.Errorf("key file %s is malformed", path)
+	}
+	return hex.DecodeString(string(b[:64]))
+}
+
+func printJSON(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+// Main runs the SPEC 4.1 client command line.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("heraclius-client", flag.ContinueOnError)
+	mf := fs.String("manifest", "", "manifest file")
+	kf := fs.String("key", "", "client key file")
+	cluster := fs.String("cluster", "", "coordinator cluster")
+	timeoutMs := fs.Int("timeout-ms", 10000, "deadline per operation")
+	hexMode := fs.Bool("hex", false, "KEY and VALUE are hex")
+	if err := fs.Parse(args); err != nil || *mf == "" || *kf == "" || fs.NArg() < 1 {
+		fmt.Fprintln(os.Stderr, "usage: heraclius-client --manifest FILE --key FILE [--cluster ID] [--timeout-ms N] [--hex] get|put|workload ...")
+		return 2
+	}
+	m, err := manifest.LoadFile(*mf)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	seed, err := readKey(*kf)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	c, err := New(m, seed, *cluster)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	timeout := time.Duration(*timeoutMs) * time.Millisecond
+	rest := fs.Args()
+	dec := func(s string) ([]byte, error) {
+		if *hexMode {
+			return hex.DecodeString(s)
+		}
+		return []byte(s), nil
+	}
+	enc := func(b []byte) string {
+		if *hexMode {
+			return hex.EncodeToString(b)
+		}
+		return string(b)
+	}
+	switch rest[0] {
+	case "get", "put":
+		op := rest[0]
+		if (op == "get" && len(rest) != 2) || (op == "put" && len(rest) != 3) {
+			fmt.Fprintln(os.Stderr, "get KEY | put KEY VALUE")
+			return 2
+		}
+		key, err := dec(rest[1])
+		if err != nil {
+			printJSON(map[string]any{"op": op, "error": "bad hex key"})
+			return 1
+		}
+		var value []byte
+		kind := wire.OpKindGet
+		if op == "put" {
+			kind = wire.OpKindPut
+			if value, err = dec(rest[2]); err != nil {
+				printJSON(map[string]any{"op": op, "error": "bad hex value"})
+				return 1
+			}
+		}
+		u := c.NewUser()
+		defer u.Close()
+		res, err := u.Do(c.NewRequest(kind, key, value), timeout)
+		if err != nil {
+			printJSON(map[string]any{"op": op, "error": err.Error()})
+			return 1
+		}
+		out := map[string]any{"op": op, "key": rest[1], "found": res.Found, "cluster": c.Cluster.ID, "height": res.Height,
+			"node": res.Node, "shard": res.Shard, "shard_height": res.ShardHeight}
+		if op == "put" {
+			out["value"] = enc(value)
+		} else if res.Found {
+			out["value"] = enc(res.Value)
+		} else {
+			out["value"] = nil
+		}
+		printJSON(out)
+		return 0
+	case "workload":
+		return workload(c, *kf, timeout, rest[1:])
+	}
+	fmt.Fprintln(os.Stderr, "unknown command", rest[0])
+	return 2
+}
+
+type histLine struct {
+	Process    string  `json:"process"`
+	Op         string  `json:"op"`
+	Key        string  `json:"key"`
+	Value      *string `json:"value"`
+	InvokeMs   float64 `json:"invoke_ms"`
+	CompleteMs float64 `json:"complete_ms"`
+	Result     string  `json:"result"`
+	RequestID  uint64  `json:"request_id"`
+}
+
+func workload(c *Client, keyFile string, timeout time.Duration, args []string) int {
+	fs := flag.NewFlagSet("workload", flag.ContinueOnError)
+	ops := fs.Int("ops", 100, "operations")
+	conc := fs.Int("concurrency", 8, "users")
+	nkeys := fs.Int("keys", 16, "keys")
+	ratio := fs.Float64("put-ratio", 0.5, "PUT probability")
+	seed := fs.Int64("seed", 0, "seed")
+	dur := fs.Float64("duration-s", 0, "duration")
+	prefix := fs.String("key-prefix", "k", "key prefix")
+	keyBytes := fs.Int("key-bytes", 0, "key bytes")
+	preload := fs.Bool("preload", false, "PUT each key once")
+	pattern := fs.String("pattern", "uniform", "uniform|payments")
+	history := fs.String("history", "", "history file")
+	samples := fs.String("samples", "", "samples file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	_ = samples
+	keyOf := func(i int) []byte {
+		if *keyBytes > 0 {
+			d := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(*prefix), uint64(i)))
+			n := *keyBytes
+			if n > 32 {
+				n = 32
+			}
+			return d[:n]
+		}
+		return []byte(*prefix + strconv.Itoa(i))
+	}
+	process := strings.TrimSuffix(filepath.Base(keyFile), filepath.Ext(keyFile))
+	var hmu sync.Mutex
+	var hist *os.File
+	if *history != "" {
+		f, err := os.OpenFile(*history, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		hist = f
+	}
+	total := *ops
+	if *preload {
+		total = *nkeys
+	}
+	var mu sync.Mutex
+	issued, okN, failN := 0, 0, 0
+	var lats []float64
+	start := time.Now()
+	stopAt := time.Time{}
+	if *dur > 0 {
+		stopAt = start.Add(time.Duration(*dur * float64(time.Second)))
+	}
+	take := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if issued >= total || (!stopAt.IsZero() && time.Now().After(stopAt)) {
+			return 0, false
+		}
+		issued++
+		return issued - 1, true
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < *conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(*seed*1000003 + int64(w)))
+			u := c.NewUser()
+			defer u.Close()
+			var plan []func() (wire.OpKind, []byte, []byte)
+			for {
+				idx, ok := take()
+				if !ok {
+					return
+				}
+				var kind wire.OpKind
+				var key, val []byte
+				switch {
+				case *preload:
+					kind, key = wire.OpKindPut, keyOf(idx)
+					val = []byte(fmt.Sprintf("v-%s-%d-%d", process, w, idx))
+				case *pattern == "payments":
+					if len(plan) == 0 {
+						a := rng.Intn(*nkeys)
+						b := rng.Intn(*nkeys - 1)
+						if b >= a {
+							b++
+						}
+						ka, kb := keyOf(a), keyOf(b)
+						va := []byte(fmt.Sprintf("v-%s-%d-%d-a", process, w, idx))
+						vb := []byte(fmt.Sprintf("v-%s-%d-%d-b", process, w, idx))
+						plan = []func() (wire.OpKind, []byte, []byte){
+							func() (wire.OpKind, []byte, []byte) { return wire.OpKindGet, ka, nil },
+							func() (wire.OpKind, []byte, []byte) { return wire.OpKindGet, kb, nil },
+							func() (wire.OpKind, []byte, []byte) { return wire.OpKindPut, ka, va },
+							func() (wire.OpKind, []byte, []byte) { return wire.OpKindPut, kb, vb },
+						}
+					}
+					kind, key, val = plan[0]()
+					plan = plan[1:]
+				default:
+					key = keyOf(rng.Intn(*nkeys))
+					if rng.Float64() < *ratio {
+						kind = wire.OpKindPut
+						val = []byte(fmt.Sprintf("v-%s-%d-%d", process, w, idx))
+					} else {
+						kind = wire.OpKindGet
+					}
+				}
+				r := c.NewRequest(kind, key, val)
+				t0 := time.Now()
+				res, err := u.Do(r, timeout)
+				t1 := time.Now()
+				mu.Lock()
+				if err == nil {
+					okN++
+					lats = append(lats, float64(t1.Sub(t0).Microseconds())/1000)
+				} else {
+					failN++
+				}
+				mu.Unlock()
+				if hist != nil {
+					h := histLine{Process: fmt.Sprintf("%s-%d", process, w), Key: hex.EncodeToString(key),
+						InvokeMs: float64(t0.UnixMicro()) / 1000, CompleteMs: float64(t1.UnixMicro()) / 1000, RequestID: r.RequestID}
+					if kind == wire.OpKindPut {
+						h.Op = "put"
+						v := hex.EncodeToString(val)
+						h.Value = &v
+					} else {
+						h.Op = "get"
+						if res != nil && res.Found {
+							v := hex.EncodeToString(res.Value)
+							h.Value = &v
+						}
+					}
+					switch {
+					case err == nil:
+						h.Result = "ok"
+					case kind == wire.OpKindGet:
+						h.Result = "fail"
+					default:
+						h.Result = "unknown"
+						if _, final := err.(*ErrFinal); final {
+							h.Result = "fail"
+						}
+					}
+					b, _ := json.Marshal(h)
+					hmu.Lock()
+					hist.Write(append(b, '\n'))
+					hmu.Unlock()
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	sort.Float64s(lats)
+	pct := func(p float64) float64 {
+		if len(lats) == 0 {
+			return 0
+		}
+		i := int(p * float64(len(lats)-1))
+		return lats[i]
+	}
+	mean := 0.0
+	for _, l := range lats {
+		mean += l
+	}
+	if len(lats) > 0 {
+		mean /= float64(len(lats))
+	}
+	max := 0.0
+	if len(lats) > 0 {
+		max = lats[len(lats)-1]
+	}
+	printJSON(map[string]any{"ops": okN + failN, "ok": okN, "failed": failN, "elapsed_s": elapsed,
+		"ops_per_s": float64(okN+failN) / elapsed, "latency_ms": map[string]any{"mean": mean, "p50": pct(0.5), "p99": pct(0.99), "max": max}})
+	if failN > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,5 @@
+package node
+
+import "os"
+
+func exitNow(code int) { os.Exit(code) }
