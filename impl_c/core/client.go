@@ -184,7 +184,7 @@ func (c *Core) onBundle(conn ConnID, b *wire.RequestBundle) {
 
 // Compact builds the compact decision of height h for destination dest.
 func (c *Core) Compact(h uint64, dest string) *wire.CompactDecision {
-	d := c.decisions[h]
+	d := c.decision(h)
 	if d == nil {
 		return nil
 	}

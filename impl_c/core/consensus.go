@@ -404,6 +404,9 @@ func (c *Core) apply(d *wire.Decision, res *rsm.Result) {
 	c.st.Apply(res)
 	h := d.Header.Height
 	c.decisions[h] = d
+	if h > keepInMemory && c.cfg.ReadDecision != nil {
+		delete(c.decisions, h-keepInMemory)
+	}
 	c.lastDecision = c.now
 	c.Counters["decisions"]++
 	c.Counters["batch_inputs"] += uint64(len(d.Batch.Inputs))

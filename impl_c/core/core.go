@@ -33,7 +33,12 @@ type Config struct {
 	Signer *sig.Signer
 	Cache  *rsm.SigCache
 	Faults Faults
+	// ReadDecision reads a durable decision evicted from memory (nil if absent).
+	ReadDecision func(h uint64) *wire.Decision
 }
+
+// keepInMemory is how many recent decisions the core holds.
+const keepInMemory = 2048
 
 type poolKey struct {
 	client string
@@ -168,6 +173,7 @@ func New(cfg Config) *Core {
 		claims: map[string]uint64{}, lateVoters: map[uint64]map[string]bool{}, future: map[futureKey]*wire.PeerMessage{}, commitsLate: map[string]int64{},
 		Counters: map[string]uint64{}, Rejected: map[string]uint64{}}
 	c.st = rsm.NewState(cfg.M, c.cl.ID, cfg.Cache)
+	c.st.WrongResult = cfg.Faults.WrongResult
 	for _, cl := range cfg.M.Clusters {
 		if cl.Role != c.cl.Role {
 			c.pulls[cl.ID] = &pullState{}
@@ -292,7 +298,17 @@ func (c *Core) PendingRemote() int {
 }
 
 // LogEntry returns the decision at height h with its QC.
-func (c *Core) LogEntry(h uint64) *wire.Decision { return c.decisions[h] }
+func (c *Core) LogEntry(h uint64) *wire.Decision { return c.decision(h) }
+
+func (c *Core) decision(h uint64) *wire.Decision {
+	if d := c.decisions[h]; d != nil {
+		return d
+	}
+	if c.cfg.ReadDecision != nil && h <= c.st.Height {
+		return c.cfg.ReadDecision(h)
+	}
+	return nil
+}
 
 func digestKey(v uint64, d []byte) string { return string(rune(0)) + hex.EncodeToString(d) + "@" + u64s(v) }
 

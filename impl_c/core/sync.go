@@ -68,7 +68,7 @@ func (c *Core) onSyncRequest(from string, conn ConnID, q *wire.SyncRequest) {
 	resp := &wire.SyncResponse{ClusterID: c.cl.ID}
 	size := 64
 	for h := q.FromHeight; h >= 1 && h <= c.st.Height && len(resp.Decisions) < max; h++ {
-		d := c.decisions[h]
+		d := c.decision(h)
 		if d == nil {
 			break
 		}

@@ -1,17 +1,12 @@
 package node
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"heraclius/impl_c/wire"
 )
@@ -154,99 +149,6 @@ func (n *Node) publish() {
 	}
 	metric("heraclius_peer_up", "gauge", "outbound link established", pl...)
 	n.snap.Store(&snapshot{status: status, metrics: b.String()})
-}
-
-func (n *Node) badHTTP(w http.ResponseWriter, code int, msg string) {
-	n.rejMu.Lock()
-	n.rejected["bad_http_request"]++
-	n.rejMu.Unlock()
-	http.Error(w, msg, code)
-}
-
-func (n *Node) serveAdmin(ctx context.Context, l net.Listener) {
-	sem := make(chan struct{}, 64)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-		default:
-			w.Header().Set("Connection", "close")
-			http.Error(w, "too many admin connections", http.StatusServiceUnavailable)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			n.badHTTP(w, http.StatusMethodNotAllowed, "method not allowed")
-			return
-		}
-		if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
-			w.Header().Set("Connection", "close")
-			n.badHTTP(w, http.StatusBadRequest, "no body allowed")
-			return
-		}
-		path := r.URL.EscapedPath()
-		switch {
-		case path == "/health":
-			if !n.ready.Load() {
-				http.Error(w, "starting", http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "text/plain")
-			w.Header().Set("Content-Length", "3")
-			w.Write([]byte("ok\n"))
-		case path == "/status":
-			s := n.snap.Load()
-			if s == nil {
-				http.Error(w, "starting", http.StatusServiceUnavailable)
-				return
-			}
-			b, _ := json.Marshal(s.status)
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-			w.Write(b)
-		case path == "/metrics":
-			s := n.snap.Load()
-			if s == nil {
-				http.Error(w, "starting", http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			w.Header().Set("Content-Length", strconv.Itoa(len(s.metrics)))
-			w.Write([]byte(s.metrics))
-		case strings.HasPrefix(path, "/log/"):
-			hs := strings.TrimPrefix(path, "/log/")
-			if !validHeight(hs) {
-				n.badHTTP(w, http.StatusBadRequest, "bad height")
-				return
-			}
-			hv, err := strconv.ParseUint(hs, 10, 64)
-			if err != nil {
-				n.badHTTP(w, http.StatusBadRequest, "bad height")
-				return
-			}
-			d, err := n.st.Decision(hv)
-			if err != nil {
-				n.log.Log("error", "storage_failed", "read failed: "+err.Error(), map[string]any{"operation": "read"})
-				go func() { time.Sleep(50 * time.Millisecond); exitNow(5) }()
-				http.Error(w, "storage failure", http.StatusInternalServerError)
-				return
-			}
-			if d == nil {
-				http.Error(w, "not decided", http.StatusNotFound)
-				return
-			}
-			d.Qc = nil
-			b := wire.Encode(d)
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-			w.Write(b)
-		default:
-			n.badHTTP(w, http.StatusNotFound, "not found")
-		}
-	})
-	srv := &http.Server{Handler: h, ReadTimeout: 5 * time.Second, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, MaxHeaderBytes: 16384}
-	go func() { <-ctx.Done(); srv.Close() }()
-	srv.Serve(l)
 }
 
 func validHeight(s string) bool {

@@ -116,6 +116,9 @@ type Node struct {
 	rejected  map[string]uint64
 	handshake atomic.Int64
 	clientN   atomic.Int64
+	sessMu    sync.Mutex
+	unbound   map[core.ConnID]*unboundSess
+	boundBy   map[string]int
 	started   time.Time
 }
 
@@ -197,8 +200,16 @@ func Main(args []string) int {
 	}
 	cache := rsm.NewSigCache()
 	n := &Node{m: m, self: self, log: lg, st: st, static: static, cache: cache, rules: newRules(self.Faults),
-		events: make(chan any, eventQueue), peers: map[string]*peerLink{}, rejected: map[string]uint64{}, started: time.Now()}
-	n.core = core.New(core.Config{M: m, Self: self.ID, Signer: signer, Cache: cache, Faults: n.coreFaults()})
+		events: make(chan any, eventQueue), peers: map[string]*peerLink{}, rejected: map[string]uint64{}, started: time.Now(),
+		unbound: map[core.ConnID]*unboundSess{}, boundBy: map[string]int{}}
+	n.core = core.New(core.Config{M: m, Self: self.ID, Signer: signer, Cache: cache, Faults: n.coreFaults(),
+		ReadDecision: func(h uint64) *wire.Decision {
+			d, err := st.Decision(h)
+			if err != nil {
+				n.storageFailed("read", err)
+			}
+			return d
+		}})
 	if err := n.core.Restore(nowMs(), restored); err != nil {
 		lg.Log("error", "data_unusable", "replay: "+err.Error(), nil)
 		return 4
@@ -283,6 +294,12 @@ func (n *Node) coreFaults() core.Faults {
 	return f
 }
 
+// storageFailed is SPEC 12.8 fail-stop: one error line, exit 5, nothing sent after.
+func (n *Node) storageFailed(op string, err error) {
+	n.log.Log("error", "storage_failed", "storage "+op+" failed: "+err.Error(), map[string]any{"operation": op})
+	exitNow(5)
+}
+
 // loop is the single owner of the core.
 func (n *Node) loop(ctx context.Context) int {
 	tick := time.NewTicker(tickEvery)
@@ -318,8 +335,7 @@ func (n *Node) loop(ctx context.Context) int {
 func (n *Node) handle(r core.Ready) int {
 	if len(r.Persist) > 0 {
 		if err := n.st.Write(r.Persist); err != nil {
-			n.log.Log("error", "storage_failed", "durable write failed: "+err.Error(), map[string]any{"operation": "write"})
-			os.Exit(5)
+			n.storageFailed("write", err)
 		}
 	}
 	for _, l := range r.Logs {
@@ -473,7 +489,7 @@ func (n *Node) serveConn(c net.Conn, port string) {
 	if port == "client" {
 		n.clientN.Add(1)
 		defer n.clientN.Add(-1)
-		n.readClient(s, id)
+		n.readClient(s, id, oc)
 		return
 	}
 	n.readPeer(s, s.Remote.ID, id)
@@ -502,10 +518,77 @@ func (n *Node) readPeer(s *link.Session, from string, id core.ConnID) {
 	}
 }
 
-func (n *Node) readClient(s *link.Session, id core.ConnID) {
+type unboundSess struct {
+	since time.Time
+	sess  *link.Session
+}
+
+// Session limits of SPEC 13.1 for the client port.
+const (
+	maxUnbound     = 64
+	unboundIdle    = 10 * time.Second
+	maxBoundPerKey = 64
+)
+
+func (n *Node) addUnbound(id core.ConnID, s *link.Session) {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	if len(n.unbound) >= maxUnbound {
+		var oldest core.ConnID
+		var t time.Time
+		for k, u := range n.unbound {
+			if oldest == 0 || u.since.Before(t) {
+				oldest, t = k, u.since
+			}
+		}
+		n.unbound[oldest].sess.Close()
+		delete(n.unbound, oldest)
+		n.countReject("connection_limit")
+	}
+	n.unbound[id] = &unboundSess{since: time.Now(), sess: s}
+}
+
+// bind binds a session to a client key; false when the key has too many sessions.
+func (n *Node) bind(id core.ConnID, key string) bool {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	if n.boundBy[key] >= maxBoundPerKey {
+		return false
+	}
+	delete(n.unbound, id)
+	n.boundBy[key]++
+	return true
+}
+
+func (n *Node) release(id core.ConnID, key string) {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	delete(n.unbound, id)
+	if key != "" {
+		n.boundBy[key]--
+		if n.boundBy[key] <= 0 {
+			delete(n.boundBy, key)
+		}
+	}
+}
+
+func (n *Node) readClient(s *link.Session, id core.ConnID, oc *outConn) {
+	n.addUnbound(id, s)
+	bound := ""
+	defer func() { n.release(id, bound) }()
 	for {
+		if bound == "" {
+			s.Conn().SetReadDeadline(time.Now().Add(unboundIdle))
+		} else {
+			s.Conn().SetReadDeadline(time.Time{})
+		}
 		b, err := s.Read()
 		if err != nil {
+			var ne net.Error
+			if bound == "" && errors.As(err, &ne) && ne.Timeout() {
+				n.reject("slow_peer", "client", "unbound client session idle")
+				return
+			}
 			n.readErr(err, "client")
 			return
 		}
@@ -514,16 +597,50 @@ func (n *Node) readClient(s *link.Session, id core.ConnID) {
 			n.reject(wire.Reason(err), "client", "client message: "+err.Error())
 			return
 		}
+		var key []byte
+		var id0 uint64
+		ok := false
 		// Verify signatures here, off the core goroutine: the core then hits the cache.
-		if r := m.Submit; r != nil && n.m.ClientByKey(r.ClientKey) != nil {
-			u := *r
-			u.Signature = nil
-			n.cache.Verify(r.ClientKey, sig.DomainClientRequest, n.m.NetworkID, wire.Encode(&u), r.Signature)
+		if r := m.Submit; r != nil {
+			key, id0 = r.ClientKey, r.RequestID
+			if n.m.ClientByKey(r.ClientKey) != nil {
+				u := *r
+				u.Signature = nil
+				ok = n.cache.Verify(r.ClientKey, sig.DomainClientRequest, n.m.NetworkID, wire.Encode(&u), r.Signature)
+			}
 		}
-		if b := m.SubmitBundle; b != nil && n.m.ClientByKey(b.ClientKey) != nil && len(b.Items) <= rsm.MaxBundleItems {
-			u := *b
-			u.Signature = nil
-			n.cache.Verify(b.ClientKey, sig.DomainClientBundle, n.m.NetworkID, wire.Encode(&u), b.Signature)
+		if r := m.Fetch; r != nil {
+			key, id0 = r.ClientKey, r.RequestID
+			if n.m.ClientByKey(r.ClientKey) != nil {
+				u := *r
+				u.Signature = nil
+				ok = n.cache.Verify(r.ClientKey, sig.DomainClientRequest, n.m.NetworkID, wire.Encode(&u), r.Signature)
+			}
+		}
+		if b := m.SubmitBundle; b != nil {
+			key = b.ClientKey
+			if len(b.Items) > 0 {
+				id0 = b.Items[0].RequestID
+			}
+			if n.m.ClientByKey(b.ClientKey) != nil && len(b.Items) <= rsm.MaxBundleItems {
+				u := *b
+				u.Signature = nil
+				ok = n.cache.Verify(b.ClientKey, sig.DomainClientBundle, n.m.NetworkID, wire.Encode(&u), b.Signature)
+			}
+		}
+		if bound != "" && string(key) != bound {
+			n.reject("unauthorised_client", "client", "session bound to another client key")
+			oc.enqueue(wire.Encode(&wire.ClientReply{Error: &wire.ClientError{Code: wire.ClientErrorUnauthorised, RequestID: id0, Message: "session bound to another client key"}}))
+			continue
+		}
+		if bound == "" && ok {
+			if !n.bind(id, string(key)) {
+				n.reject("connection_limit", "client", "too many sessions for one client key")
+				oc.enqueue(wire.Encode(&wire.ClientReply{Error: &wire.ClientError{Code: wire.ClientErrorOverloaded, RequestID: id0, Message: "too many sessions for this client key"}}))
+				time.Sleep(50 * time.Millisecond)
+				return
+			}
+			bound = string(key)
 		}
 		n.push(core.ClientIn{Conn: id, Msg: m})
 	}

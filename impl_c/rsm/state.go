@@ -44,6 +44,8 @@ type State struct {
 	Pending  map[ReqKey]struct{}
 	KV       map[string][]byte
 	Cache    *SigCache
+	// WrongResult is the SPEC 16 testbed fault: GET results get a wrong value.
+	WrongResult bool
 }
 
 // NewState is the state of cluster id at height 0.
@@ -285,6 +287,9 @@ func (s *State) execute(batch *wire.Batch, _ any) (*Result, error) {
 						if c.Op.Kind == wire.OpKindGet {
 							if found {
 								res.Value = v
+							}
+							if s.WrongResult {
+								res.Found, res.Value = true, append(append([]byte{}, res.Value...), '!')
 							}
 						} else {
 							t.kv[string(c.Op.Key)] = append([]byte{}, c.Op.Value...)
