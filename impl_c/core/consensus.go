@@ -106,7 +106,10 @@ func (c *Core) replayFuture() {
 	}
 	sort.Slice(ready, func(i, j int) bool { return ready[i].kind < ready[j].kind })
 	for _, k := range ready {
-		m := c.future[k]
+		m, ok := c.future[k]
+		if !ok || k.height != c.st.Height+1 {
+			continue // consumed by a nested replay, or the height moved on
+		}
 		delete(c.future, k)
 		c.onPeer(PeerIn{From: k.from, Msg: m})
 	}

@@ -235,3 +235,21 @@ func TestSimClientErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSimFutureMessagesReplayedAcrossHeights(t *testing.T) {
+	s := newSim(t)
+	// s0-n3 and c0-n3 miss messages, then get them all at once out of order.
+	var held []simMsg
+	s.down["c0-n3"] = true
+	for i := uint64(1); i <= 4; i++ {
+		s.submit("c0-n1", "client-a", i, wire.OpKindPut, fmt.Sprint("k", i), "v")
+		s.run(300)
+	}
+	s.down["c0-n3"] = false
+	_ = held
+	s.run(3000)
+	s.checkLogs(t)
+	if s.cores["c0-n3"].Height() != s.cores["c0-n1"].Height() {
+		t.Fatalf("c0-n3 at %d, c0-n1 at %d", s.cores["c0-n3"].Height(), s.cores["c0-n1"].Height())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -227,7 +228,7 @@ func Main(args []string) int {
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				lg.Log("error", "internal", fmt.Sprintf("core panic: %v", r), nil)
+				lg.Log("error", "internal", fmt.Sprintf("core panic: %v", r), map[string]any{"stack": string(debug.Stack())})
 				code <- 1
 			}
 		}()
