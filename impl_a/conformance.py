@@ -1,4 +1,4 @@
-"""Conformance runner (SPEC 17): python -m impl_a.conformance PATH...
+"""Conformance runner (SPEC 17): python -m impl_a.conformance PATH... (or --serve, SPEC 17.1)
 
 Runs the external vectors in their published formats (Noise JSON, Wycheproof, RFC 8032, speccheck,
 RFC 6962 tree hashes, transparency-dev inclusion proofs) and our own case folders
@@ -217,6 +217,10 @@ def collect(paths: list[str]) -> Iterator[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--serve"]:  # SPEC 17.1 differential adapter
+        from impl_a.jsonl_adapter import serve
+
+        return serve()
     if not args:
         print("usage: python -m impl_a.conformance PATH...", file=sys.stderr)
         return 2

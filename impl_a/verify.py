@@ -141,11 +141,11 @@ def check_qc(manifest: Manifest, header: pb.DecisionHeader, qc: pb.QuorumCert,
 
 
 def expected_entry_kind(manifest: Manifest, destination: str) -> str:
-    if destination.startswith("client:"):
-        return "responses"
+    """SPEC 10 point 5: a shard expects calls, the coordinator results; any other destination
+    (`client:<hex>`, or not a cluster of the manifest, SPEC 17.1) expects responses, as a client."""
     cluster = manifest.clusters.get(destination)
     if cluster is None:
-        return ""
+        return "responses"
     return "calls" if cluster.role == "shard" else "results"
 
 

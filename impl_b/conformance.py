@@ -271,6 +271,9 @@ def collect(path: str) -> list[tuple[str, str]]:
 
 def main(argv=None) -> int:
     paths = (argv if argv is not None else sys.argv[1:])
+    if paths == ["--serve"]:  # SPEC 17.1 differential adapter
+        from .difftool import serve
+        return serve()
     if not paths:
         print("usage: python -m impl_b.conformance PATH...", file=sys.stderr)
         return 2

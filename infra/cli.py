@@ -50,6 +50,8 @@ def print_plan_lines(plan) -> None:
         out.print(f"cluster {c.id} ({c.role}): n={c.n}, f={c.f}, fault-tolerance margin {c.f}")
     for r in loss_reports(plan):
         out.print(f"  {r.line()}")
+        if r.kind == "implementation":
+            out.print(f"  {r.byzantine_line()}")
 
 
 def status_table(dep, clusters) -> Table:
@@ -99,7 +101,7 @@ def cli():
 @click.option("--shards", type=int, default=1, show_default=True)
 @click.option("--nodes-per-cluster", type=int, default=4, show_default=True, help="3f+1: 4, 7, 10, ...")
 @click.option("--mix", default="alternate", show_default=True,
-              help="Implementations per cluster: alternate, a, b, or a pattern like aabb.")
+              help="Implementations per cluster: alternate (a, b), diverse (a, b, c), a, b, c, or a pattern like aabc.")
 @click.option("--testbed", is_flag=True, help="Mark the network as a testbed (allows Byzantine faults, SPEC 16).")
 @click.option("--network", type=click.Choice(["loopback", "netns"]), default="loopback", show_default=True,
               help="loopback: 127.0.<region>.x; netns: a network namespace per region (root; allows partitions).")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import implementations
 from infra.deployment import CLIENT_IDS, Deployment
 from infra.errors import RemoteError, UsageError
 
@@ -31,10 +31,11 @@ class ClientResult:
 
 def client_command(dep: Deployment, client: str, args: list[str]) -> list[str]:
     if client not in CLIENT_IDS:
-        raise UsageError(f"unknown client {client!r}", fix="use --client a (impl_a's library) or --client b (impl_b's)")
-    module = dep.state.get("client_modules", {}).get(client, f"impl_{client}.client")
+        raise UsageError(f"unknown client {client!r}", fix="use --client a (impl_a's library), b (impl_b's) or c (impl_c's)")
+    module = dep.state.get("client_modules", {}).get(client)
     key = dep.client_key(CLIENT_IDS[client])
-    return [sys.executable, "-m", module, "--manifest", str(dep.manifest_path), "--key", str(key), *args]
+    return [*implementations.get(client).command("client", module),
+            "--manifest", str(dep.manifest_path), "--key", str(key), *args]
 
 
 def run_client(dep: Deployment, client: str, args: list[str], timeout_s: float = 30.0) -> ClientResult:

@@ -26,7 +26,7 @@ from infra.errors import UsageError
 
 DEFAULT_NAME = "default"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-CLIENT_IDS = {"a": "client-a", "b": "client-b"}
+CLIENT_IDS = {"a": "client-a", "b": "client-b", "c": "client-c"}
 
 
 def home_dir(home: str | Path | None = None) -> Path:

@@ -9,12 +9,11 @@ import random
 import shutil
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from infra import netns, process
+from infra import implementations, netns, process
 from infra.admin import is_healthy
 from infra.deployment import CLIENT_IDS, Deployment, deployment_root, home_dir, load_deployment
 from infra.errors import RemoteError, UsageError
@@ -117,8 +116,10 @@ def check_ports_free(dep: Deployment, node_id: str) -> None:
                     f"--name {dep.name}` and deploy again to get fresh ports")
 
 
-def node_command(dep: Deployment, node_id: str, module: str) -> list[str]:
-    return [sys.executable, "-m", module, "--manifest", str(dep.manifest_path), "--node-id", node_id,
+def node_command(dep: Deployment, node_id: str, implementation: str, module: str | None = None) -> list[str]:
+    """SPEC 4: the implementation's node command (or a stand-in module) with the adapter arguments."""
+    return [*implementations.get(implementation).command("node", module),
+            "--manifest", str(dep.manifest_path), "--node-id", node_id,
             "--keys", str(dep.keys_dir(node_id)), "--data", str(dep.data_dir(node_id)),
             "--log", str(dep.log_path(node_id))]
 
@@ -256,8 +257,7 @@ def create(plan: Plan, name: str, home=None, testbed: bool = False,
             dep.state["netns"] = layout
             progress(f"created {len(layout['regions'])} region namespaces in {layout['prefix']}.0.0/16")
         for n in plan.nodes:
-            module = modules.get(n.implementation, f"{n.implementation}.node")
-            cmd = node_command(dep, n.id, module)
+            cmd = node_command(dep, n.id, n.implementation, modules.get(n.implementation))
             dep.state["nodes"][n.id] = {"pid": None, "status": "created", "implementation": n.implementation,
                                         "command": netns.wrap(layout, n.region, cmd) if layout else cmd}
         dep.save_state()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra import faults, local
+from infra import faults, implementations, local
 from infra.deployment import DEFAULT_NAME, Deployment, check_name, deployment_root
 from infra.errors import UsageError
 from infra.planner import make_plan
@@ -30,6 +30,8 @@ def deploy(name: str = DEFAULT_NAME, home=None, provider: str = "local", regions
     plan = make_plan(regions, coordinators, shards, nodes_per_cluster, mix)
     plan.timeouts_ms = dict(timeouts or {})
     progress(f"planned {len(plan.clusters)} clusters, {len(plan.nodes)} nodes in {len(plan.regions)} regions")
+    for impl in sorted({n.implementation for n in plan.nodes} - set(node_modules or {})):
+        implementations.ensure_built(implementations.get(impl))
     dep = local.create(plan, name, home, testbed, node_modules, progress, network)
     if latency_ms:
         if network != "netns":

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from infra.errors import UsageError
+from infra.implementations import IMPLEMENTATIONS as KNOWN
 
 REGION_NAMES = ["us-east", "eu-west", "ap-south", "sa-east", "us-west", "eu-central", "ap-east", "af-south"]
-IMPLEMENTATIONS = {"a": "impl_a", "b": "impl_b"}
+IMPLEMENTATIONS = {i.letter: i.name for i in KNOWN.values()}
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,24 @@ class LossReport:
                 parts.append(f"{word} {noun} {', '.join(ids)} ({lost} of {n} nodes there{tail})")
         return f"losing {self.name} " + ("; ".join(parts) if parts else "affects no cluster")
 
+    def byzantine_line(self) -> str:
+        """What a whole implementation turning Byzantine does (equivocating, or one deterministic wrong
+        result on all its nodes): with k <= f of a cluster's nodes it is tolerated; with f < k < 2f+1
+        the cluster may fork (two quorums meet only in its nodes) and a shared wrong result stalls it;
+        with k >= 2f+1 it decides alone."""
+        worst = {"decides alone": [], "may fork": [], "tolerated": []}
+        for i in self.impacts:
+            if i.lost == 0:
+                continue
+            q = 2 * i.f + 1
+            key = "tolerated" if i.lost <= i.f else ("decides alone" if i.lost >= q else "may fork")
+            worst[key].append(f"{i.cluster} ({i.lost} of {i.n})")
+        parts = [f"{k} in {', '.join(v)}" for k, v in worst.items() if v]
+        return f"{self.name} turning Byzantine: " + ("; ".join(parts) if parts else "affects no cluster")
+
+    def survives(self) -> bool:
+        return all(i.lost <= i.f for i in self.impacts)
+
 
 def check_cluster_size(n: int) -> int:
     """Return f for a valid cluster size n = 3f + 1 (f >= 1), else raise a UsageError."""
@@ -101,15 +120,20 @@ def check_cluster_size(n: int) -> int:
 
 
 def parse_mix(mix: str, n: int) -> list[str]:
-    """Implementation of each member index. 'alternate' (default): a, b, a, b, ...;
-    'a' / 'b': all one implementation; or an explicit pattern like 'aabb' (cycled if shorter than n)."""
+    """Implementation of each member index. 'alternate' (default): a, b, a, b, ...; 'diverse': every
+    known implementation in turn (a, b, c, a, ...: at most ceil(n / 3) nodes of one implementation);
+    'a' / 'b' / 'c': all one implementation; or an explicit pattern like 'aabc' (cycled if shorter than n)."""
     mix = (mix or "alternate").strip().lower()
+    letters = "".join(IMPLEMENTATIONS)
     if mix in ("alternate", "mixed", "ab"):
         pattern = "ab"
+    elif mix == "diverse":
+        pattern = letters
     elif mix and all(c in IMPLEMENTATIONS for c in mix):
         pattern = mix
     else:
-        raise UsageError(f"--mix {mix!r} is not understood", fix="use 'alternate', 'a', 'b', or a pattern of a/b like 'aabb'")
+        raise UsageError(f"--mix {mix!r} is not understood",
+                         fix=f"use 'alternate', 'diverse', one of {', '.join(letters)}, or a pattern like 'aabc'")
     if len(pattern) > n:
         raise UsageError(f"--mix pattern {mix!r} is longer than the cluster size {n}")
     return [IMPLEMENTATIONS[pattern[i % len(pattern)]] for i in range(n)]

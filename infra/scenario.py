@@ -10,14 +10,13 @@ import copy
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import faults, local
+from infra import faults, implementations, local
 from infra.admin import http_get
 from infra.client import client_command, run_client
 from infra.deployment import CLIENT_IDS, Deployment
@@ -245,7 +244,7 @@ def kv(dep: Deployment, client: str, *args: str, cluster: str | None = None, tim
 
 def run_client_with_manifest(dep: Deployment, client: str, manifest: Path, args: list[str], timeout_s: float) -> dict:
     """A client command that reads `manifest` instead of the deployment's (Twins observers)."""
-    cmd = [sys.executable, "-m", f"impl_{client}.client", "--manifest", str(manifest),
+    cmd = [*implementations.get(client).command("client"), "--manifest", str(manifest),
            "--key", str(dep.client_key(CLIENT_IDS[client])), *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=local.REPO_ROOT)

@@ -64,7 +64,23 @@ def test_mix_options():
     assert [r.line() for r in loss_reports(single) if r.kind == "implementation"] == [
         "losing impl_b stops clusters c0, s0 (4 of 4 nodes there)"]
     with pytest.raises(UsageError, match="not understood"):
-        parse_mix("ac", 4)
+        parse_mix("ax", 4)
+
+
+def test_diverse_mix_and_byzantine_lines():
+    """Three implementations in 4-node clusters: the two singletons' failures are survivable (crash and
+    Byzantine), the doubled one's is not; the planner says which."""
+    assert parse_mix("diverse", 4) == ["impl_a", "impl_b", "impl_c", "impl_a"]
+    assert parse_mix("diverse", 7) == ["impl_a", "impl_b", "impl_c"] * 2 + ["impl_a"]
+    p = make_plan(3, mix="diverse")
+    impl = {r.name: r for r in loss_reports(p) if r.kind == "implementation"}
+    assert impl["impl_a"].line() == "losing impl_a stops clusters c0, s0 (2 of 4 nodes there)"
+    assert impl["impl_b"].line() == "losing impl_b degrades clusters c0, s0 (1 of 4 nodes there, margin 0 left)"
+    assert [impl[n].survives() for n in ("impl_a", "impl_b", "impl_c")] == [False, True, True]
+    assert impl["impl_a"].byzantine_line() == "impl_a turning Byzantine: may fork in c0 (2 of 4), s0 (2 of 4)"
+    assert impl["impl_c"].byzantine_line() == "impl_c turning Byzantine: tolerated in c0 (1 of 4), s0 (1 of 4)"
+    homogeneous = {r.name: r for r in loss_reports(make_plan(3, mix="c")) if r.kind == "implementation"}
+    assert homogeneous["impl_c"].byzantine_line() == "impl_c turning Byzantine: decides alone in c0 (4 of 4), s0 (4 of 4)"
 
 
 @pytest.mark.parametrize("n, hint", [(5, "4 or 7"), (3, "4"), (6, "4 or 7"), (8, "7 or 10")])

@@ -99,27 +99,111 @@ def test_handshake(case, pool):
             for f in _frames(plain):
                 assert message_class(pool, types[i % 2]).FromString(f).SerializeToString(deterministic=True) == f
         return
+    assert _play_runner(meta, manifest, v) == meta["fails_at_message"]
+
+
+# SPEC 13: message 1 is exactly 32 bytes; messages 2 and 3 at least their fixed part (e, s, tags).
+MIN_SIZE = {1: 32, 2: 32 + 48 + 16, 3: 48 + 16}
+
+
+def _play_runner(meta: dict, manifest: dict, v: dict, lenient_dh=None) -> int | None:
+    """Plays `runner_role` against the case's messages; the 1-based message at which it aborts, or None.
+
+    `lenient_dh` replaces the X25519 of noiseprotocol (pyca, which raises on an all-zero result) by one that
+    returns the zero result, i.e. a runner without the SPEC 13 check.
+    """
+    msgs = v["messages"]
     role_init = meta["runner_role"] == "initiator"
     me = _conn(v, role_init)
+    if lenient_dh is not None:
+        me.noise_protocol.dh_fn.dh = lambda priv, pub: lenient_dh(priv.private_bytes_raw(), pub.public_bytes_raw())
     my_turns = {0, 2} if role_init else {1}
-    failed_at = None
     for i, m in enumerate(msgs):
         if i in my_turns:
             assert me.write_message(bytes.fromhex(m["payload"])).hex() == m["ciphertext"]
             continue
+        data = bytes.fromhex(m["ciphertext"])
+        if len(data) < MIN_SIZE[i + 1] or (i == 0 and len(data) != 32):
+            return i + 1
         try:
-            payload = me.read_message(bytes.fromhex(m["ciphertext"]))
-        except Exception:  # noqa: BLE001 - decryption failure aborts the handshake
-            failed_at = i + 1
-            break
+            payload = me.read_message(data)
+        except Exception:  # noqa: BLE001 - decryption failure or an all-zero DH result aborts the handshake
+            return i + 1
         if i == 0:  # message 1 carries no Hello
             continue
         remote = _remote_static(me)
         expected = meta["responder_node"] if role_init else meta["initiator_node"]
         if not _hello_ok(manifest, payload, remote, meta["port"], expected):
-            failed_at = i + 1
-            break
-    assert failed_at == meta["fails_at_message"]
+            return i + 1
+    if len(msgs) < 3 and len(msgs) in my_turns:  # the runner's own next message: it must not be written
+        try:
+            me.write_message(b"")
+        except Exception:  # noqa: BLE001 - the DH of the runner's own message gives 32 zero bytes
+            return len(msgs) + 1
+    return None
+
+
+SMALL_ORDER = [p for p in HANDSHAKES if "remote_key" in json.loads((p / "meta.json").read_text())]
+
+
+def test_hostile_cases_are_present():
+    names = [p.name for p in sorted(VECTORS.glob("noise/handshake/invalid/*"))]
+    for pattern in ("small_order", "zero", "length"):
+        assert sum(pattern in n for n in names) >= 4, pattern
+    roles = {json.loads((p / "meta.json").read_text())["runner_role"] for p in SMALL_ORDER}
+    assert roles == {"initiator", "responder"}
+
+
+@pytest.mark.parametrize("case", SMALL_ORDER, ids=lambda p: p.name)
+def test_small_order_dh_is_zero_and_the_only_fault(case):
+    """pyca refuses the runner's DH with the remote key (all-zero result); without that check the case passes."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    from wire_spec.vectors.generator.noise_hostile import x25519
+
+    meta = json.loads((case / "meta.json").read_text())
+    manifest = json.loads((case / "manifest.json").read_text())
+    (v,) = json.loads((case / "vectors.json").read_text())["vectors"]
+    side = "init" if meta["runner_role"] == "initiator" else "resp"
+    remote = bytes.fromhex(meta["remote_key"])
+    mine = bytes.fromhex(v[f"{side}_ephemeral"])  # every zero DH of these cases involves the runner's ephemeral
+    with pytest.raises(ValueError):
+        X25519PrivateKey.from_private_bytes(mine).exchange(X25519PublicKey.from_public_bytes(remote))
+    assert x25519(mine, remote) == bytes(32)
+    other = "resp" if side == "init" else "init"
+    kind = "ephemeral" if "ephemeral" in case.name else "static"
+    assert v[f"{other}_{kind}"] is None and v[f"{other}_{kind}_public"] == meta["remote_key"]
+    if kind == "ephemeral":
+        assert bytes.fromhex(v["messages"][0 if side == "resp" else 1]["ciphertext"])[:32] == remote
+    assert _play_runner(meta, manifest, v) == meta["fails_at_message"]
+    assert _play_runner(meta, manifest, v, lenient_dh=x25519) is None  # one rule broken: the zero check
+
+
+def test_reference_x25519_matches_pyca():
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from wire_spec.vectors.generator.noise_hostile import x25519
+
+    for i in range(8):
+        a = X25519PrivateKey.from_private_bytes(bytes([i + 1]) * 32)
+        b = X25519PrivateKey.from_private_bytes(bytes([0x40 + i]) * 32)
+        pub = b.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        assert x25519(bytes([i + 1]) * 32, pub) == a.exchange(b.public_key())
+    assert x25519(bytes(32), (9).to_bytes(32, "little")).hex() == \
+        "2fe57da347cd62431528daac5fbb290730fff684afc4cfc2ed90995f58cb3b74"  # X25519(0, 9), clamped scalar 2^254
+
+
+@pytest.mark.parametrize("case", [p for p in HANDSHAKES if "_length_" in p.name], ids=lambda p: p.name)
+def test_length_cases(case):
+    meta = json.loads((case / "meta.json").read_text())
+    (v,) = json.loads((case / "vectors.json").read_text())["vectors"]
+    bad = bytes.fromhex(v["messages"][meta["fails_at_message"] - 1]["ciphertext"])
+    assert len(bad) == meta["message_length"]
+    if meta["fails_at_message"] == 1:
+        assert len(bad) != 32
+    else:
+        assert len(bad) != meta["expected_length"]
 
 
 @pytest.mark.parametrize("case", sorted(VECTORS.glob("noise/rekey/*/*")), ids=lambda p: p.name)

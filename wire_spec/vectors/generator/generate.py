@@ -31,6 +31,7 @@ AREAS = [
     ("noise", "noise_cases", "generate_rekey"),
     ("noise", "noise_cases", "generate_transport"),
     ("transport", "transport_cases", "generate"),
+    ("admin", "admin_cases", "generate"),
 ]
 # Modules that also write generated format documents into formats/.
 DOC_MODULES = ["codec_doc", "signing_cases"]

@@ -19,6 +19,7 @@ from dissononce.processing.impl.cipherstate import CipherState
 from dissononce.processing.impl.handshakestate import HandshakeState
 from dissononce.processing.impl.symmetricstate import SymmetricState
 
+from . import noise_hostile
 from .codec import encode
 from .keys import seed
 from .network import Network
@@ -117,9 +118,9 @@ def generate_handshake(w: CaseWriter) -> None:
                       frame("PeerMessage", {"queue_pull": {"source_cluster": "s0", "destination": "c0", "from_seq": 1,
                                                            "max_count": 256}})]
 
-    def case(valid: bool, name: str, description: str, vector: dict, extra: dict) -> None:
+    def case(valid: bool, name: str, description: str, vector: dict, extra: dict, manifest: dict | None = None) -> None:
         meta = {"description": description, "verdict": "accept" if valid else "reject", **extra}
-        w.case("noise", "handshake", valid, name, meta, {"manifest.json": net.manifest, "vectors.json":
+        w.case("noise", "handshake", valid, name, meta, {"manifest.json": manifest or net.manifest, "vectors.json":
                                                          {"vectors": [vector]}})
 
     k = keys(xkey("c0-n0"), xkey("c0-n1"), "peer")
@@ -179,6 +180,7 @@ def generate_handshake(w: CaseWriter) -> None:
     bad("wrong_prologue", "the responder used the prologue of network 'vectors-other': message 2 does not "
         "decrypt", "initiator", 2, "handshake_failed", n0, n1, (_hello(net, "c0-n1"), _hello(net, "c0-n0")),
         resp_pro=prologue("vectors-other"))
+    noise_hostile.generate(case, net, pro, lambda node_id: _hello(net, node_id), run_handshake)
 
 
 def _partial(init_pro: bytes, resp_pro: bytes, keys: dict, hellos: tuple[bytes, bytes]) -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import struct
 
 from .codec import encode, field_varint
-from .samples import build
+from .keys import Signer
+from .samples import NET, build
 from .writer import CaseWriter
 
 MAX_PAYLOAD = 65519
 MAX_MESSAGE = 16777216
+MAX_CLIENT_MESSAGE = 262160  # max_client_message_bytes (SPEC 13.1, 18): client -> node on the client port
 
 
 def _split(stream: bytes, cuts: list[int] | None = None) -> list[bytes]:
@@ -39,6 +41,30 @@ def _forward_of_size(total: int) -> dict:
     raise AssertionError("unreachable")
 
 
+def _client_message_of_size(total: int) -> dict:
+    """A ClientMessage{submit_bundle} of exactly `total` bytes: a signed bundle of PUTs (values <= 65536)."""
+    client = Signer("codec/client-0")
+
+    def bundle(pad: int) -> dict:
+        items = [{"request_id": 1_700_000_000_000_100 + i, "op": {"kind": 2, "key": b"k%d" % i,
+                                                                  "value": bytes([i]) * (60000 if i < 4 else pad)}}
+                 for i in range(5)]
+        return {"client_key": client.public, "cluster_id": "c0", "items": items, "signature": bytes(64)}
+
+    pad = 65536
+    for _ in range(8):  # the size grows by one per pad byte, except where a varint length grows
+        size = len(encode("ClientMessage", {"submit_bundle": bundle(pad)}))
+        if size == total:
+            b = bundle(pad)
+            del b["signature"]
+            b["signature"] = client.sign("client-bundle", NET, encode("RequestBundle", b))
+            assert len(encode("ClientMessage", {"submit_bundle": b})) == total
+            return {"submit_bundle": b}
+        pad -= size - total
+        assert 0 < pad <= 65536, f"cannot build a ClientMessage of {total} bytes"
+    raise AssertionError("unreachable")
+
+
 def generate(w: CaseWriter) -> None:
     s = {m: {n: v for n, _, v in cases} for m, cases in build().items()}
     peer = [{"heartbeat": s["Heartbeat"]["full"]}, {"prepare": s["Prepare"]["signed"]},
@@ -48,7 +74,10 @@ def generate(w: CaseWriter) -> None:
              extra: dict | None = None) -> None:
         stream = b"".join(chunks)
         files = {f"chunk_{i:03d}.bin": c for i, c in enumerate(chunks, 1)}
-        meta = {"description": description, "message_type": kind, "max_message_bytes": MAX_MESSAGE,
+        client_port = kind == "ClientMessage"
+        meta = {"description": description, "message_type": kind,
+                "max_message_bytes": MAX_CLIENT_MESSAGE if client_port else MAX_MESSAGE,
+                "limit": "max_client_message_bytes" if client_port else "max_message_bytes",
                 "chunks": len(chunks), "verdict": "accept" if valid else "reject", **(extra or {})}
         if valid:
             assert stream == b"".join(_frame(m) for m in messages)
@@ -83,6 +112,12 @@ def generate(w: CaseWriter) -> None:
               encode("ClientMessage", {"fetch": s["ClientRequest"]["get_signed"]})]
     case(True, "client_messages", "two ClientMessages (client to node)", "ClientMessage", client,
          [_frame(client[0]), _frame(client[1])])
+    at_limit = encode("ClientMessage", _client_message_of_size(MAX_CLIENT_MESSAGE))
+    assert len(encode("RequestBundle", _client_message_of_size(MAX_CLIENT_MESSAGE)["submit_bundle"])) > 262144
+    case(True, "client_message_at_limit", "a canonical ClientMessage{submit_bundle} of exactly 262160 bytes "
+         "(max_client_message_bytes), split greedily: the stream layer accepts it (its bundle, 262156 bytes, is "
+         "over the 262144-byte bundle limit, which the node answers with ClientError TOO_LARGE, SPEC 14.6; that "
+         "is not checked here)", "ClientMessage", [at_limit], _split(_frame(at_limit)))
     replies = [encode("ClientReply", {"answer": s["CompactDecision"]["single_leaf"]}),
                encode("ClientReply", {"error": s["ClientError"]["timeout"]})]
     case(True, "client_replies", "two ClientReplies (node to client) in one payload", "ClientReply", replies,
@@ -95,6 +130,12 @@ def generate(w: CaseWriter) -> None:
         "malformed", 2)
     bad("over_max_message_bytes", "length prefix 16777217 (> max_message_bytes); the body is never sent",
         [struct.pack(">I", MAX_MESSAGE + 1) + b"\x0a"], "oversized", 1)
+    bad("client_message_over_limit", "a client-port stream (ClientMessage) whose length prefix is 262161, one "
+        "over max_client_message_bytes; the body is never sent", [struct.pack(">I", MAX_CLIENT_MESSAGE + 1) + b"\x1a"],
+        "oversized", 1, "ClientMessage")
+    bad("client_message_over_limit_after_valid", "a valid ClientMessage, then a length prefix of 262161 "
+        "(over max_client_message_bytes)", [_frame(client[0]) + struct.pack(">I", MAX_CLIENT_MESSAGE + 1)],
+        "oversized", 2, "ClientMessage")
     bad("length_ffffffff", "length prefix 0xffffffff", [b"\xff\xff\xff\xff"], "oversized", 1)
     bad("non_canonical_message", "PeerMessage{heartbeat{view = 2}} with the view varint written as 0x82 0x00",
         [_frame(b"\x22\x03\x10\x82\x00")], "non_canonical", 1)
