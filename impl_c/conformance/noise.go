@@ -221,18 +221,36 @@ func handshakeCase(dir string, meta map[string]any) error {
 	if err != nil {
 		return err
 	}
-	for i, msg := range v.Messages {
-		if i >= 3 {
-			break
-		}
+	for i := 0; i < 3; i++ {
 		mine := (i%2 == 0) == (role == "initiator")
 		if mine {
-			if _, err := hs.WriteMessage(hx(msg.Payload)); err != nil {
-				return fmt.Errorf("own message %d: %v", i+1, err)
+			var payload []byte
+			if i < len(v.Messages) {
+				payload = hx(v.Messages[i].Payload)
+			} else if i > 0 {
+				self := respNode
+				if role == "initiator" {
+					self = initNode
+				}
+				payload = wire.Encode(&wire.Hello{ProtocolVersion: 1, NetworkID: m.NetworkID, NodeID: self})
+			}
+			if _, err := hs.WriteMessage(payload); err != nil {
+				if i+1 != failAt {
+					return fmt.Errorf("aborted writing message %d, want %d: %v", i+1, failAt, err)
+				}
+				return nil
 			}
 			continue
 		}
-		p, err := hs.ReadMessage(hx(msg.Ciphertext))
+		if i >= len(v.Messages) {
+			return fmt.Errorf("vector has no message %d to read", i+1)
+		}
+		ct := hx(v.Messages[i].Ciphertext)
+		var p []byte
+		err := link.CheckHandshakeSize(i+1, len(ct))
+		if err == nil {
+			p, err = hs.ReadMessage(ct)
+		}
 		if err == nil && i > 0 {
 			h, derr := wire.DecodeHello(p)
 			if derr != nil {

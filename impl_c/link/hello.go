@@ -63,3 +63,16 @@ func CheckHello(m *manifest.Manifest, port string, asInitiator bool, dialled str
 }
 
 var errClosed = errors.New("link closed")
+
+// CheckHandshakeSize applies the SPEC 13 size rule to handshake message i (1..3) of n bytes.
+func CheckHandshakeSize(i, n int) error {
+	switch {
+	case i == 1 && n != 32:
+		return refuse("handshake_failed", "message 1 has %d bytes, not 32", n)
+	case i == 2 && n < 32+48+16:
+		return refuse("handshake_failed", "message 2 has %d bytes, below 96", n)
+	case i == 3 && n < 48+16:
+		return refuse("handshake_failed", "message 3 has %d bytes, below 64", n)
+	}
+	return nil
+}

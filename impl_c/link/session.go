@@ -109,8 +109,8 @@ func Client(conn net.Conn, p Params) (*Session, error) {
 	if err != nil {
 		return nil, refuse("handshake_failed", "message 2: %v", err)
 	}
-	if len(m2) < 32+48+16 {
-		return nil, refuse("handshake_failed", "message 2 too short")
+	if err := CheckHandshakeSize(2, len(m2)); err != nil {
+		return nil, err
 	}
 	pl, err := hs.ReadMessage(m2)
 	if err != nil {
@@ -147,8 +147,8 @@ func Server(conn net.Conn, p Params) (*Session, error) {
 	if err != nil {
 		return nil, refuse("handshake_failed", "message 1: %v", err)
 	}
-	if len(m1) != 32 {
-		return nil, refuse("handshake_failed", "message 1 has %d bytes", len(m1))
+	if err := CheckHandshakeSize(1, len(m1)); err != nil {
+		return nil, err
 	}
 	if _, err := hs.ReadMessage(m1); err != nil {
 		return nil, refuse("handshake_failed", "message 1: %v", err)
@@ -164,8 +164,8 @@ func Server(conn net.Conn, p Params) (*Session, error) {
 	if err != nil {
 		return nil, refuse("handshake_failed", "message 3: %v", err)
 	}
-	if len(m3) < 48+16 {
-		return nil, refuse("handshake_failed", "message 3 too short")
+	if err := CheckHandshakeSize(3, len(m3)); err != nil {
+		return nil, err
 	}
 	pl, err := hs.ReadMessage(m3)
 	if err != nil {

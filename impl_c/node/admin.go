@@ -151,17 +151,43 @@ func (n *Node) publish() {
 	n.snap.Store(&snapshot{status: status, metrics: b.String()})
 }
 
-func validHeight(s string) bool {
-	if s == "0" {
-		return true
+// adminSource adapts the node to admin.Source.
+type adminSource struct{ n *Node }
+
+func (a adminSource) Ready() bool         { return a.n.ready.Load() }
+func (a adminSource) Count(reason string) { a.n.countReject(reason) }
+func (a adminSource) Status() []byte {
+	s := a.n.snap.Load()
+	if s == nil {
+		return nil
 	}
-	if len(s) < 1 || len(s) > 20 || s[0] == '0' {
-		return false
+	b, _ := json.Marshal(s.status)
+	return b
+}
+func (a adminSource) Metrics() []byte {
+	s := a.n.snap.Load()
+	if s == nil {
+		return nil
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
+	return []byte(s.metrics)
+}
+func (a adminSource) Log(h uint64) []byte {
+	if h == 0 {
+		return nil
 	}
-	return true
+	d, err := a.n.st.Decision(h)
+	if err != nil {
+		a.n.storageFailed("read", err)
+	}
+	if d == nil {
+		return nil
+	}
+	d.Qc = nil
+	return wire.Encode(d)
+}
+
+func (n *Node) countReject(reason string) {
+	n.rejMu.Lock()
+	n.rejected[reason]++
+	n.rejMu.Unlock()
 }

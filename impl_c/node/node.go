@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"heraclius/impl_c/admin"
 	"heraclius/impl_c/core"
 	"heraclius/impl_c/link"
 	"heraclius/impl_c/manifest"
@@ -427,7 +428,7 @@ func (n *Node) listen(ctx context.Context) error {
 	go func() { <-ctx.Done(); peerL.Close(); clientL.Close(); adminL.Close() }()
 	go n.acceptLoop(peerL, "peer")
 	go n.acceptLoop(clientL, "client")
-	go n.serveAdmin(ctx, adminL)
+	go admin.Serve(ctx, adminL, adminSource{n})
 	return nil
 }
 

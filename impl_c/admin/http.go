@@ -1,9 +1,11 @@
-package node
+// Package admin is the admin port of an impl_c node: a small HTTP/1.x
+// server that follows the SPEC 15.1 parsing table exactly, over a Source
+// of status, metrics and decisions.
+package admin
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,8 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"heraclius/impl_c/wire"
 )
 
 // Admin port limits of SPEC 15.1.
@@ -23,6 +23,18 @@ const (
 	adminHeaderRows = 100
 	adminDeadline   = 5 * time.Second
 )
+
+// Source is what the admin port serves.
+type Source interface {
+	Ready() bool
+	Status() []byte      // JSON, nil if not available yet
+	Metrics() []byte     // Prometheus text, nil if not available yet
+	Log(h uint64) []byte // canonical Decision without qc, nil if not decided
+	Count(reason string)
+}
+
+// Answer is the node's answer to one request.
+type Answer = httpAnswer
 
 type httpAnswer struct {
 	status  int
@@ -91,7 +103,17 @@ func readLine(r *bufio.Reader, max int) (string, int, error) {
 	}
 }
 
-func (n *Node) serveAdmin(ctx context.Context, l net.Listener) {
+// Serve runs the admin port on l until ctx ends.
+func Serve(ctx context.Context, l net.Listener, src Source) {
+	n := &server{src: src}
+	n.serve(ctx, l)
+}
+
+type server struct{ src Source }
+
+func (n *server) countReject(reason string) { n.src.Count(reason) }
+
+func (n *server) serve(ctx context.Context, l net.Listener) {
 	var open atomic.Int64
 	go func() { <-ctx.Done(); l.Close() }()
 	for {
@@ -122,13 +144,7 @@ func (n *Node) serveAdmin(ctx context.Context, l net.Listener) {
 	}
 }
 
-func (n *Node) countReject(reason string) {
-	n.rejMu.Lock()
-	n.rejected[reason]++
-	n.rejMu.Unlock()
-}
-
-func (n *Node) adminConn(c net.Conn) {
+func (n *server) adminConn(c net.Conn) {
 	r := bufio.NewReaderSize(c, 4096)
 	w := bufio.NewWriter(c)
 	for {
@@ -154,7 +170,7 @@ func (n *Node) adminConn(c net.Conn) {
 }
 
 // adminRequest parses one request (SPEC 15.1, first matching row wins).
-func (n *Node) adminRequest(r *bufio.Reader) (httpAnswer, bool, error) {
+func (n *server) adminRequest(r *bufio.Reader) (httpAnswer, bool, error) {
 	line, _, err := readLine(r, adminLineMax)
 	if err == errTooLong {
 		return textAnswer(414, "request line too long", true), false, nil
@@ -233,26 +249,25 @@ func (n *Node) adminRequest(r *bufio.Reader) (httpAnswer, bool, error) {
 	return a, head, nil
 }
 
-func (n *Node) route(path string) httpAnswer {
+func (n *server) route(path string) httpAnswer {
 	switch {
 	case path == "/health":
-		if !n.ready.Load() {
+		if !n.src.Ready() {
 			return textAnswer(503, "starting", false)
 		}
 		return httpAnswer{status: 200, ctype: "text/plain; charset=utf-8", body: []byte("ok\n")}
 	case path == "/status":
-		s := n.snap.Load()
-		if s == nil {
+		b := n.src.Status()
+		if b == nil {
 			return textAnswer(503, "starting", false)
 		}
-		b, _ := json.Marshal(s.status)
 		return httpAnswer{status: 200, ctype: "application/json", body: b}
 	case path == "/metrics":
-		s := n.snap.Load()
-		if s == nil {
+		b := n.src.Metrics()
+		if b == nil {
 			return textAnswer(503, "starting", false)
 		}
-		return httpAnswer{status: 200, ctype: "text/plain; version=0.0.4; charset=utf-8", body: []byte(s.metrics)}
+		return httpAnswer{status: 200, ctype: "text/plain; version=0.0.4; charset=utf-8", body: b}
 	case strings.HasPrefix(path, "/log/"):
 		hs := strings.TrimPrefix(path, "/log/")
 		if !validHeight(hs) {
@@ -265,15 +280,45 @@ func (n *Node) route(path string) httpAnswer {
 		if hv == 0 {
 			return httpAnswer{status: 404, ctype: "text/plain; charset=utf-8", body: []byte("not decided\n")}
 		}
-		d, err := n.st.Decision(hv)
-		if err != nil {
-			n.storageFailed("read", err)
-		}
-		if d == nil {
+		b := n.src.Log(hv)
+		if b == nil {
 			return httpAnswer{status: 404, ctype: "text/plain; charset=utf-8", body: []byte("not decided\n")}
 		}
-		d.Qc = nil
-		return httpAnswer{status: 200, ctype: "application/octet-stream", body: wire.Encode(d)}
+		return httpAnswer{status: 200, ctype: "application/octet-stream", body: b}
 	}
 	return textAnswer(404, "not found", false)
 }
+
+func validHeight(s string) bool {
+	if s == "0" {
+		return true
+	}
+	if len(s) < 1 || len(s) > 20 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Handle parses one request from r with src (for tests and the conformance
+// runner): the answer bytes as written, whether the connection closes, and
+// whether the request was complete.
+func Handle(r *bufio.Reader, src Source) (answer []byte, close bool, err error) {
+	n := &server{src: src}
+	a, head, err := n.adminRequest(r)
+	if err != nil {
+		return nil, false, err
+	}
+	var b bytesWriter
+	w := bufio.NewWriter(&b)
+	writeAnswer(w, a, head)
+	return b.b, a.close, nil
+}
+
+type bytesWriter struct{ b []byte }
+
+func (w *bytesWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
