@@ -54,6 +54,13 @@ func codecCase(dir string, meta map[string]any) error {
 		if !bytes.Equal(wire.Encode(m), enc) {
 			return fmt.Errorf("re-encoding differs")
 		}
+		back, err := wire.FromJSONByName(name, want.(map[string]any))
+		if err != nil {
+			return fmt.Errorf("decoded.json does not encode: %v", err)
+		}
+		if !bytes.Equal(wire.Encode(back), enc) {
+			return fmt.Errorf("encoding decoded.json differs")
+		}
 		return nil
 	}
 	if err == nil {

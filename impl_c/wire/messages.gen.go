@@ -11,8 +11,8 @@ type OpKind int32
 
 const (
 	OpKindUnspecified OpKind = 0
-	OpKindGet OpKind = 1
-	OpKindPut OpKind = 2
+	OpKindGet         OpKind = 1
+	OpKindPut         OpKind = 2
 )
 
 var OpKindNames = map[OpKind]string{
@@ -25,15 +25,15 @@ var OpKindNames = map[OpKind]string{
 type ClientErrorCode int32
 
 const (
-	ClientErrorUnspecified ClientErrorCode = 0
-	ClientErrorMalformed ClientErrorCode = 1
+	ClientErrorUnspecified  ClientErrorCode = 0
+	ClientErrorMalformed    ClientErrorCode = 1
 	ClientErrorBadSignature ClientErrorCode = 2
 	ClientErrorUnauthorised ClientErrorCode = 3
 	ClientErrorWrongCluster ClientErrorCode = 4
-	ClientErrorTooLarge ClientErrorCode = 5
-	ClientErrorStale ClientErrorCode = 6
-	ClientErrorOverloaded ClientErrorCode = 7
-	ClientErrorTimeout ClientErrorCode = 8
+	ClientErrorTooLarge     ClientErrorCode = 5
+	ClientErrorStale        ClientErrorCode = 6
+	ClientErrorOverloaded   ClientErrorCode = 7
+	ClientErrorTimeout      ClientErrorCode = 8
 )
 
 var ClientErrorCodeNames = map[ClientErrorCode]string{
@@ -50,8 +50,8 @@ var ClientErrorCodeNames = map[ClientErrorCode]string{
 
 // Operation is the proto message heraclius.v1.Operation.
 type Operation struct {
-	Kind OpKind
-	Key []byte
+	Kind  OpKind
+	Key   []byte
 	Value []byte
 }
 
@@ -159,7 +159,7 @@ type ClientRequest struct {
 	ClientKey []byte
 	RequestID uint64
 	ClusterID string
-	Op *Operation
+	Op        *Operation
 	Signature []byte
 }
 
@@ -304,7 +304,7 @@ func (m *ClientRequest) JSON() map[string]any {
 // BundleItem is the proto message heraclius.v1.BundleItem.
 type BundleItem struct {
 	RequestID uint64
-	Op *Operation
+	Op        *Operation
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -392,7 +392,7 @@ func (m *BundleItem) JSON() map[string]any {
 type RequestBundle struct {
 	ClientKey []byte
 	ClusterID string
-	Items []*BundleItem
+	Items     []*BundleItem
 	Signature []byte
 }
 
@@ -523,10 +523,10 @@ func (m *RequestBundle) JSON() map[string]any {
 
 // DecisionHeader is the proto message heraclius.v1.DecisionHeader.
 type DecisionHeader struct {
-	ClusterID string
-	Height uint64
-	ParentHash []byte
-	InputsHash []byte
+	ClusterID   string
+	Height      uint64
+	ParentHash  []byte
+	InputsHash  []byte
 	OutputsRoot []byte
 }
 
@@ -667,7 +667,7 @@ func (m *DecisionHeader) JSON() map[string]any {
 
 // NodeSignature is the proto message heraclius.v1.NodeSignature.
 type NodeSignature struct {
-	NodeID string
+	NodeID    string
 	Signature []byte
 }
 
@@ -830,7 +830,7 @@ func (m *QuorumCert) JSON() map[string]any {
 type ShardCall struct {
 	ClientKey []byte
 	RequestID uint64
-	Op *Operation
+	Op        *Operation
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -934,11 +934,11 @@ func (m *ShardCall) JSON() map[string]any {
 
 // ShardResult is the proto message heraclius.v1.ShardResult.
 type ShardResult struct {
-	ClientKey []byte
-	RequestID uint64
-	Kind OpKind
-	Found bool
-	Value []byte
+	ClientKey   []byte
+	RequestID   uint64
+	Kind        OpKind
+	Found       bool
+	Value       []byte
 	ShardHeight uint64
 }
 
@@ -1097,11 +1097,11 @@ func (m *ShardResult) JSON() map[string]any {
 
 // ClientResponse is the proto message heraclius.v1.ClientResponse.
 type ClientResponse struct {
-	RequestID uint64
-	Kind OpKind
-	Found bool
-	Value []byte
-	ShardID string
+	RequestID   uint64
+	Kind        OpKind
+	Found       bool
+	Value       []byte
+	ShardID     string
 	ShardHeight uint64
 }
 
@@ -1264,12 +1264,12 @@ func (m *ClientResponse) JSON() map[string]any {
 // OutputLeaf is the proto message heraclius.v1.OutputLeaf.
 type OutputLeaf struct {
 	SourceCluster string
-	Height uint64
-	Destination string
-	Seq uint64
-	Calls []*ShardCall
-	Results []*ShardResult
-	Responses []*ClientResponse
+	Height        uint64
+	Destination   string
+	Seq           uint64
+	Calls         []*ShardCall
+	Results       []*ShardResult
+	Responses     []*ClientResponse
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -1468,12 +1468,12 @@ func (m *OutputLeaf) JSON() map[string]any {
 
 // CompactDecision is the proto message heraclius.v1.CompactDecision.
 type CompactDecision struct {
-	Header *DecisionHeader
-	Leaf *OutputLeaf
+	Header    *DecisionHeader
+	Leaf      *OutputLeaf
 	LeafIndex uint64
 	LeafCount uint64
-	Proof [][]byte
-	Qc *QuorumCert
+	Proof     [][]byte
+	Qc        *QuorumCert
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -1839,10 +1839,10 @@ func (m *Batch) JSON() map[string]any {
 
 // Decision is the proto message heraclius.v1.Decision.
 type Decision struct {
-	Header *DecisionHeader
-	Batch *Batch
+	Header  *DecisionHeader
+	Batch   *Batch
 	Outputs []*OutputLeaf
-	Qc *QuorumCert
+	Qc      *QuorumCert
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -1979,11 +1979,11 @@ func (m *Decision) JSON() map[string]any {
 // Proposal is the proto message heraclius.v1.Proposal.
 type Proposal struct {
 	ClusterID string
-	View uint64
-	Height uint64
-	LeaderID string
-	Header *DecisionHeader
-	Batch *Batch
+	View      uint64
+	Height    uint64
+	LeaderID  string
+	Header    *DecisionHeader
+	Batch     *Batch
 	Signature []byte
 }
 
@@ -2169,10 +2169,10 @@ func (m *Proposal) JSON() map[string]any {
 // Prepare is the proto message heraclius.v1.Prepare.
 type Prepare struct {
 	ClusterID string
-	View uint64
-	Height uint64
-	Digest []byte
-	NodeID string
+	View      uint64
+	Height    uint64
+	Digest    []byte
+	NodeID    string
 	Signature []byte
 }
 
@@ -2333,11 +2333,11 @@ func (m *Prepare) JSON() map[string]any {
 
 // Commit is the proto message heraclius.v1.Commit.
 type Commit struct {
-	ClusterID string
-	View uint64
-	Height uint64
-	Digest []byte
-	NodeID string
+	ClusterID         string
+	View              uint64
+	Height            uint64
+	Digest            []byte
+	NodeID            string
 	DecisionSignature []byte
 }
 
@@ -2499,9 +2499,9 @@ func (m *Commit) JSON() map[string]any {
 // Heartbeat is the proto message heraclius.v1.Heartbeat.
 type Heartbeat struct {
 	ClusterID string
-	View uint64
-	Height uint64
-	LeaderID string
+	View      uint64
+	Height    uint64
+	LeaderID  string
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -2626,9 +2626,9 @@ func (m *Heartbeat) JSON() map[string]any {
 // ViewChange is the proto message heraclius.v1.ViewChange.
 type ViewChange struct {
 	ClusterID string
-	NewView uint64
-	NodeID string
-	Height uint64
+	NewView   uint64
+	NodeID    string
+	Height    uint64
 	Signature []byte
 }
 
@@ -2866,13 +2866,13 @@ func (m *PreparedCert) JSON() map[string]any {
 
 // ViewData is the proto message heraclius.v1.ViewData.
 type ViewData struct {
-	ClusterID string
-	View uint64
-	NodeID string
+	ClusterID  string
+	View       uint64
+	NodeID     string
 	LastHeight uint64
-	LastHash []byte
-	Prepared *PreparedCert
-	Signature []byte
+	LastHash   []byte
+	Prepared   *PreparedCert
+	Signature  []byte
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -3054,9 +3054,9 @@ func (m *ViewData) JSON() map[string]any {
 // NewView is the proto message heraclius.v1.NewView.
 type NewView struct {
 	ClusterID string
-	View uint64
-	LeaderID string
-	ViewData []*ViewData
+	View      uint64
+	LeaderID  string
+	ViewData  []*ViewData
 	Signature []byte
 }
 
@@ -3208,7 +3208,7 @@ func (m *NewView) JSON() map[string]any {
 // Forward is the proto message heraclius.v1.Forward.
 type Forward struct {
 	Requests []*ClientRequest
-	Bundles []*RequestBundle
+	Bundles  []*RequestBundle
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -3306,9 +3306,9 @@ func (m *Forward) JSON() map[string]any {
 
 // SyncRequest is the proto message heraclius.v1.SyncRequest.
 type SyncRequest struct {
-	ClusterID string
+	ClusterID  string
 	FromHeight uint64
-	MaxCount uint32
+	MaxCount   uint32
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -3510,9 +3510,9 @@ func (m *SyncResponse) JSON() map[string]any {
 // QueuePull is the proto message heraclius.v1.QueuePull.
 type QueuePull struct {
 	SourceCluster string
-	Destination string
-	FromSeq uint64
-	MaxCount uint32
+	Destination   string
+	FromSeq       uint64
+	MaxCount      uint32
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -3640,8 +3640,8 @@ func (m *QueuePull) JSON() map[string]any {
 // QueueBatch is the proto message heraclius.v1.QueueBatch.
 type QueueBatch struct {
 	SourceCluster string
-	Destination string
-	Decisions []*CompactDecision
+	Destination   string
+	Decisions     []*CompactDecision
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -3757,8 +3757,8 @@ func (m *QueueBatch) JSON() map[string]any {
 // Hello is the proto message heraclius.v1.Hello.
 type Hello struct {
 	ProtocolVersion uint32
-	NetworkID string
-	NodeID string
+	NetworkID       string
+	NodeID          string
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -3868,18 +3868,18 @@ func (m *Hello) JSON() map[string]any {
 
 // PeerMessage is the proto message heraclius.v1.PeerMessage.
 type PeerMessage struct {
-	Proposal *Proposal
-	Prepare *Prepare
-	Commit *Commit
-	Heartbeat *Heartbeat
-	ViewChange *ViewChange
-	ViewData *ViewData
-	NewView *NewView
-	Forward *Forward
-	SyncRequest *SyncRequest
+	Proposal     *Proposal
+	Prepare      *Prepare
+	Commit       *Commit
+	Heartbeat    *Heartbeat
+	ViewChange   *ViewChange
+	ViewData     *ViewData
+	NewView      *NewView
+	Forward      *Forward
+	SyncRequest  *SyncRequest
 	SyncResponse *SyncResponse
-	QueuePull *QueuePull
-	QueueBatch *QueueBatch
+	QueuePull    *QueuePull
+	QueueBatch   *QueueBatch
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -4219,9 +4219,9 @@ func (m *PeerMessage) JSON() map[string]any {
 
 // ClientError is the proto message heraclius.v1.ClientError.
 type ClientError struct {
-	Code ClientErrorCode
+	Code      ClientErrorCode
 	RequestID uint64
-	Message string
+	Message   string
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -4327,8 +4327,8 @@ func (m *ClientError) JSON() map[string]any {
 
 // ClientMessage is the proto message heraclius.v1.ClientMessage.
 type ClientMessage struct {
-	Submit *ClientRequest
-	Fetch *ClientRequest
+	Submit       *ClientRequest
+	Fetch        *ClientRequest
 	SubmitBundle *RequestBundle
 }
 
@@ -4454,7 +4454,7 @@ func (m *ClientMessage) JSON() map[string]any {
 // ClientReply is the proto message heraclius.v1.ClientReply.
 type ClientReply struct {
 	Answer *CompactDecision
-	Error *ClientError
+	Error  *ClientError
 }
 
 // AppendTo appends the canonical encoding of m to b.
@@ -4550,6 +4550,1671 @@ func (m *ClientReply) JSON() map[string]any {
 		j["error"] = m.Error.JSON()
 	}
 	return j
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Operation) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "kind":
+			x, ok := v.(string)
+			val, found := enumValue(OpKindNames, x)
+			if !ok || !found || val == 0 {
+				return badJSON("kind")
+			}
+			m.Kind = OpKind(val)
+		case "key":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("key")
+			}
+			m.Key = x
+		case "value":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("value")
+			}
+			m.Value = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ClientRequest) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "client_key":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("client_key")
+			}
+			m.ClientKey = x
+		case "request_id":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("request_id")
+			}
+			m.RequestID = x
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "op":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("op")
+			}
+			sub := &Operation{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Op = sub
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *BundleItem) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "request_id":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("request_id")
+			}
+			m.RequestID = x
+		case "op":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("op")
+			}
+			sub := &Operation{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Op = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *RequestBundle) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "client_key":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("client_key")
+			}
+			m.ClientKey = x
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "items":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("items")
+			}
+			for _, e := range arr {
+				var one *BundleItem
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("items")
+				}
+				sub := &BundleItem{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Items = append(m.Items, one)
+			}
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *DecisionHeader) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "parent_hash":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("parent_hash")
+			}
+			m.ParentHash = x
+		case "inputs_hash":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("inputs_hash")
+			}
+			m.InputsHash = x
+		case "outputs_root":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("outputs_root")
+			}
+			m.OutputsRoot = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *NodeSignature) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "node_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("node_id")
+			}
+			m.NodeID = x
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *QuorumCert) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "signatures":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("signatures")
+			}
+			for _, e := range arr {
+				var one *NodeSignature
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("signatures")
+				}
+				sub := &NodeSignature{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Signatures = append(m.Signatures, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ShardCall) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "client_key":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("client_key")
+			}
+			m.ClientKey = x
+		case "request_id":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("request_id")
+			}
+			m.RequestID = x
+		case "op":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("op")
+			}
+			sub := &Operation{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Op = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ShardResult) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "client_key":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("client_key")
+			}
+			m.ClientKey = x
+		case "request_id":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("request_id")
+			}
+			m.RequestID = x
+		case "kind":
+			x, ok := v.(string)
+			val, found := enumValue(OpKindNames, x)
+			if !ok || !found || val == 0 {
+				return badJSON("kind")
+			}
+			m.Kind = OpKind(val)
+		case "found":
+			if b, ok := v.(bool); !ok || !b {
+				return badJSON("found")
+			}
+			m.Found = true
+		case "value":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("value")
+			}
+			m.Value = x
+		case "shard_height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("shard_height")
+			}
+			m.ShardHeight = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ClientResponse) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "request_id":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("request_id")
+			}
+			m.RequestID = x
+		case "kind":
+			x, ok := v.(string)
+			val, found := enumValue(OpKindNames, x)
+			if !ok || !found || val == 0 {
+				return badJSON("kind")
+			}
+			m.Kind = OpKind(val)
+		case "found":
+			if b, ok := v.(bool); !ok || !b {
+				return badJSON("found")
+			}
+			m.Found = true
+		case "value":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("value")
+			}
+			m.Value = x
+		case "shard_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("shard_id")
+			}
+			m.ShardID = x
+		case "shard_height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("shard_height")
+			}
+			m.ShardHeight = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *OutputLeaf) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "source_cluster":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("source_cluster")
+			}
+			m.SourceCluster = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "destination":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("destination")
+			}
+			m.Destination = x
+		case "seq":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("seq")
+			}
+			m.Seq = x
+		case "calls":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("calls")
+			}
+			for _, e := range arr {
+				var one *ShardCall
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("calls")
+				}
+				sub := &ShardCall{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Calls = append(m.Calls, one)
+			}
+		case "results":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("results")
+			}
+			for _, e := range arr {
+				var one *ShardResult
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("results")
+				}
+				sub := &ShardResult{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Results = append(m.Results, one)
+			}
+		case "responses":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("responses")
+			}
+			for _, e := range arr {
+				var one *ClientResponse
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("responses")
+				}
+				sub := &ClientResponse{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Responses = append(m.Responses, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *CompactDecision) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "header":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("header")
+			}
+			sub := &DecisionHeader{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Header = sub
+		case "leaf":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("leaf")
+			}
+			sub := &OutputLeaf{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Leaf = sub
+		case "leaf_index":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("leaf_index")
+			}
+			m.LeafIndex = x
+		case "leaf_count":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("leaf_count")
+			}
+			m.LeafCount = x
+		case "proof":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("proof")
+			}
+			for _, e := range arr {
+				var one []byte
+				x, err := jsonHex(e)
+				if err != nil || (len(x) == 0 && false) {
+					return badJSON("proof")
+				}
+				one = x
+				m.Proof = append(m.Proof, one)
+			}
+		case "qc":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("qc")
+			}
+			sub := &QuorumCert{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Qc = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Input) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "client":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("client")
+			}
+			sub := &ClientRequest{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Client = sub
+		case "remote":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("remote")
+			}
+			sub := &CompactDecision{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Remote = sub
+		case "bundle":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("bundle")
+			}
+			sub := &RequestBundle{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Bundle = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	set := 0
+	if m.Client != nil {
+		set++
+	}
+	if m.Remote != nil {
+		set++
+	}
+	if m.Bundle != nil {
+		set++
+	}
+	if set != 1 {
+		return badJSON("oneof")
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Batch) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "inputs":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("inputs")
+			}
+			for _, e := range arr {
+				var one *Input
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("inputs")
+				}
+				sub := &Input{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Inputs = append(m.Inputs, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Decision) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "header":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("header")
+			}
+			sub := &DecisionHeader{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Header = sub
+		case "batch":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("batch")
+			}
+			sub := &Batch{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Batch = sub
+		case "outputs":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("outputs")
+			}
+			for _, e := range arr {
+				var one *OutputLeaf
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("outputs")
+				}
+				sub := &OutputLeaf{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Outputs = append(m.Outputs, one)
+			}
+		case "qc":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("qc")
+			}
+			sub := &QuorumCert{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Qc = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Proposal) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("view")
+			}
+			m.View = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "leader_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("leader_id")
+			}
+			m.LeaderID = x
+		case "header":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("header")
+			}
+			sub := &DecisionHeader{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Header = sub
+		case "batch":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("batch")
+			}
+			sub := &Batch{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Batch = sub
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Prepare) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("view")
+			}
+			m.View = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "digest":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("digest")
+			}
+			m.Digest = x
+		case "node_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("node_id")
+			}
+			m.NodeID = x
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Commit) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("view")
+			}
+			m.View = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "digest":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("digest")
+			}
+			m.Digest = x
+		case "node_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("node_id")
+			}
+			m.NodeID = x
+		case "decision_signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("decision_signature")
+			}
+			m.DecisionSignature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Heartbeat) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("view")
+			}
+			m.View = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "leader_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("leader_id")
+			}
+			m.LeaderID = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ViewChange) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "new_view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("new_view")
+			}
+			m.NewView = x
+		case "node_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("node_id")
+			}
+			m.NodeID = x
+		case "height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("height")
+			}
+			m.Height = x
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *PreparedCert) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "proposal":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("proposal")
+			}
+			sub := &Proposal{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Proposal = sub
+		case "prepares":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("prepares")
+			}
+			for _, e := range arr {
+				var one *Prepare
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("prepares")
+				}
+				sub := &Prepare{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Prepares = append(m.Prepares, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ViewData) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("view")
+			}
+			m.View = x
+		case "node_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("node_id")
+			}
+			m.NodeID = x
+		case "last_height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("last_height")
+			}
+			m.LastHeight = x
+		case "last_hash":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("last_hash")
+			}
+			m.LastHash = x
+		case "prepared":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("prepared")
+			}
+			sub := &PreparedCert{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Prepared = sub
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *NewView) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "view":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("view")
+			}
+			m.View = x
+		case "leader_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("leader_id")
+			}
+			m.LeaderID = x
+		case "view_data":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("view_data")
+			}
+			for _, e := range arr {
+				var one *ViewData
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("view_data")
+				}
+				sub := &ViewData{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.ViewData = append(m.ViewData, one)
+			}
+		case "signature":
+			x, err := jsonHex(v)
+			if err != nil || (len(x) == 0 && true) {
+				return badJSON("signature")
+			}
+			m.Signature = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Forward) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "requests":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("requests")
+			}
+			for _, e := range arr {
+				var one *ClientRequest
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("requests")
+				}
+				sub := &ClientRequest{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Requests = append(m.Requests, one)
+			}
+		case "bundles":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("bundles")
+			}
+			for _, e := range arr {
+				var one *RequestBundle
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("bundles")
+				}
+				sub := &RequestBundle{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Bundles = append(m.Bundles, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *SyncRequest) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "from_height":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("from_height")
+			}
+			m.FromHeight = x
+		case "max_count":
+			x, err := jsonUint(v, 32)
+			if err != nil || x == 0 {
+				return badJSON("max_count")
+			}
+			m.MaxCount = uint32(x)
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *SyncResponse) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "cluster_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("cluster_id")
+			}
+			m.ClusterID = x
+		case "decisions":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("decisions")
+			}
+			for _, e := range arr {
+				var one *Decision
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("decisions")
+				}
+				sub := &Decision{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Decisions = append(m.Decisions, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *QueuePull) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "source_cluster":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("source_cluster")
+			}
+			m.SourceCluster = x
+		case "destination":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("destination")
+			}
+			m.Destination = x
+		case "from_seq":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("from_seq")
+			}
+			m.FromSeq = x
+		case "max_count":
+			x, err := jsonUint(v, 32)
+			if err != nil || x == 0 {
+				return badJSON("max_count")
+			}
+			m.MaxCount = uint32(x)
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *QueueBatch) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "source_cluster":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("source_cluster")
+			}
+			m.SourceCluster = x
+		case "destination":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("destination")
+			}
+			m.Destination = x
+		case "decisions":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return badJSON("decisions")
+			}
+			for _, e := range arr {
+				var one *CompactDecision
+				obj, ok := e.(map[string]any)
+				if !ok {
+					return badJSON("decisions")
+				}
+				sub := &CompactDecision{}
+				if err := sub.FromJSON(obj); err != nil {
+					return err
+				}
+				one = sub
+				m.Decisions = append(m.Decisions, one)
+			}
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *Hello) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "protocol_version":
+			x, err := jsonUint(v, 32)
+			if err != nil || x == 0 {
+				return badJSON("protocol_version")
+			}
+			m.ProtocolVersion = uint32(x)
+		case "network_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("network_id")
+			}
+			m.NetworkID = x
+		case "node_id":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("node_id")
+			}
+			m.NodeID = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *PeerMessage) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "proposal":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("proposal")
+			}
+			sub := &Proposal{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Proposal = sub
+		case "prepare":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("prepare")
+			}
+			sub := &Prepare{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Prepare = sub
+		case "commit":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("commit")
+			}
+			sub := &Commit{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Commit = sub
+		case "heartbeat":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("heartbeat")
+			}
+			sub := &Heartbeat{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Heartbeat = sub
+		case "view_change":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("view_change")
+			}
+			sub := &ViewChange{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.ViewChange = sub
+		case "view_data":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("view_data")
+			}
+			sub := &ViewData{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.ViewData = sub
+		case "new_view":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("new_view")
+			}
+			sub := &NewView{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.NewView = sub
+		case "forward":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("forward")
+			}
+			sub := &Forward{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Forward = sub
+		case "sync_request":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("sync_request")
+			}
+			sub := &SyncRequest{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.SyncRequest = sub
+		case "sync_response":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("sync_response")
+			}
+			sub := &SyncResponse{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.SyncResponse = sub
+		case "queue_pull":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("queue_pull")
+			}
+			sub := &QueuePull{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.QueuePull = sub
+		case "queue_batch":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("queue_batch")
+			}
+			sub := &QueueBatch{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.QueueBatch = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	set := 0
+	if m.Proposal != nil {
+		set++
+	}
+	if m.Prepare != nil {
+		set++
+	}
+	if m.Commit != nil {
+		set++
+	}
+	if m.Heartbeat != nil {
+		set++
+	}
+	if m.ViewChange != nil {
+		set++
+	}
+	if m.ViewData != nil {
+		set++
+	}
+	if m.NewView != nil {
+		set++
+	}
+	if m.Forward != nil {
+		set++
+	}
+	if m.SyncRequest != nil {
+		set++
+	}
+	if m.SyncResponse != nil {
+		set++
+	}
+	if m.QueuePull != nil {
+		set++
+	}
+	if m.QueueBatch != nil {
+		set++
+	}
+	if set != 1 {
+		return badJSON("oneof")
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ClientError) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "code":
+			x, ok := v.(string)
+			val, found := enumValue(ClientErrorCodeNames, x)
+			if !ok || !found || val == 0 {
+				return badJSON("code")
+			}
+			m.Code = ClientErrorCode(val)
+		case "request_id":
+			x, err := jsonUint(v, 64)
+			if err != nil || x == 0 {
+				return badJSON("request_id")
+			}
+			m.RequestID = x
+		case "message":
+			x, ok := v.(string)
+			if !ok || x == "" {
+				return badJSON("message")
+			}
+			m.Message = x
+		default:
+			return badJSON(k)
+		}
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ClientMessage) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "submit":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("submit")
+			}
+			sub := &ClientRequest{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Submit = sub
+		case "fetch":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("fetch")
+			}
+			sub := &ClientRequest{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Fetch = sub
+		case "submit_bundle":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("submit_bundle")
+			}
+			sub := &RequestBundle{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.SubmitBundle = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	set := 0
+	if m.Submit != nil {
+		set++
+	}
+	if m.Fetch != nil {
+		set++
+	}
+	if m.SubmitBundle != nil {
+		set++
+	}
+	if set != 1 {
+		return badJSON("oneof")
+	}
+	return nil
+}
+
+// FromJSON fills m from its JSON rendering, refusing anything decoding a
+// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).
+func (m *ClientReply) FromJSON(j map[string]any) error {
+	for k, v := range j {
+		switch k {
+		case "answer":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("answer")
+			}
+			sub := &CompactDecision{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Answer = sub
+		case "error":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return badJSON("error")
+			}
+			sub := &ClientError{}
+			if err := sub.FromJSON(obj); err != nil {
+				return err
+			}
+			m.Error = sub
+		default:
+			return badJSON(k)
+		}
+	}
+	set := 0
+	if m.Answer != nil {
+		set++
+	}
+	if m.Error != nil {
+		set++
+	}
+	if set != 1 {
+		return badJSON("oneof")
+	}
+	return nil
+}
+
+// NewByName returns an empty message of that name, or nil.
+func NewByName(name string) Message {
+	switch name {
+	case "Operation":
+		return &Operation{}
+	case "ClientRequest":
+		return &ClientRequest{}
+	case "BundleItem":
+		return &BundleItem{}
+	case "RequestBundle":
+		return &RequestBundle{}
+	case "DecisionHeader":
+		return &DecisionHeader{}
+	case "NodeSignature":
+		return &NodeSignature{}
+	case "QuorumCert":
+		return &QuorumCert{}
+	case "ShardCall":
+		return &ShardCall{}
+	case "ShardResult":
+		return &ShardResult{}
+	case "ClientResponse":
+		return &ClientResponse{}
+	case "OutputLeaf":
+		return &OutputLeaf{}
+	case "CompactDecision":
+		return &CompactDecision{}
+	case "Input":
+		return &Input{}
+	case "Batch":
+		return &Batch{}
+	case "Decision":
+		return &Decision{}
+	case "Proposal":
+		return &Proposal{}
+	case "Prepare":
+		return &Prepare{}
+	case "Commit":
+		return &Commit{}
+	case "Heartbeat":
+		return &Heartbeat{}
+	case "ViewChange":
+		return &ViewChange{}
+	case "PreparedCert":
+		return &PreparedCert{}
+	case "ViewData":
+		return &ViewData{}
+	case "NewView":
+		return &NewView{}
+	case "Forward":
+		return &Forward{}
+	case "SyncRequest":
+		return &SyncRequest{}
+	case "SyncResponse":
+		return &SyncResponse{}
+	case "QueuePull":
+		return &QueuePull{}
+	case "QueueBatch":
+		return &QueueBatch{}
+	case "Hello":
+		return &Hello{}
+	case "PeerMessage":
+		return &PeerMessage{}
+	case "ClientError":
+		return &ClientError{}
+	case "ClientMessage":
+		return &ClientMessage{}
+	case "ClientReply":
+		return &ClientReply{}
+	}
+	return nil
 }
 
 // DecodeByName decodes b as the named message and returns its JSON rendering.

@@ -1,5 +1,6 @@
 // Command heraclius-conformance runs the SPEC 17 conformance vectors:
-// heraclius-conformance PATH... prints FAIL lines and "N passed, M failed".
+// heraclius-conformance PATH... prints FAIL lines and "N passed, M failed";
+// heraclius-conformance --serve is the SPEC 17.1 differential adapter.
 package main
 
 import (
@@ -10,6 +11,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "--serve" {
+		if err := conformance.Serve(os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: heraclius-conformance PATH...")
 		os.Exit(2)

@@ -54,6 +54,8 @@ func camel(s string) string {
 	return strings.Join(parts, "")
 }
 
+func not(b bool) bool { return !b }
+
 func main() {
 	f, err := os.Open(os.Args[1])
 	if err != nil {
@@ -304,6 +306,61 @@ func main() {
 		}
 		p("\treturn j\n}\n\n")
 	}
+	for _, m := range msgs {
+		p("// FromJSON fills m from its JSON rendering, refusing anything decoding a\n// canonical encoding would not render (defaults, empty arrays, unknown fields, ...).\nfunc (m *%s) FromJSON(j map[string]any) error {\n\tfor k, v := range j {\n\t\tswitch k {\n", m.name)
+		for _, fl := range m.fields {
+			F := "m." + camel(fl.name)
+			p("\t\tcase %q:\n", fl.name)
+			conv := func(dst, src string, assign bool) {
+				op := "="
+				_ = assign
+				switch {
+				case fl.typ == "uint32":
+					p("\t\t\tx, err := jsonUint(%s, 32)\n\t\t\tif err != nil || x == 0 {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\t%s %s uint32(x)\n", src, fl.name, dst, op)
+				case fl.typ == "uint64":
+					p("\t\t\tx, err := jsonUint(%s, 64)\n\t\t\tif err != nil || x == 0 {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\t%s %s x\n", src, fl.name, dst, op)
+				case fl.typ == "bool":
+					p("\t\t\tif b, ok := %s.(bool); !ok || !b {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\t%s %s true\n", src, fl.name, dst, op)
+				case fl.typ == "string":
+					p("\t\t\tx, ok := %s.(string)\n\t\t\tif !ok || x == \"\" {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\t%s %s x\n", src, fl.name, dst, op)
+				case fl.typ == "bytes":
+					p("\t\t\tx, err := jsonHex(%s)\n\t\t\tif err != nil || (len(x) == 0 && %v) {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\t%s %s x\n", src, not(fl.repeated), fl.name, dst, op)
+				case isEnum[fl.typ]:
+					p("\t\t\tx, ok := %s.(string)\n\t\t\tval, found := enumValue(%sNames, x)\n\t\t\tif !ok || !found || val == 0 {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\t%s %s %s(val)\n", src, fl.typ, fl.name, dst, op, fl.typ)
+				default:
+					p("\t\t\tobj, ok := %s.(map[string]any)\n\t\t\tif !ok {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\tsub := &%s{}\n\t\t\tif err := sub.FromJSON(obj); err != nil {\n\t\t\t\treturn err\n\t\t\t}\n\t\t\t%s %s sub\n", src, fl.name, fl.typ, dst, op)
+				}
+			}
+			if fl.repeated {
+				p("\t\t\tarr, ok := v.([]any)\n\t\t\tif !ok || len(arr) == 0 {\n\t\t\t\treturn badJSON(%q)\n\t\t\t}\n\t\t\tfor _, e := range arr {\n", fl.name)
+				p("\t\t\tvar one %s\n", strings.TrimPrefix(gotype(fl), "[]"))
+				conv("one", "e", false)
+				p("\t\t\t%s = append(%s, one)\n\t\t\t}\n", F, F)
+			} else {
+				conv(F, "v", true)
+			}
+		}
+		p("\t\tdefault:\n\t\t\treturn badJSON(k)\n\t\t}\n\t}\n")
+		var oneofs []string
+		for _, fl := range m.fields {
+			if fl.oneof != "" {
+				oneofs = append(oneofs, "m."+camel(fl.name))
+			}
+		}
+		if len(oneofs) > 0 {
+			p("\tset := 0\n")
+			for _, o := range oneofs {
+				p("\tif %s != nil {\n\t\tset++\n\t}\n", o)
+			}
+			p("\tif set != 1 {\n\t\treturn badJSON(\"oneof\")\n\t}\n")
+		}
+		p("\treturn nil\n}\n\n")
+	}
+	p("// NewByName returns an empty message of that name, or nil.\nfunc NewByName(name string) Message {\n\tswitch name {\n")
+	for _, m := range msgs {
+		p("\tcase %q:\n\t\treturn &%s{}\n", m.name, m.name)
+	}
+	p("\t}\n\treturn nil\n}\n\n")
 	names := []string{}
 	for _, m := range msgs {
 		names = append(names, m.name)
