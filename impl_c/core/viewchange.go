@@ -411,6 +411,9 @@ func (c *Core) onLinkUp(peer string) {
 func (c *Core) Restore(now int64, r *Restored) error {
 	c.now = now
 	c.Started = now
+	// Replay re-executes what this node decided: testbed faults do not apply.
+	c.st.WrongResult = false
+	defer func() { c.st.WrongResult = c.cfg.Faults.WrongResult }()
 	for _, d := range r.Decisions {
 		res, err := c.st.Execute(d.Batch)
 		if err != nil {
