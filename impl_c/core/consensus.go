@@ -147,7 +147,8 @@ func (c *Core) onProposal(from string, p *wire.Proposal, raw *wire.PeerMessage) 
 		c.lateMember(p.View, from)
 		return
 	}
-	if p.View < c.view || c.inVC || !c.installed {
+	lone := c.inVC && c.installed && p.View == c.view // asked to leave, not moved (12.6 step 7)
+	if p.View < c.view || (c.inVC && !lone) || !c.installed {
 		c.reject("stale", from, "proposal of another view")
 		return
 	}
@@ -185,6 +186,15 @@ func (c *Core) onProposal(from string, p *wire.Proposal, raw *wire.PeerMessage) 
 	}
 	if !bytes.Equal(wire.Encode(res.Decision.Header), wire.Encode(p.Header)) {
 		c.invalidProposal(from, p, "header differs from re-execution")
+		return
+	}
+	if lone {
+		// Keep it (no vote) so that a decision by the quorum in this view can
+		// be applied and end the lone suspicion.
+		if c.accepted == nil {
+			c.accepted, c.acceptedDig, c.acceptedRes = p, rsm.Hash(p.Header), res
+			c.tryDecide()
+		}
 		return
 	}
 	c.acceptProposal(p, res)

@@ -253,3 +253,22 @@ func TestSimFutureMessagesReplayedAcrossHeights(t *testing.T) {
 		t.Fatalf("c0-n3 at %d, c0-n1 at %d", s.cores["c0-n3"].Height(), s.cores["c0-n1"].Height())
 	}
 }
+
+func TestSimLoneSuspicionEnds(t *testing.T) {
+	s := newSim(t)
+	c1 := s.submit("c0-n1", "client-a", 1, wire.OpKindPut, "k", "v")
+	s.run(300)
+	s.answer(t, c1, 1)
+	// c0-n3 alone suspects the leader.
+	s.handle("c0-n3", func() Ready { c := s.cores["c0-n3"]; c.r = Ready{}; c.suspect("test"); r := c.r; c.r = Ready{}; return r }())
+	if !s.cores["c0-n3"].InViewChange() {
+		t.Fatal("not in view change")
+	}
+	s.submit("c0-n1", "client-a", 2, wire.OpKindPut, "k", "w")
+	s.run(1000)
+	c := s.cores["c0-n3"]
+	if c.InViewChange() || c.View() != 0 {
+		t.Fatalf("lone suspicion did not end: view %d, in view change %v", c.View(), c.InViewChange())
+	}
+	s.checkLogs(t)
+}

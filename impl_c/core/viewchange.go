@@ -318,6 +318,8 @@ func (c *Core) install(nv *wire.NewView) {
 }
 
 func (c *Core) endLoneSuspicion() {
+	delete(c.vcs, c.self.ID)
+	c.log("info", "view_change", "lone suspicion ended: the quorum still follows the view", "view", c.view)
 	c.inVC = false
 	c.asked = c.view
 	c.vcTimer = 0

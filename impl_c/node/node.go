@@ -51,6 +51,7 @@ type outConn struct {
 	sess   *link.Session
 	ch     chan []byte
 	queued atomic.Int64
+	client bool
 	once   sync.Once
 	done   chan struct{}
 }
@@ -67,7 +68,7 @@ func (o *outConn) close() {
 }
 
 func (o *outConn) enqueue(b []byte) bool {
-	if o.queued.Load()+int64(len(b)) > clientQueuedMax*4 {
+	if o.queued.Load()+int64(len(b)) > clientQueuedMax {
 		return false
 	}
 	select {
@@ -296,6 +297,33 @@ func (n *Node) coreFaults() core.Faults {
 	return f
 }
 
+// limitClientQueues closes the client connection with the most queued bytes
+// while all client connections together queue more than 16 MiB (13.1).
+func (n *Node) limitClientQueues() {
+	for {
+		var total int64
+		var worst *outConn
+		n.conns.Range(func(_, v any) bool {
+			oc := v.(*outConn)
+			if !oc.client {
+				return true
+			}
+			q := oc.queued.Load()
+			total += q
+			if worst == nil || q > worst.queued.Load() {
+				worst = oc
+			}
+			return true
+		})
+		if total <= 16<<20 || worst == nil {
+			return
+		}
+		n.reject("slow_peer", "client", "client queues over 16 MiB: closing the largest")
+		n.conns.Delete(worst.id)
+		worst.close()
+	}
+}
+
 // storageFailed is SPEC 12.8 fail-stop: one error line, exit 5, nothing sent after.
 func (n *Node) storageFailed(op string, err error) {
 	n.log.Log("error", "storage_failed", "storage "+op+" failed: "+err.Error(), map[string]any{"operation": op})
@@ -350,10 +378,13 @@ func (n *Node) handle(r core.Ready) int {
 		if v, ok := n.conns.Load(c.Conn); ok {
 			oc := v.(*outConn)
 			if !oc.enqueue(wire.Encode(c.Reply)) {
-				n.reject("slow_peer", "client", "client connection not reading")
+				n.reject("slow_peer", "client", "client connection not reading (over 4 MiB queued)")
 				oc.close()
 			}
 		}
+	}
+	if len(r.Client) > 0 {
+		n.limitClientQueues()
 	}
 	return 0
 }
@@ -477,6 +508,7 @@ func (n *Node) serveConn(c net.Conn, port string) {
 	}
 	id := n.newConnID()
 	oc := newOutConn(id, s)
+	oc.client = port == "client"
 	n.conns.Store(id, oc)
 	go oc.writer()
 	defer func() {
@@ -579,6 +611,14 @@ func (n *Node) readClient(s *link.Session, id core.ConnID, oc *outConn) {
 	bound := ""
 	defer func() { n.release(id, bound) }()
 	for {
+		// Stop reading while more than 1 MiB of replies wait (13.1 backpressure).
+		for oc.queued.Load() > 1<<20 {
+			select {
+			case <-oc.done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 		if bound == "" {
 			s.Conn().SetReadDeadline(time.Now().Add(unboundIdle))
 		} else {
