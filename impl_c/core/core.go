@@ -76,6 +76,7 @@ type pullState struct {
 	waiting bool
 	sentAt  int64
 	conn    string
+	from    uint64
 }
 
 // Core is the node state machine.

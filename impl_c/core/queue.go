@@ -92,8 +92,8 @@ func (c *Core) pullTimers() {
 			continue
 		}
 		target := cl.Nodes[ps.target].ID
-		ps.waiting, ps.sentAt, ps.conn = true, c.now, target
-		c.send(target, pm(&wire.QueuePull{SourceCluster: src, Destination: c.cl.ID, FromSeq: c.nextWanted(src), MaxCount: serverCap}))
+		ps.waiting, ps.sentAt, ps.conn, ps.from = true, c.now, target, c.nextWanted(src)
+		c.send(target, pm(&wire.QueuePull{SourceCluster: src, Destination: c.cl.ID, FromSeq: ps.from, MaxCount: serverCap}))
 	}
 }
 
@@ -110,12 +110,17 @@ func (c *Core) onQueueBatch(from string, qb *wire.QueueBatch) {
 		return
 	}
 	rotate := len(qb.Decisions) == 0
+	if ps.conn == from && len(qb.Decisions) > 0 && (qb.Decisions[0].Leaf == nil || qb.Decisions[0].Leaf.Seq != ps.from) {
+		c.reject("out_of_order", from, "queue batch does not start at from_seq")
+		ps.waiting = false
+		ps.target = (ps.target + 1) % cl.N()
+		return
+	}
 	next := c.nextWanted(src)
-	if len(qb.Decisions) > 0 && qb.Decisions[0].Leaf != nil && qb.Decisions[0].Leaf.Seq < next {
-		// Skip what we already hold, then require consecutive from next.
-		for len(qb.Decisions) > 0 && qb.Decisions[0].Leaf != nil && qb.Decisions[0].Leaf.Seq < next {
-			qb.Decisions = qb.Decisions[1:]
-		}
+	// Skip what became decided or pooled since the pull was sent, then
+	// require consecutive seqs from next.
+	for len(qb.Decisions) > 0 && qb.Decisions[0].Leaf != nil && qb.Decisions[0].Leaf.Seq < next {
+		qb.Decisions = qb.Decisions[1:]
 	}
 	for i, cd := range qb.Decisions {
 		reason := rsm.VerifyCompact(c.m, c.cache, cd, src, c.cl.ID, next)

@@ -14,8 +14,8 @@ func ReadKeyFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %v", path, err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s: mode %o is readable or writable by group or others", path, st.Mode().Perm())
+	if perm := st.Mode().Perm(); perm != 0o600 && perm != 0o400 {
+		return nil, fmt.Errorf("key file %s: mode %o, must be 0600 or 0400", path, perm)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

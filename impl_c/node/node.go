@@ -122,6 +122,7 @@ type Node struct {
 	sessMu    sync.Mutex
 	unbound   map[core.ConnID]*unboundSess
 	boundBy   map[string]int
+	inbound   map[string]*outConn
 	started   time.Time
 }
 
@@ -526,6 +527,23 @@ func (n *Node) serveConn(c net.Conn, port string) {
 		n.readClient(s, id, oc)
 		return
 	}
+	// A newer inbound connection from a node replaces an older one (13).
+	n.sessMu.Lock()
+	if n.inbound == nil {
+		n.inbound = map[string]*outConn{}
+	}
+	if old := n.inbound[s.Remote.ID]; old != nil {
+		old.close()
+	}
+	n.inbound[s.Remote.ID] = oc
+	n.sessMu.Unlock()
+	defer func() {
+		n.sessMu.Lock()
+		if n.inbound[s.Remote.ID] == oc {
+			delete(n.inbound, s.Remote.ID)
+		}
+		n.sessMu.Unlock()
+	}()
 	n.readPeer(s, s.Remote.ID, id)
 }
 
