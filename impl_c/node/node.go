@@ -349,6 +349,21 @@ func (n *Node) loop(ctx context.Context) int {
 			return 0
 		case ev := <-n.events:
 			r = n.core.Step(nowMs(), ev)
+			// Group commit: step every event already queued (bounded), then
+			// make all their records durable in one write before any send.
+		drain:
+			for i := 0; i < 256; i++ {
+				select {
+				case ev := <-n.events:
+					more := n.core.Step(nowMs(), ev)
+					r.Persist = append(r.Persist, more.Persist...)
+					r.Send = append(r.Send, more.Send...)
+					r.Client = append(r.Client, more.Client...)
+					r.Logs = append(r.Logs, more.Logs...)
+				default:
+					break drain
+				}
+			}
 		case <-tick.C:
 			r = n.core.Step(nowMs(), core.Tick{})
 		}

@@ -44,7 +44,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(filepath.Join(dir, "log.db"), 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
+	db, err := bolt.Open(filepath.Join(dir, "log.db"), 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, ErrLocked
