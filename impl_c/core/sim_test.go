@@ -24,6 +24,7 @@ type sim struct {
 	durable map[string][]Record
 	conns   map[ConnID]string // reply connection -> node that sent the request
 	next    ConnID
+	drop    func(m simMsg) bool
 }
 
 type simMsg struct {
@@ -80,7 +81,7 @@ func (s *sim) run(ms int64) {
 		for rounds := 0; len(s.queue) > 0 && rounds < 100000; rounds++ {
 			m := s.queue[0]
 			s.queue = s.queue[1:]
-			if s.down[m.to] || s.down[m.from] {
+			if s.down[m.to] || s.down[m.from] || (s.drop != nil && s.drop(m)) {
 				continue
 			}
 			s.handle(m.to, s.cores[m.to].Step(s.now, PeerIn{From: m.from, Conn: m.conn, Msg: m.msg}))
@@ -269,6 +270,65 @@ func TestSimLoneSuspicionEnds(t *testing.T) {
 	c := s.cores["c0-n3"]
 	if c.InViewChange() || c.View() != 0 {
 		t.Fatalf("lone suspicion did not end: view %d, in view change %v", c.View(), c.InViewChange())
+	}
+	s.checkLogs(t)
+}
+
+// restart rebuilds a core from its durable records, as the store would.
+func (s *sim) restart(id string) {
+	r := &Restored{}
+	for _, rec := range s.durable[id] {
+		switch rec.Kind {
+		case RecDecision:
+			d, _ := wire.DecodeDecision(rec.Data)
+			r.Decisions = append(r.Decisions, d)
+		case RecView:
+			r.View = rec.View
+		case RecVote:
+			r.Vote, _ = wire.DecodeProposal(rec.Data)
+		case RecPrepared:
+			r.Prepared, _ = wire.DecodePreparedCert(rec.Data)
+			r.PrepSig = rec.Sig
+		case RecNewView:
+			r.NewView, _ = wire.DecodeNewView(rec.Data)
+		}
+	}
+	c := New(Config{M: s.net.M, Self: id, Signer: sig.NewSigner(s.net.Ed[id]), Cache: rsm.NewSigCache()})
+	if err := c.Restore(s.now, r); err != nil {
+		s.t.Fatalf("restore %s: %v", id, err)
+	}
+	s.cores[id] = c
+	s.handle(id, c.AfterRestore(s.now))
+	for _, other := range s.ids() {
+		if other != id {
+			s.handle(id, c.Step(s.now, LinkUp{Peer: other}))
+		}
+	}
+}
+
+func TestSimAllRestartDuringViewChange(t *testing.T) {
+	s := newSim(t)
+	c1 := s.submit("c0-n1", "client-a", 1, wire.OpKindPut, "k", "v")
+	s.run(300)
+	s.answer(t, c1, 1)
+	// The leader dies; NewView messages are lost, so the others are stuck
+	// between views when they all stop.
+	s.down["c0-n0"] = true
+	s.drop = func(m simMsg) bool { return m.msg.NewView != nil }
+	s.run(4000)
+	if !s.cores["c0-n2"].InViewChange() {
+		t.Fatal("expected a view change in progress")
+	}
+	s.drop = nil
+	s.down["c0-n0"] = false
+	for _, id := range []string{"c0-n0", "c0-n1", "c0-n2", "c0-n3"} {
+		s.restart(id)
+	}
+	s.run(20000)
+	c2 := s.submit("c0-n2", "client-a", 2, wire.OpKindGet, "k", "")
+	s.run(3000)
+	if got := s.answer(t, c2, 2); string(got.Value) != "v" {
+		t.Fatalf("get: %+v", got)
 	}
 	s.checkLogs(t)
 }
