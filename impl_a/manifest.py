@@ -100,22 +100,26 @@ class Manifest:
 
 def semantic_problem(doc: dict) -> tuple[int, str] | None:
     """The first SPEC 3 semantic problem of a schema-valid manifest as (rule number, text), or None."""
-    seen: set[str] = set()
+    # Rule 1: ids are unique per kind, and a node id must not equal a cluster id; a client id may
+    # equal a node or cluster id (clients are named by key on the wire).
     clusters = doc["clusters"]
-    cluster_ids = {c["id"] for c in clusters}
+    cluster_ids: set[str] = set()
     for c in clusters:
-        if c["id"] in seen:
-            return 1, f"duplicate id {c['id']}"
-        seen.add(c["id"])
+        if c["id"] in cluster_ids:
+            return 1, f"duplicate cluster id {c['id']}"
+        cluster_ids.add(c["id"])
+    node_ids: set[str] = set()
     for c in clusters:
         for n in c["nodes"]:
-            if n["id"] in seen:
-                return 1, f"duplicate id {n['id']}" if n["id"] not in cluster_ids else f"node id {n['id']} equals a cluster id"
-            seen.add(n["id"])
+            if n["id"] in node_ids:
+                return 1, f"duplicate node id {n['id']}"
+            if n["id"] in cluster_ids:
+                return 1, f"node id {n['id']} equals a cluster id"
+            node_ids.add(n["id"])
     client_ids: set[str] = set()
     for cl in doc["clients"]:
-        if cl["id"] in client_ids or cl["id"] in seen:
-            return 1, f"duplicate id {cl['id']}"
+        if cl["id"] in client_ids:
+            return 1, f"duplicate client id {cl['id']}"
         client_ids.add(cl["id"])
     for c in clusters:
         n = len(c["nodes"])

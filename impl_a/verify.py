@@ -151,7 +151,8 @@ def expected_entry_kind(manifest: Manifest, destination: str) -> str:
 
 def check_compact(manifest: Manifest, cd: pb.CompactDecision, source: str, destination: str,
                   next_seq: int | None = None, qc_cache: QcCache | None = None) -> None:
-    """SPEC 10 points 1-6 (6 only when next_seq is given); raises RemoteViolation."""
+    """SPEC 10 points 1-6 (6 only when next_seq is given; 5 includes the 32-byte header hash
+    fields); raises RemoteViolation."""
     h = cd.header
     if h.cluster_id != source or source not in manifest.clusters:
         raise RemoteViolation("wrong_cluster", f"header cluster {h.cluster_id!r}, expected {source!r}")
@@ -168,6 +169,9 @@ def check_compact(manifest: Manifest, cd: pb.CompactDecision, source: str, desti
     counts = {"calls": len(leaf.calls), "results": len(leaf.results), "responses": len(leaf.responses)}
     if not kind or counts[kind] == 0 or sum(counts.values()) != counts[kind]:
         raise RemoteViolation("malformed", "leaf entries do not match the destination")
+    for name in ("parent_hash", "inputs_hash", "outputs_root"):  # SPEC 5 fixed lengths (DF-1)
+        if len(getattr(h, name)) != 32:
+            raise RemoteViolation("malformed", f"header {name} is {len(getattr(h, name))} bytes, not 32")
     if next_seq is not None and leaf.seq != next_seq:
         raise RemoteViolation("replay" if leaf.seq < next_seq else "out_of_order",
                               f"seq {leaf.seq}, expected {next_seq}")

@@ -70,6 +70,9 @@ def _compact_reason(manifest: dict, cd, ctx: dict) -> str | None:
     counts = {k: len(getattr(leaf, k)) for k in ("calls", "results", "responses")}
     if counts[want] == 0 or sum(counts.values()) != counts[want]:
         return "malformed"
+    h = cd.header
+    if any(len(v) != 32 for v in (h.parent_hash, h.inputs_hash, h.outputs_root)):  # DF-1
+        return "malformed"
     if leaf.seq != ctx["next_seq"]:
         return "replay" if leaf.seq < ctx["next_seq"] else "out_of_order"
     return None
@@ -93,4 +96,5 @@ def test_required_cases_present():
             "wrong_cluster", "wrong_height", "wrong_network"} <= qc
     cd = {p.name for p in VECTORS.glob("compact/verify/invalid/*")}
     assert {"bad_proof", "tampered_leaf_payload", "tampered_header", "wrong_destination", "wrong_source",
-            "qc_too_few", "wrong_entry_kind", "seq_gap", "replay"} <= cd
+            "qc_too_few", "wrong_entry_kind", "seq_gap", "replay", "header_inputs_hash_33_bytes",
+            "header_inputs_hash_absent", "header_parent_hash_31_bytes"} <= cd

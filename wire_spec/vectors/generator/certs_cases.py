@@ -185,6 +185,24 @@ def generate_compact(w: CaseWriter) -> None:
     case("mixed_entry_kinds", "leaf for shard s0 carries calls and results", compact(d_mixed, "s0"), "c0", "s0", 3,
          "malformed")
     case("no_entries", "leaf for shard s0 with no entries", compact(d_empty, "s0"), "c0", "s0", 3, "malformed")
+    # DF-1 (SPEC 10 point 5): a header hash field of the wrong length, QC re-signed over the changed header
+    # by the same members; the leaf and proof are untouched, so points 1 to 4 pass and only the length fails.
+    def resigned(cd: dict, field: str, value: bytes | None) -> dict:
+        cd = copy.deepcopy(cd)
+        if value is None:
+            cd["header"].pop(field)
+        else:
+            cd["header"][field] = value
+        cd["qc"] = net.qc(cd["header"], [s["node_id"] for s in cd["qc"]["signatures"]])
+        return cd
+
+    case("header_inputs_hash_33_bytes", "header inputs_hash is 33 zero bytes; QC re-signed over that header",
+         resigned(compact(d_c0, alice_dest), "inputs_hash", bytes(33)), "c0", alice_dest, 5, "malformed")
+    case("header_inputs_hash_absent", "header inputs_hash absent (0 bytes); QC re-signed over that header",
+         resigned(to_s0, "inputs_hash", None), "c0", "s0", 2, "malformed")
+    case("header_parent_hash_31_bytes", "header parent_hash cut to its first 31 bytes; QC re-signed over that "
+         "header", resigned(compact(d_s0, "c0"), "parent_hash", d_s0["header"]["parent_hash"][:31]), "s0", "c0", 1,
+         "malformed")
     case("seq_gap", "leaf seq 2 while seq 1 is expected", to_s0, "c0", "s0", 1, "out_of_order")
     case("replay", "leaf seq 2 while seq 3 is expected", to_s0, "c0", "s0", 3, "replay")
 

@@ -36,7 +36,8 @@ class Sim:
         return decision
 
     def remote(self, source: str, height: int, dest: str) -> dict:
-        return {"remote": compact(self.decisions[source][height - 1], dest)}
+        """A fresh copy: callers may tamper with it without changing the decision it comes from."""
+        return {"remote": copy.deepcopy(compact(self.decisions[source][height - 1], dest))}
 
     def req(self, client: str, cluster: str, rid: int, kind: int, key: bytes, value: bytes = b"") -> dict:
         op = {"kind": kind, "key": key}
@@ -296,6 +297,12 @@ def _invalid(w: CaseWriter, net: Network, sim: Sim) -> None:
     tampered = sim.remote("c0", 2, "s0")
     tampered["remote"]["leaf"]["calls"][0]["op"]["value"] = b"forged"
     shard("remote_tampered_leaf", "c0 seq 2 with the PUT value changed", [tampered], "bad_proof")
+    short = sim.remote("c0", 2, "s0")
+    short["remote"]["header"]["parent_hash"] = short["remote"]["header"]["parent_hash"][:31]
+    short["remote"]["qc"] = net.qc(short["remote"]["header"],
+                                   [s["node_id"] for s in short["remote"]["qc"]["signatures"]])
+    shard("remote_header_parent_hash_short", "c0 seq 2 whose header parent_hash is cut to 31 bytes, QC re-signed "
+          "by the same c0 members over that header (SPEC 10 point 5, DF-1)", [short], "malformed")
 
 
 def _invalid_bundles(w: CaseWriter, net: Network, sim: Sim) -> None:

@@ -66,6 +66,10 @@ def generate(w: CaseWriter) -> None:
                                                   "request_forward": 50, "censorship": 51})))
     case(True, "bind_and_dns_host", "a DNS host name and an explicit bind address",
          variant(lambda m: _node(m, 0, 0).update(host="node0.example.org", bind="0.0.0.0")))
+    case(True, "client_id_equals_node_id", "client alice renamed s0-n1, a node id (ids are unique per kind, "
+         "SPEC 3 rule 1, DF-2)", variant(lambda m: m["clients"][0].update(id="s0-n1")))
+    case(True, "client_id_equals_cluster_id", "client bob renamed c0, a cluster id (ids are unique per kind, "
+         "SPEC 3 rule 1, DF-2)", variant(lambda m: m["clients"][1].update(id="c0")))
 
     def sem(name, description, rule, fn):
         case(False, name, description, variant(fn), "semantic", rule)

@@ -8,6 +8,7 @@ from .keys import signing_bytes
 from .merkle import leaf_hash, verify_inclusion
 
 KIND_FOR_ROLE = {"shard": "calls", "coordinator": "results", "client": "responses"}
+HEADER_HASH_FIELDS = ("parent_hash", "inputs_hash", "outputs_root")
 
 
 class Rejected(Exception):
@@ -66,6 +67,9 @@ def verify_compact(manifest: dict, cd: dict, source: str, destination: str, next
     others = [k for k in ("calls", "results", "responses") if k != kind and leaf.get(k)]
     if others or not leaf.get(kind):
         raise Rejected("malformed", f"leaf must carry only {kind}, at least one")
+    for field in HEADER_HASH_FIELDS:  # DF-1: SPEC 5 fixed lengths, checked even under a valid QC
+        if len(header.get(field, b"")) != 32:
+            raise Rejected("malformed", f"header {field} is {len(header.get(field, b''))} bytes, not 32")
     seq = leaf.get("seq", 0)
     if seq != next_seq:
         raise Rejected("replay" if seq < next_seq else "out_of_order", f"seq {seq}, expected {next_seq}")
