@@ -132,7 +132,7 @@ func VerifyCompact(m *manifest.Manifest, cache *SigCache, cd *wire.CompactDecisi
 	case "responses":
 		ok = np > 0 && nc == 0 && nr == 0
 	}
-	if !ok {
+	if !ok || len(h.ParentHash) != 32 || len(h.InputsHash) != 32 || len(h.OutputsRoot) != 32 {
 		return "malformed"
 	}
 	if l.Seq < next {
@@ -150,11 +150,11 @@ func VerifyRequest(m *manifest.Manifest, cache *SigCache, cluster string, r *wir
 	if r.ClusterID != cluster {
 		return "wrong_cluster"
 	}
-	if len(r.ClientKey) != 32 || len(r.Signature) != 64 {
-		return "malformed"
-	}
-	if m.ClientByKey(r.ClientKey) == nil {
+	if len(r.ClientKey) != 32 || m.ClientByKey(r.ClientKey) == nil {
 		return "unauthorised_client"
+	}
+	if len(r.Signature) != 64 {
+		return "bad_signature"
 	}
 	if r.RequestID < 1 {
 		return "malformed"
@@ -197,11 +197,11 @@ func VerifyBundle(m *manifest.Manifest, cache *SigCache, cluster string, b *wire
 	if b.ClusterID != cluster {
 		return "wrong_cluster"
 	}
-	if len(b.ClientKey) != 32 || len(b.Signature) != 64 {
-		return "malformed"
-	}
-	if m.ClientByKey(b.ClientKey) == nil {
+	if len(b.ClientKey) != 32 || m.ClientByKey(b.ClientKey) == nil {
 		return "unauthorised_client"
+	}
+	if len(b.Signature) != 64 {
+		return "bad_signature"
 	}
 	if len(b.Items) > MaxBundleItems || len(wire.Encode(b)) > MaxBundleBytes {
 		return "oversized"
