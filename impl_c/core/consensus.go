@@ -415,6 +415,7 @@ func (c *Core) decide(res *rsm.Result, qc *wire.QuorumCert) {
 // apply applies a decision (live, caught up or replayed).
 func (c *Core) apply(d *wire.Decision, res *rsm.Result) {
 	c.st.Apply(res)
+	c.vdSyncSince = 0
 	h := d.Header.Height
 	c.decisions[h] = d
 	if h > keepInMemory && c.cfg.ReadDecision != nil {

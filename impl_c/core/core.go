@@ -95,19 +95,20 @@ type Core struct {
 	answered  map[rsm.ReqKey]uint64
 	queue     map[string][]uint64
 
-	view      uint64
-	inVC      bool
-	installed bool
-	newView   *wire.NewView
-	asked     uint64
-	vcs       map[string]*wire.ViewChange
-	vcTimer   int64
-	vcFails   int
-	viewData  map[string]*wire.ViewData
-	selected  *wire.Proposal
-	lateSent  map[string]int64
-	nvSent    map[string]int64
-	vdResent  int64
+	view        uint64
+	inVC        bool
+	installed   bool
+	newView     *wire.NewView
+	asked       uint64
+	vcs         map[string]*wire.ViewChange
+	vcTimer     int64
+	vcFails     int
+	viewData    map[string]*wire.ViewData
+	selected    *wire.Proposal
+	lateSent    map[string]int64
+	nvSent      map[string]int64
+	vdResent    int64
+	vdSyncSince int64
 
 	accepted    *wire.Proposal
 	acceptedDig []byte
@@ -311,7 +312,9 @@ func (c *Core) decision(h uint64) *wire.Decision {
 	return nil
 }
 
-func digestKey(v uint64, d []byte) string { return string(rune(0)) + hex.EncodeToString(d) + "@" + u64s(v) }
+func digestKey(v uint64, d []byte) string {
+	return string(rune(0)) + hex.EncodeToString(d) + "@" + u64s(v)
+}
 
 func u64s(v uint64) string {
 	var b [20]byte

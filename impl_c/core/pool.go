@@ -8,7 +8,9 @@ import (
 	"heraclius/impl_c/wire"
 )
 
-func reqKey(r *wire.ClientRequest) poolKey { return poolKey{client: string(r.ClientKey), id: r.RequestID} }
+func reqKey(r *wire.ClientRequest) poolKey {
+	return poolKey{client: string(r.ClientKey), id: r.RequestID}
+}
 
 func bundleKey(b *wire.RequestBundle) poolKey {
 	return poolKey{client: string(b.ClientKey), bundle: sha256.Sum256(wire.Encode(b))}

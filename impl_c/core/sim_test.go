@@ -261,7 +261,14 @@ func TestSimLoneSuspicionEnds(t *testing.T) {
 	s.run(300)
 	s.answer(t, c1, 1)
 	// c0-n3 alone suspects the leader.
-	s.handle("c0-n3", func() Ready { c := s.cores["c0-n3"]; c.r = Ready{}; c.suspect("test"); r := c.r; c.r = Ready{}; return r }())
+	s.handle("c0-n3", func() Ready {
+		c := s.cores["c0-n3"]
+		c.r = Ready{}
+		c.suspect("test")
+		r := c.r
+		c.r = Ready{}
+		return r
+	}())
 	if !s.cores["c0-n3"].InViewChange() {
 		t.Fatal("not in view change")
 	}

@@ -232,8 +232,26 @@ func (c *Core) tryNewView() {
 		}
 	}
 	if m > c.st.Height {
-		c.startSync(m)
-		return
+		if c.vdSyncSince == 0 {
+			c.vdSyncSince = c.now
+		}
+		if c.now-c.vdSyncSince < 3*c.m.Timeouts.SyncRetry {
+			c.startSync(m)
+			return
+		}
+		// 12.6 step 3: a claim this leader cannot back is left out.
+		var backed []*wire.ViewData
+		for _, vd := range vds {
+			if vd.LastHeight <= c.st.Height {
+				backed = append(backed, vd)
+			}
+		}
+		if len(backed) < c.cl.Q() {
+			c.startSync(m)
+			return
+		}
+		c.log("warning", "view_change", "leaving out view data whose last_height cannot be fetched", "view", c.view, "claimed", m)
+		chosen = backed[:c.cl.Q()]
 	}
 	sort.Slice(chosen, func(i, j int) bool { return chosen[i].NodeID < chosen[j].NodeID })
 	nv := &wire.NewView{ClusterID: c.cl.ID, View: c.view, LeaderID: c.self.ID, ViewData: append([]*wire.ViewData{}, chosen...)}
@@ -279,6 +297,7 @@ func (c *Core) onNewView(from string, nv *wire.NewView) {
 
 // install makes nv's view active (12.6 steps 4 and 5).
 func (c *Core) install(nv *wire.NewView) {
+	c.vdSyncSince = 0
 	c.view = nv.View
 	c.installed, c.inVC, c.newView = true, false, nv
 	if c.asked < c.view {
@@ -384,6 +403,9 @@ func (c *Core) tick() {
 	}
 	c.poolTimers()
 	c.vcTimers()
+	if !c.installed {
+		c.tryNewView()
+	}
 	c.clientTimers()
 	c.serveHeld()
 	c.pullTimers()
