@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"heraclius/impl_c/manifest"
@@ -38,6 +39,13 @@ type Session struct {
 	Remote *manifest.Node
 	// RemoteStatic is the remote static key.
 	RemoteStatic []byte
+	// Budget, when set, counts the bytes of partial messages held by all
+	// sessions sharing it; Read waits while it is above BudgetLimit (13.1).
+	Budget      *atomic.Int64
+	BudgetLimit int64
+	held        int64
+	hmu         sync.Mutex
+	closed      bool
 }
 
 // ErrFrame is a bad Noise frame.
@@ -213,6 +221,9 @@ func (e *ReadError) Error() string { return e.Reason + ": " + e.Err.Error() }
 // Read returns the next application message (raw encoding).
 func (s *Session) Read() ([]byte, error) {
 	for len(s.queue) == 0 {
+		for s.Budget != nil && s.Budget.Load() > s.BudgetLimit && s.heldNow() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
 		f, err := readFrame(s.conn)
 		if err != nil {
 			if errors.Is(err, ErrFrame) {
@@ -225,6 +236,15 @@ func (s *Session) Read() ([]byte, error) {
 			return nil, &ReadError{"decrypt_failed", err}
 		}
 		msgs, err := s.parser.Feed(p)
+		if s.Budget != nil {
+			now := int64(s.parser.Buffered())
+			s.hmu.Lock()
+			if !s.closed {
+				s.Budget.Add(now - s.held)
+				s.held = now
+			}
+			s.hmu.Unlock()
+		}
 		s.queue = append(s.queue, msgs...)
 		if err != nil {
 			if len(s.queue) == 0 {
@@ -245,8 +265,23 @@ func (s *Session) Read() ([]byte, error) {
 	return m, nil
 }
 
-// Close closes the connection.
-func (s *Session) Close() error { return s.conn.Close() }
+// Close closes the connection (and releases its share of the budget).
+func (s *Session) Close() error {
+	s.hmu.Lock()
+	if s.Budget != nil && s.held != 0 {
+		s.Budget.Add(-s.held)
+		s.held = 0
+	}
+	s.closed = true
+	s.hmu.Unlock()
+	return s.conn.Close()
+}
+
+func (s *Session) heldNow() int64 {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	return s.held
+}
 
 // Conn returns the TCP connection.
 func (s *Session) Conn() net.Conn { return s.conn }

@@ -113,17 +113,18 @@ type Node struct {
 	nextConn atomic.Uint64
 	peers    map[string]*peerLink
 
-	snap      atomic.Pointer[snapshot]
-	ready     atomic.Bool
-	rejMu     sync.Mutex
-	rejected  map[string]uint64
-	handshake atomic.Int64
-	clientN   atomic.Int64
-	sessMu    sync.Mutex
-	unbound   map[core.ConnID]*unboundSess
-	boundBy   map[string]int
-	inbound   map[string]*outConn
-	started   time.Time
+	snap           atomic.Pointer[snapshot]
+	ready          atomic.Bool
+	rejMu          sync.Mutex
+	rejected       map[string]uint64
+	handshake      atomic.Int64
+	clientN        atomic.Int64
+	clientBuffered atomic.Int64
+	sessMu         sync.Mutex
+	unbound        map[core.ConnID]*unboundSess
+	boundBy        map[string]int
+	inbound        map[string]*outConn
+	started        time.Time
 }
 
 func (n *Node) reject(reason string, peer string, msg string) {
@@ -537,6 +538,7 @@ func (n *Node) serveConn(c net.Conn, port string) {
 		}
 	}()
 	if port == "client" {
+		s.Budget, s.BudgetLimit = &n.clientBuffered, 32<<20
 		n.clientN.Add(1)
 		defer n.clientN.Add(-1)
 		n.readClient(s, id, oc)
