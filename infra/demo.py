@@ -10,13 +10,14 @@ import time
 
 from rich.console import Console
 
-from infra import faults, history, local, ops
-from infra.cli import print_plan_lines, print_verdicts, status_table
-from infra.client import workload
-from infra.deployment import DEFAULT_NAME, list_deployments, load_deployment
+from infra import ops, providers
+from infra.cli.common import print_plan_lines, print_verdicts, status_table
 from infra.errors import OpsError, RemoteError
-from infra.planner import plan_from_manifest
+from infra.model.deployment import DEFAULT_NAME, list_deployments, load_deployment
+from infra.model.planner import plan_from_manifest
+from infra.nodes.client import workload
 from infra.status import collect_status
+from infra.testbed import faults, history
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 
@@ -27,7 +28,8 @@ def ensure_deployment(name: str):
             return ops.deploy(name, regions=3, coordinators=1, shards=1, mix="alternate",
                               progress=lambda m: spinner.update(m))
     dep = load_deployment(name)
-    down = [n.id for n in dep.nodes if not local.node_pid_alive(dep, n.id)]
+    states = providers.for_deployment(dep).node_states(dep)
+    down = [n.id for n in dep.nodes if states.get(n.id) == "down"]
     for node_id in down:
         out.print(f"starting {node_id} (it was not running)")
         faults.start(dep, node_id)

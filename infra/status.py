@@ -1,11 +1,9 @@
-"""Network status: read /status from every node and judge each cluster's fault tolerance.
+"""Network status: read /status from every node and judge each cluster with the one verdict rule
+(infra.model.verdict: healthy, degraded, at-risk, stalled; the monitor applies the same).
 
-Verdicts per cluster (n = 3f + 1, faults now = nodes down, paused, answering badly, accused in
-Byzantine evidence, running testbed fault rules, or cut off by a partition; margin = f - faults now):
-  healthy   no fault, no view change in progress
-  degraded  some fault or view change, margin still > 0
-  at-risk   margin 0: one more fault stops the cluster
-  stalled   fewer than 2f + 1 nodes usable: no progress possible
+faults now = nodes down, paused, answering badly, accused in Byzantine evidence, running testbed
+fault rules, or cut off by a partition; margin = f - faults now. The provider says what runs (a
+local process, a container, a remote machine) before /status is asked.
 """
 
 from __future__ import annotations
@@ -13,11 +11,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from infra import process
-from infra.admin import get_status
-from infra.deployment import Deployment, NodeInfo
+from infra import providers
 from infra.errors import RemoteError
-from infra.local import node_marker
+from infra.model.deployment import Deployment, NodeInfo
+from infra.model.verdict import Assessment, Verdict, assess, cut_off_nodes
+from infra.nodes.admin import get_status
 
 
 @dataclass
@@ -50,23 +48,28 @@ class ClusterStatus:
         return (self.n - 1) // 3
 
     @property
-    def faulty(self) -> list[str]:
-        ids = {s.node.id for s in self.nodes}
-        return sorted({s.node.id for s in self.nodes if not s.up} | (self.accused & ids) | self.cut_off
-                      | set(self.byzantine))
-
-    @property
     def byzantine(self) -> list[str]:
         """Nodes running SPEC 16 testbed fault rules: faulty by construction."""
         return [s.node.id for s in self.nodes if s.up and s.status["testbed_faults"]]
 
     @property
+    def assessment(self) -> Assessment:
+        ids = {s.node.id for s in self.nodes}
+        return assess(self.n, down=[s.node.id for s in self.nodes if not s.up], byzantine=self.accused & ids,
+                      testbed_rules=self.byzantine, cut_off=self.cut_off & ids,
+                      in_view_change=any(s.status["in_view_change"] for s in self.nodes if s.up))
+
+    @property
+    def faulty(self) -> list[str]:
+        return list(self.assessment.faulty)
+
+    @property
     def faults_now(self) -> int:
-        return len(self.faulty)
+        return self.assessment.faults
 
     @property
     def margin(self) -> int:
-        return self.f - self.faults_now
+        return self.assessment.margin
 
     @property
     def height(self) -> int:
@@ -79,85 +82,38 @@ class ClusterStatus:
 
     @property
     def verdict(self) -> str:
-        if self.n - self.faults_now < 2 * self.f + 1:
-            return "stalled"
-        if self.margin == 0:
-            return "at-risk"
-        if self.faults_now or any(s.status["in_view_change"] for s in self.nodes if s.up):
-            return "degraded"
-        return "healthy"
+        return self.assessment.verdict.word
+
+    @property
+    def why(self) -> str:
+        return self.assessment.why
 
 
 def region_layout(dep: Deployment) -> dict | None:
-    """The region network layout that partitions and delays act on (infra.netns's shape): a netns
-    deployment's, or a docker deployment's region bridges; None for loopback and remote machines."""
-    if dep.state.get("netns"):
-        return dep.state["netns"]
-    return dep.state.get("docker", {}).get("layout")
+    """The region network layout that partitions and delays act on (infra.testbed.netns's shape)."""
+    return providers.for_deployment(dep).region_layout(dep)
 
 
-def _container_states(dep: Deployment) -> dict[str, str] | None:
-    """Docker's view of every node container, or None if the engine cannot be asked."""
-    if dep.provider != "docker":
-        return None
-    from infra import docker_provider
-    from infra.docker import engine
-    from infra.errors import UsageError
-    try:
-        client = engine.connect(timeout=3)
-    except UsageError:
-        return None
-    try:
-        return docker_provider.container_states(dep, client)
-    finally:
-        client.close()
-
-
-def _probe(dep: Deployment, n: NodeInfo, timeout: float, container: str | None = None) -> NodeStatus:
-    local = dep.provider == "local"
-    if local and process.is_paused(n.pid):
-        return NodeStatus(n, "paused", error="process paused (SIGSTOP)")
-    if local and not process.is_alive(n.pid, node_marker(dep, n.id)):
-        return NodeStatus(n, "down", error=f"no process ({n.status})")
-    if container == "paused":
-        return NodeStatus(n, "paused", error="container paused (docker pause)")
-    if container is not None and container != "running":
-        return NodeStatus(n, "down", error=f"container {container}")
+def _probe(dep: Deployment, n: NodeInfo, timeout: float, state: str) -> NodeStatus:
+    if state == "paused":
+        return NodeStatus(n, "paused", error=f"paused ({n.status})")
+    if state == "down":
+        return NodeStatus(n, "down", error=f"not running ({n.status})")
     try:
         doc, problems = get_status(*n.admin, timeout=timeout, node_id=n.id)
-        return NodeStatus(n, "running" if local or container else "remote", doc, warnings=problems)
+        return NodeStatus(n, state, doc, warnings=problems)
     except RemoteError as e:
-        return NodeStatus(n, "running", error=e.message)
+        return NodeStatus(n, state, error=e.message)
     except OSError as e:
-        return NodeStatus(n, "running", error=f"/status unreachable: {e}")
-
-
-def region_components(regions: list[str], cut: list[list[str]]) -> list[set[str]]:
-    """Groups of regions that can still reach each other, given the cut region pairs."""
-    cut_pairs = {frozenset(p) for p in cut}
-    comps: list[set[str]] = []
-    for r in regions:
-        joined = [c for c in comps if any(frozenset((r, o)) not in cut_pairs for o in c)]
-        merged = {r}.union(*joined) if joined else {r}
-        comps = [c for c in comps if c not in joined] + [merged]
-    return comps
-
-
-def cut_off_nodes(nodes: list[NodeInfo], regions: list[str], cut: list[list[str]]) -> set[str]:
-    """Nodes outside the region group that holds most of the cluster's nodes."""
-    if not cut:
-        return set()
-    comps = region_components(regions, cut)
-    main = max(comps, key=lambda c: sum(1 for n in nodes if n.region in c))
-    return {n.id for n in nodes if n.region not in main}
+        return NodeStatus(n, state, error=f"/status unreachable: {e}")
 
 
 def collect_status(dep: Deployment, timeout: float = 2.0) -> list[ClusterStatus]:
     """Probe every node in parallel (each with `timeout`), grouped by cluster in manifest order."""
     nodes = dep.nodes
-    containers = _container_states(dep) or {}
+    states = providers.for_deployment(dep).node_states(dep)
     with ThreadPoolExecutor(max_workers=min(16, len(nodes))) as pool:
-        probes = list(pool.map(lambda n: _probe(dep, n, timeout, containers.get(n.id)), nodes))
+        probes = list(pool.map(lambda n: _probe(dep, n, timeout, states.get(n.id, "remote")), nodes))
     # evidence from any node counts: members of other clusters see a shard's tampered compact decisions
     accused_all = {e["node_id"] for p in probes if p.up for e in p.status["byzantine_evidence"]}
     clusters = []
@@ -166,7 +122,7 @@ def collect_status(dep: Deployment, timeout: float = 2.0) -> list[ClusterStatus]
         accused = accused_all & {p.node.id for p in members}
         cut = (region_layout(dep) or {}).get("partitions", [])
         regions = dep.manifest.get("regions") or sorted({p.node.region for p in members})
-        cut_off = cut_off_nodes([p.node for p in members], regions, cut)
+        cut_off = cut_off_nodes({p.node.id: p.node.region for p in members}, regions, cut)
         clusters.append(ClusterStatus(c["id"], c["role"], members, accused, cut_off))
     return clusters
 
@@ -185,15 +141,30 @@ def status_document(clusters: list[ClusterStatus]) -> dict:
                           "schema_problems": s.warnings})
         out.append({"id": c.id, "role": c.role, "n": c.n, "f": c.f, "faults_now": c.faults_now,
                     "faulty": c.faulty, "margin": c.margin, "verdict": c.verdict, "height": c.height,
-                    "leader": c.leader, "nodes": nodes})
-    return {"clusters": out}
+                    "leader": c.leader, "why": c.why, "nodes": nodes})
+    return {"clusters": out, "verdict": worst_verdict(clusters)}
+
+
+SEVERITY = [Verdict.HEALTHY, Verdict.DEGRADED, Verdict.AT_RISK, Verdict.STALLED]
+EXIT_CODES = {Verdict.HEALTHY: 0, Verdict.DEGRADED: 3, Verdict.AT_RISK: 3, Verdict.STALLED: 4}
+
+
+def worst_verdict(clusters: list[ClusterStatus]) -> str:
+    """The verdict of the worst cluster (healthy when there is none)."""
+    worst = max((Verdict.of(c.verdict) for c in clusters), key=SEVERITY.index, default=Verdict.HEALTHY)
+    return worst.word
+
+
+def exit_code(clusters: list[ClusterStatus]) -> int:
+    """`heraclius-ops status` as a health gate: 0 healthy, 3 degraded or at-risk, 4 stalled."""
+    return EXIT_CODES[Verdict.of(worst_verdict(clusters))]
 
 
 def network_summary(dep: Deployment) -> dict:
     """What the nodes' network really is (the `network` object of `status --json`): the mode, active
     partitions and one-way delays between regions; for docker also each region's Docker network."""
     layout = region_layout(dep) or {}
-    mode = dep.state.get("network") or ("loopback" if dep.provider == "local" else dep.provider)
+    mode = dep.state.get("network") or dep.provider  # every provider records its network mode
     doc = {"mode": mode, "partitions": layout.get("partitions", []), "delays_ms": layout.get("delays", {})}
     if mode == "docker":
         doc["regions"] = {name: {"docker_network": r["network"], "subnet": f"{layout['prefix']}.{r['index']}.0/24",

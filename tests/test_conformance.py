@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import implementations
+from infra.model import implementations
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "wire_spec" / "vectors"

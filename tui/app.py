@@ -15,7 +15,6 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer
 
-from tui import fault_actions
 from tui.errors import LocalError
 from tui.fetch import HttpSource, Source
 from tui.snapshot import Snapshot
@@ -32,6 +31,9 @@ from tui.widgets.status_bar import StatusBar
 
 FAULT_KEYS = {"crash": "crash (kill -9)", "pause": "pause (SIGSTOP)", "resume": "resume (SIGCONT)",
               "restart": "restart", "partition": "partition the region of", "heal": "heal every partition"}
+# What the monitor may do to a deployment, handed in by whoever starts it (`heraclius-ops monitor` passes
+# infra's fault functions): (deployment_dir, action, node_id, region) -> summary; raises LocalError (or
+# anything) with a message for the operator. None: a read-only monitor without fault keys.
 Actions = Callable[[Path, str, str, str], str]
 
 
@@ -57,7 +59,7 @@ class MonitorApp(App[None]):
     ]
 
     def __init__(self, deployment_dir: Path, poll_interval: float = 1.0, source: Source | None = None,
-                 stall_after_s: float = 10.0, actions: Actions = fault_actions.perform,
+                 stall_after_s: float = 10.0, actions: Actions | None = None,
                  max_polls: int | None = None, timeout: float = 0.8) -> None:
         """timeout: seconds an HTTP request to a node may take before the node counts as down;
         max_polls: stop polling after that many polls (fixed screenshots); None polls forever."""
@@ -172,7 +174,7 @@ class MonitorApp(App[None]):
         return bool(snap and snap.deployment and snap.deployment.testbed)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self._testbed() if action == "fault" else True
+        return (self._testbed() and self.actions is not None) if action == "fault" else True
 
     def action_fault(self, action: str) -> None:
         node = self.selected_node()
@@ -182,6 +184,9 @@ class MonitorApp(App[None]):
             return
         if not snap.deployment.testbed:
             self.notify("fault keys work only on testbed deployments", severity="warning")
+            return
+        if self.actions is None:
+            self.notify("read-only monitor: start it with `heraclius-ops monitor` for fault keys", severity="warning")
             return
         region = next((n.region for n in snap.deployment.nodes if n.id == node), "")
         target = {"partition": f" region {region} (node {node})", "heal": ""}.get(action, f" node {node}")
@@ -196,6 +201,8 @@ class MonitorApp(App[None]):
 
     @work(thread=True, group="fault", exit_on_error=False)
     def run_fault(self, action: str, node: str, region: str) -> None:
+        if self.actions is None:
+            return
         try:
             message, severity = self.actions(self.deployment_dir, action, node, region), "information"
         except LocalError as exc:
@@ -207,6 +214,7 @@ class MonitorApp(App[None]):
                 self.call_from_thread(self.notify, message, severity=severity, timeout=8)
 
 
-def run(deployment_dir: Path, poll_interval: float = 1.0, timeout: float = 0.8) -> None:
-    """Run the monitor on a deployment directory until the operator quits."""
-    MonitorApp(Path(deployment_dir), poll_interval=poll_interval, timeout=timeout).run()
+def run(deployment_dir: Path, poll_interval: float = 1.0, timeout: float = 0.8, actions: Actions | None = None) -> None:
+    """Run the monitor on a deployment directory until the operator quits; `actions` enables the
+    fault keys (see `Actions`)."""
+    MonitorApp(Path(deployment_dir), poll_interval=poll_interval, timeout=timeout, actions=actions).run()

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tui.deployment import load_deployment, tail_log
+from infra.model.topology import load_topology as load_deployment
+from tui.logfile import tail_log
 from tui.snapshot import NodeSample, Snapshot
 
 T0_MS = 1795672800000  # 2026-11-26T06:00:00Z
@@ -183,7 +184,12 @@ def demo_app(deployment_dir: Path, steps: int = 4, poll_interval: float = 0.05,
 
     write_deployment(deployment_dir, demo_manifest(), logs=True)
     return MonitorApp(deployment_dir, poll_interval=poll_interval, max_polls=max_polls,
-                      source=ScriptedSource(deployment_dir, steps=steps))
+                      source=ScriptedSource(deployment_dir, steps=steps), actions=demo_action)
+
+
+def demo_action(_deployment_dir: Path, action: str, node_id: str, _region: str) -> str:
+    """The demo's fault keys: fixed data, so nothing to break."""
+    return f"{action} {node_id}: demo data, nothing done"
 
 
 async def save_screenshot(path: Path, size: tuple[int, int], deployment_dir: Path) -> None:

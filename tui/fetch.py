@@ -14,9 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from infra.errors import UsageError
+from infra.model.deployment import read_partitions
+from infra.model.topology import NodeSpec
+from infra.model.topology import Topology as Deployment
+from infra.model.topology import load_topology as load_deployment
 from tui import metrics_text
-from tui.deployment import Deployment, NodeSpec, load_deployment, tail_log
 from tui.errors import LocalError, RemoteError
+from tui.logfile import tail_log
 from tui.snapshot import NodeSample, Snapshot
 from tui.status_check import check_status
 
@@ -104,7 +109,7 @@ class HttpSource:
         error = None
         try:
             deployment = self._load()
-        except LocalError as exc:
+        except (LocalError, UsageError) as exc:
             # keep polling the nodes of the last manifest we could read, and say why
             if self._deployment is None:
                 return Snapshot(taken_ms=start, deployment=None, error=str(exc))
@@ -121,8 +126,9 @@ class HttpSource:
         if log_node:
             tail = tuple(tail_log(deployment.log_path(log_node), lines=40))
         end = self.clock()
+        cut = tuple((a, b) for a, b in read_partitions(self.deployment_dir))
         return Snapshot(taken_ms=end, deployment=deployment, samples=samples, error=error,
-                        elapsed_ms=max(0, end - start), log_node=log_node, log_tail=tail)
+                        elapsed_ms=max(0, end - start), log_node=log_node, log_tail=tail, partitions=cut)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

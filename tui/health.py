@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infra.model.topology import ClusterSpec, NodeSpec
+from infra.model.topology import Topology as Deployment
+from infra.model.verdict import Assessment, assess, cut_off_nodes
 from tui import metrics_text
-from tui.deployment import ClusterSpec, Deployment, NodeSpec
 from tui.snapshot import NodeSample, Snapshot
-from tui.verdict import Assessment, assess
 
 # /metrics name -> /status counters key, for the counters the monitor uses.
 COUNTERS = {
@@ -142,10 +143,14 @@ def cluster_health(deployment: Deployment, snapshot: Snapshot, cluster: ClusterS
     pending = pools(up_rows) + queue_backlog(deployment, snapshot, cluster)
     if any(r.in_view_change for r in up_rows):
         pending.append("a view change")
+    cut_off = cut_off_nodes({n.id: n.region for n in cluster.nodes}, deployment.regions, snapshot.partitions)
     result = assess(
         cluster.n,
         down=[r.spec.id for r in rows if not r.up],
         byzantine=[r.spec.id for r in rows if r.accused],
+        testbed_rules=[r.spec.id for r in up_rows if r.status and r.status.get("testbed_faults")],
+        cut_off=cut_off,
+        in_view_change=any(r.in_view_change for r in up_rows),
         pending_work=pending, still_for_ms=still_for_ms, stall_after_ms=stall_after_ms,
     )
     top = max(up_rows, key=lambda r: (r.view or 0, r.height or 0), default=None)

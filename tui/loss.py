@@ -1,15 +1,15 @@
 """What losing a whole region or a whole implementation would do to each cluster.
 
 Computed from the manifest on top of the faults seen now (nodes down or accused), with the same
-verdict rules as the live view (tui.verdict).
+verdict rules as the live view (infra.model.verdict).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tui.deployment import Deployment
-from tui.verdict import Assessment, assess
+from infra.model.topology import Topology as Deployment
+from infra.model.verdict import Assessment, assess
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui.deployment import Deployment
+from infra.model.topology import Topology as Deployment
 from tui.metrics_text import Sample
 
 
@@ -34,6 +34,7 @@ class Snapshot:
     elapsed_ms: int = 0
     log_node: str | None = None
     log_tail: tuple[str, ...] = ()
+    partitions: tuple[tuple[str, str], ...] = ()  # region pairs cut by `fault partition` (state.json)
 
     def sample(self, node_id: str) -> NodeSample:
         return self.samples.get(node_id) or NodeSample(node_id, error="not polled")

@@ -39,7 +39,7 @@ class MonitorState:
             self.losses = loss_scenarios(
                 snap.deployment,
                 {cid: h.down for cid, h in health.items()},
-                {cid: h.accused for cid, h in health.items()},
+                {cid: set(h.assessment.faulty) - h.down for cid, h in health.items()},  # up but faulty
             )
             self.clusters = health
         new = ev.diff(prev, prev_health if prev_health else None, snap, health, self._seen_evidence)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from infra.model.resources import SPEC_DIR
 from tui.errors import RemoteError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "wire_spec" / "status.schema.json"
+SCHEMA_PATH = SPEC_DIR / "status.schema.json"
 LISTS = ("peers", "byzantine_evidence", "testbed_faults")
 INT_MAPS = ("counters", "rejected", "pending")
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from infra import ops
-from infra.client import REPO_ROOT
+from infra.nodes.client import REPO_ROOT
 
 NAME = "bt"
 SERIES = f"{NAME}-alternate-1x1"

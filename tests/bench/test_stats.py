@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from infra import bench, bench_stats
-from infra.bench_procstat import TICKS, parse_machine_stat, parse_stat_cpu
+from infra.bench import run as bench
+from infra.bench import stats as bench_stats
+from infra.bench.procstat import TICKS, parse_machine_stat, parse_stat_cpu
 from infra.errors import UsageError
 
 
@@ -122,7 +123,7 @@ def test_repeats_rotate_series_order():
 
 
 def test_profile_summary_by_function():
-    from infra.bench_profile import summarise_raw
+    from infra.bench.profile import summarise_raw
     raw = ("<module> (impl/node.py:3);run_forever (asyncio/base_events.py:9);persist (impl/storage.py:40) 6\n"
            "<module> (impl/node.py:3);run_forever (asyncio/base_events.py:9);verify (impl/crypto.py:7) 3\n"
            "<module> (impl/node.py:3);handle (impl/runtime.py:5);verify (impl/crypto.py:7) 1\n")
@@ -134,7 +135,7 @@ def test_profile_summary_by_function():
 
 
 def test_metrics_counters_and_delta():
-    from infra.bench_metrics import delta, parse_counters
+    from infra.bench.metrics import delta, parse_counters
     text = ("# HELP heraclius_decisions_total decisions applied\n# TYPE heraclius_decisions_total counter\n"
             'heraclius_decisions_total{node="c0-n0",cluster="c0"} 87\n'
             'heraclius_batch_inputs_total{node="c0-n0",cluster="c0"} 337\n'

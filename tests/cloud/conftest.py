@@ -94,8 +94,8 @@ def docker_skip(reason: str) -> None:
 def docker_client(tmp_path_factory):
     """The Docker engine at engine.docker_host(): the running one, else a dockerd started here (root)
     and stopped at the end. HERACLIUS_DOCKER_ROOT=DIR gives a private engine with its own images."""
-    from infra.docker import engine
     from infra.errors import UsageError
+    from infra.providers.docker import engine
 
     started = None
     if not engine.reachable():
@@ -121,7 +121,7 @@ def docker_client(tmp_path_factory):
 def node_images(docker_client, request):
     """Both node images. Base images come from the engine's cache; building them (mmdebstrap or
     debootstrap, minutes) only happens when docker_e2e is selected or HERACLIUS_BUILD_IMAGES=1."""
-    from infra.docker import images
+    from infra.providers.docker import images
 
     missing = [b.tag for b in images.BASES.values() if not images.has_image(docker_client, b.tag)]
     if missing and not docker_e2e_selected(request.config):

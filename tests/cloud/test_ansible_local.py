@@ -13,15 +13,16 @@ import sys
 
 import pytest
 
-from infra import netns, process
-from infra.aws import ansible
-from infra.aws.provider import write_deployment
-from infra.aws.sshkey import generate_ssh_key
-from infra.client import kv_get, kv_put
-from infra.docker import engine
 from infra.errors import RemoteError
-from infra.keys import make_private_dir
-from infra.planner import make_plan
+from infra.model.keys import make_private_dir
+from infra.model.planner import make_plan
+from infra.nodes import process
+from infra.nodes.client import kv_get, kv_put
+from infra.providers.aws import ansible
+from infra.providers.aws.provider import write_deployment
+from infra.providers.aws.sshkey import generate_ssh_key
+from infra.providers.docker import engine
+from infra.testbed import netns
 from tests.cloud.conftest import free_port, stop_process, wait_port
 
 SSHD = "/usr/sbin/sshd"

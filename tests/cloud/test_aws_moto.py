@@ -6,12 +6,12 @@ import boto3
 import pytest
 
 from infra import ops
-from infra.aws import provider as aws_provider
-from infra.aws import provision as pv
-from infra.aws.provider import write_deployment
-from infra.aws.sshkey import generate_ssh_key
 from infra.errors import RemoteError, UsageError
-from infra.planner import make_plan
+from infra.model.planner import make_plan
+from infra.providers.aws import provider as aws_provider
+from infra.providers.aws import provision as pv
+from infra.providers.aws.provider import write_deployment
+from infra.providers.aws.sshkey import generate_ssh_key
 
 PORTS = [7000, 7001, 7002]
 NODES = [pv.NodeRequest("c0-n0", "us-east"), pv.NodeRequest("c0-n1", "eu-west"),

@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from infra import local
-from infra import scenario as sc
+from infra import ops
+from infra.providers.local import provider as local
+from tests.testbed import scenario as sc
 
 C, S = "coordinator", "shard"
 # impl_a leads c0 in view 0, impl_b leads s0; every cluster holds both implementations
@@ -36,7 +37,7 @@ def net(request, tmp_path_factory):
 
     def finish():
         keep_logs_if_failed(request, tmp_path_factory, name, home)
-        local.destroy(name, home)
+        ops.destroy(name, home)
     request.addfinalizer(finish)
     return sc.deploy(name, home, MIXED)
 

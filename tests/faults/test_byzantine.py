@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import scenario as sc
 from tests.faults.conftest import follower
+from tests.testbed import scenario as sc
 
 BAD_INPUT = ("malformed", "non_canonical", "bad_signature", "decrypt_failed", "invalid_proposal")
 

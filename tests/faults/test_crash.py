@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from infra import faults
-from infra import scenario as sc
+from infra.testbed import faults
 from tests.faults.conftest import follower
+from tests.testbed import scenario as sc
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from infra import faults
-from infra import scenario as sc
+from infra.testbed import faults
+from tests.testbed import scenario as sc
 
 
 def last_written_file(data_dir: Path) -> Path:

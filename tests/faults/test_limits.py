@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from infra import local
-from infra import scenario as sc
+from infra import ops
+from tests.testbed import scenario as sc
 
 C, S = "coordinator", "shard"
 
 
 @pytest.fixture
 def limit_net(request, tmp_path):
-    request.addfinalizer(lambda: local.destroy("limits", tmp_path))
+    request.addfinalizer(lambda: ops.destroy("limits", tmp_path))
     return sc.deploy("limits", tmp_path, [sc.ClusterSpec("c0", C, "abab"), sc.ClusterSpec("s0", S, "aabb")])
 
 

@@ -1,6 +1,6 @@
 """Partitioned leader: cut off, the rest change view and serve; healed, it catches up and follows.
 
-Two emulations: a real packet-level partition with network namespaces (root only: infra.faults
+Two emulations: a real packet-level partition with network namespaces (root only: infra.testbed.faults
 partition/heal, SPEC-independent), and, everywhere, SIGSTOP of the leader (cut off both ways;
 its TCP connections survive, so like a short real partition the peers' queued bytes arrive when it
 heals). Without root the namespace variant is skipped with the reason infra gives."""
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra import faults, local
-from infra import scenario as sc
+from infra import ops
+from infra.testbed import faults
 from tests.faults.conftest import MIXED
+from tests.testbed import scenario as sc
 
 
 def _partitioned_leader_scenario(dep, cut_off, isolate, heal, tmp_path):
@@ -36,11 +37,11 @@ def test_partitioned_leader_netns(tmp_path, request):
     """Packet-level partition of the region holding c0's leader (and one s0 follower): c0 changes
     view and serves a linearizable workload while the old leader decides nothing; after healing,
     the old leader follows the new one and its log catches up byte for byte."""
-    from infra import netns
+    from infra.testbed import netns
     ok, why = netns.available()
     if not ok:
         pytest.skip(f"netns partition unavailable: {why}")
-    request.addfinalizer(lambda: local.destroy("part-netns", tmp_path))
+    request.addfinalizer(lambda: ops.destroy("part-netns", tmp_path))
     dep = sc.deploy("part-netns", tmp_path, MIXED, regions=4, network="netns")
     ok, why = faults.partition_support(dep)
     if not ok:

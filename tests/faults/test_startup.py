@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from infra import local
-from infra import scenario as sc
+from infra import ops
 from tests.faults.conftest import MIXED
+from tests.testbed import scenario as sc
 
 
 @pytest.fixture
 def headless(request, tmp_path):
-    request.addfinalizer(lambda: local.destroy("headless", tmp_path))
+    request.addfinalizer(lambda: ops.destroy("headless", tmp_path))
     return sc.deploy("headless", tmp_path, MIXED, not_started=("c0-n0", "s0-n0"))
 
 

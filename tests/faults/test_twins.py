@@ -1,15 +1,16 @@
 """Twins: the view-0 leader of c0 runs as two processes with the same identity and keys, twin 1
-seen by c0-n1 and twin 2 by c0-n2 and c0-n3 (infra.twins), once with impl_a and once with impl_b
+seen by c0-n1 and twin 2 by c0-n2 and c0-n3 (tests.testbed.twins), once with impl_a and once with impl_b
 as the twin. The twins lead both sides at once and propose different batches for the same height."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra import local, twins
-from infra import scenario as sc
-from infra.client import run_client
-from infra.history import check_history, load_history
+from infra import ops
+from infra.nodes.client import run_client
+from infra.testbed.history import check_history, load_history
+from tests.testbed import scenario as sc
+from tests.testbed import twins
 
 C, S = "coordinator", "shard"
 
@@ -17,7 +18,7 @@ C, S = "coordinator", "shard"
 @pytest.fixture(params=["impl_a", "impl_b"])
 def twin_net(request, tmp_path):
     name = f"twins-{request.param[-1]}"
-    request.addfinalizer(lambda: local.destroy(name, tmp_path))
+    request.addfinalizer(lambda: ops.destroy(name, tmp_path))
     mix = "abab" if request.param == "impl_a" else "baba"
     return sc.deploy(name, tmp_path, [sc.ClusterSpec("c0", C, mix), sc.ClusterSpec("s0", S, "abab")])
 

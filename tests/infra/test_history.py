@@ -5,7 +5,7 @@ import json
 import pytest
 
 from infra.errors import UsageError
-from infra.history import check_history, compare_logs, load_history, parse_history
+from infra.testbed.history import check_history, compare_logs, load_history, parse_history
 
 
 def op(process, kind, value, t0, t1, result="ok", key="6b31"):

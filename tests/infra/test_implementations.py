@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from infra import implementations
 from infra.errors import UsageError
+from infra.model import implementations
 
 
 def test_python_implementations_run_as_modules():

@@ -8,13 +8,16 @@ import sys
 
 import pytest
 
-from infra import faults, local, ops, process
+from infra import ops
 from infra.cli import main
-from infra.deployment import list_deployments, load_deployment
 from infra.errors import RemoteError, UsageError
-from infra.history import check_cluster_logs
-from infra.planner import make_plan
+from infra.model.deployment import list_deployments, load_deployment
+from infra.model.planner import make_plan
+from infra.nodes import process
+from infra.providers.local import provider as local
 from infra.status import collect_status, status_document
+from infra.testbed import faults
+from infra.testbed.history import check_cluster_logs
 from tests.infra.conftest import FAKE
 
 
@@ -170,8 +173,9 @@ def test_cli_deploy_status_fault_destroy(home, capsys, request):
     s0 = doc["clusters"][1]
     assert (s0["verdict"], s0["faulty"], s0["margin"]) == ("at-risk", ["s0-n0"], 0)
     assert doc["network"] == {"mode": "loopback", "partitions": [], "delays_ms": {}}
+    assert code == 3 and doc["verdict"] == "at-risk"  # status is a health gate: 3 degraded / at-risk
     code, out, _ = run_cli(capsys, "status")
-    assert code == 0 and "network: loopback" in out and "s0 (shard): f=1, faults now 1 (s0-n0), margin 0" in out
+    assert code == 3 and "network: loopback" in out and "s0 (shard): f=1, faults now 1 (s0-n0), margin 0" in out
     code, out, _ = run_cli(capsys, "logs", "c0-n0", "-n", "1")
     assert json.loads(out)["event"] == "ready"
     code, _, err = run_cli(capsys, "fault", "byzantine", "c0-n0", "equivocate", "--targets", "c0-n1")

@@ -6,17 +6,17 @@ import stat
 
 import pytest
 
-from infra import local
 from infra.errors import UsageError
-from infra.keys import ed25519_public, read_secret, x25519_public
-from infra.manifest import (
+from infra.model.keys import ed25519_public, read_secret, x25519_public
+from infra.model.manifest import (
     DEFAULT_TIMEOUTS,
     manifest_problems,
     parse_timeouts,
     schema_problems,
     validate_manifest,
 )
-from infra.planner import make_plan
+from infra.model.planner import make_plan
+from infra.providers.local import provider as local
 
 
 @pytest.fixture

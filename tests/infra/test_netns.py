@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from infra import faults, ops
+from infra import ops
 from infra.errors import UsageError
 from infra.status import collect_status
+from infra.testbed import faults
 from tests.infra.conftest import FAKE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -111,6 +112,8 @@ def test_cli_partition_delay_and_status(netns_deployment, capsys):
     assert code == 0 and "eu-west/us-east=20" in out
     code, out, _ = run_cli(capsys, "fault", "partition", "ap-south", "--name", "nets")
     assert code == 0 and "ap-south/us-east" in out and "ap-south/eu-west" in out
+    from infra.model.deployment import read_partitions  # what the monitor reads
+    assert read_partitions(netns_deployment.root) == [["ap-south", "us-east"], ["ap-south", "eu-west"]]
     code, out, _ = run_cli(capsys, "status", "--json", "--name", "nets")
     net = json.loads(out)["network"]
     assert net == {"mode": "netns", "partitions": [["ap-south", "us-east"], ["ap-south", "eu-west"]],
@@ -120,5 +123,6 @@ def test_cli_partition_delay_and_status(netns_deployment, capsys):
     assert "cluster c0: partitioned off: c0-n2" in out
     code, out, _ = run_cli(capsys, "fault", "heal", "--name", "nets")
     assert code == 0 and "healed: ap-south/us-east, ap-south/eu-west" in out
+    assert read_partitions(netns_deployment.root) == []
     code, _, err = run_cli(capsys, "fault", "delay", "us-east", "mars", "5", "--name", "nets")
     assert code == 2 and "unknown region mars" in err

@@ -3,7 +3,7 @@
 import pytest
 
 from infra.errors import UsageError
-from infra.planner import loss_reports, make_plan, parse_mix
+from infra.model.planner import loss_reports, make_plan, parse_mix
 
 
 def lines(plan):

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from infra import demo, faults, local, ops, process
-from infra.client import final_reads, kv_get, kv_put, workload
-from infra.deployment import load_deployment
-from infra.history import check_cluster_logs, check_history, load_history
+from infra import demo, ops
+from infra.model.deployment import load_deployment
+from infra.nodes import process
+from infra.nodes.client import final_reads, kv_get, kv_put, workload
+from infra.providers.local import provider as local
 from infra.status import collect_status, status_document
+from infra.testbed import faults
+from infra.testbed.history import check_cluster_logs, check_history, load_history
 
 
 def wait_for(predicate, timeout, what, dep=None):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra import local
-from infra import scenario as sc
-from infra.client import run_client
-from infra.history import check_history, load_history
+from infra import ops
+from infra.nodes.client import run_client
+from infra.testbed.history import check_history, load_history
+from tests.testbed import scenario as sc
 
 C, S = "coordinator", "shard"
 SPECS = [sc.ClusterSpec("c0", C, "abab"), sc.ClusterSpec("s0", S, "baab"), sc.ClusterSpec("s1", S, "abba")]
@@ -59,7 +59,7 @@ def bundle_sizes(decision: bytes) -> list[int]:
 def dep(tmp_path):
     name = "bundles-mx"
     yield sc.deploy(name, tmp_path, SPECS)
-    local.destroy(name, tmp_path)
+    ops.destroy(name, tmp_path)
 
 
 def _counter(dep, name: str) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import local
-from infra import scenario as sc
+from infra import ops
+from tests.testbed import scenario as sc
 
 C, S = "coordinator", "shard"
 CELLS = {
@@ -22,7 +22,7 @@ CELLS = {
 @pytest.fixture
 def cell(request, tmp_path):
     name = f"mx-{request.param.lower()}"
-    request.addfinalizer(lambda: local.destroy(name, tmp_path))
+    request.addfinalizer(lambda: ops.destroy(name, tmp_path))
     return sc.deploy(name, tmp_path, CELLS[request.param])
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+from infra.model.verdict import Verdict
 from tests.tui.pilot_helpers import cell, events_text, sync, wait_until
 from tui.app import MonitorApp
 from tui.demo import evidence_id
-from tui.verdict import Verdict
 from tui.widgets.cluster_table import ClusterTable
 from tui.widgets.confirm_screen import ConfirmScreen
 from tui.widgets.node_detail import NodeDetailScreen
@@ -34,13 +34,13 @@ async def test_node_that_stops_answering_turns_down(fake_deployment):
         fake_deployment["s0-n2"].stop()
         await wait_until(pilot, lambda: app.state.clusters["s0"].assessment.verdict is Verdict.AT_RISK)
         await pilot.pause()
-        assert cell(clusters, "s0", "verdict") == "▲ at risk"
+        assert cell(clusters, "s0", "verdict") == "▲ at-risk"
         assert cell(clusters, "s0", "faults") == "1"
         assert cell(clusters, "s0", "margin") == "0"
         assert cell(clusters, "c0", "verdict") == "✔ healthy"
         text = events_text(app)
         assert "s0-n2 down: /status: connection refused" in text
-        assert "s0 healthy → ▲ at risk" in text
+        assert "s0 healthy → ▲ at-risk" in text
         # the node table shows the down node once s0 is selected
         await pilot.press("down")
         await pilot.pause()

@@ -4,14 +4,16 @@ import json
 
 import pytest
 
+from infra.errors import UsageError
+from infra.model.topology import load_topology as load_deployment
+from infra.model.verdict import Verdict
 from tui import metrics_text
 from tui.demo import demo_manifest, demo_statuses, status_doc, write_deployment
-from tui.deployment import format_log_line, load_deployment, tail_log
-from tui.errors import LocalError, RemoteError
+from tui.errors import RemoteError
+from tui.logfile import format_log_line, tail_log
 from tui.snapshot import NodeSample, Snapshot
 from tui.state import MonitorState
 from tui.status_check import check_status
-from tui.verdict import Verdict
 
 METRICS = """\
 # HELP heraclius_height last decided height
@@ -75,13 +77,13 @@ def test_status_check_off_spec_is_usable_and_sanitised():
 
 
 def test_load_deployment_errors_are_local(tmp_path):
-    with pytest.raises(LocalError, match="no manifest"):
+    with pytest.raises(UsageError, match="no manifest"):
         load_deployment(tmp_path)
     (tmp_path / "manifest.json").write_text("{")
-    with pytest.raises(LocalError, match="cannot read"):
+    with pytest.raises(UsageError, match="cannot read"):
         load_deployment(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"clusters": []}))
-    with pytest.raises(LocalError, match="invalid manifest"):
+    with pytest.raises(UsageError, match="invalid manifest"):
         load_deployment(tmp_path)
 
 
@@ -136,8 +138,12 @@ def test_state_diff_produces_events_and_verdicts(tmp_path):
     rigged["s0-n1"]["testbed_faults"] = [{"action": "equivocate"}, {"action": "drop", "messages": ["commit"]}]
     assert [e.text for e in state.ingest(_snapshot(dep, 3, rigged))] == [
         "s0-n1 testbed faults: equivocate, drop", "s1-n3 down: refused",
-        "s1 healthy → ▲ at risk: 1 down: s1-n3; one more fault stops it"]
-    assert [e.text for e in state.ingest(_snapshot(dep, 3))] == ["s0-n1 testbed faults cleared"]
+        "s0 healthy → ▲ at-risk: testbed fault rules on s0-n1; one more fault stops it",
+        "s1 healthy → ▲ at-risk: 1 down: s1-n3; one more fault stops it"]
+    # a node running testbed rules is a fault, as in `heraclius-ops status` (one verdict rule)
+    assert state.clusters["s0"].assessment.faulty == ("s0-n1",)
+    assert [e.text for e in state.ingest(_snapshot(dep, 3))] == [
+        "s0-n1 testbed faults cleared", "s0 at-risk → ✔ healthy: all 4 up"]
 
 
 def test_rates_from_counters(tmp_path):
@@ -183,7 +189,7 @@ def test_loss_scenarios(tmp_path):
 
 
 def test_loss_scenarios_agree_with_infra_planner_when_nothing_is_faulty(tmp_path):
-    planner = pytest.importorskip("infra.planner")
+    planner = pytest.importorskip("infra.model.planner")
     manifest = demo_manifest()
     dep = load_deployment(write_deployment(tmp_path, manifest))
     state = MonitorState()
@@ -197,3 +203,24 @@ def test_loss_scenarios_agree_with_infra_planner_when_nothing_is_faulty(tmp_path
         for impact in report.impacts:
             assert ours[report.name][impact.cluster].verdict in expected[impact.verdict]
             assert ours[report.name][impact.cluster].margin == impact.margin_after
+
+
+def test_partitions_from_state_json_count_as_faults(tmp_path):
+    """The monitor applies status's rule to partitions too: nodes cut off from their cluster's main side
+    (state.json `partitions`, written by infra's fault functions) are faults while they still answer."""
+    from infra.model.deployment import read_partitions
+
+    root = write_deployment(tmp_path, demo_manifest())
+    cut = [["ap-south", "us-east"], ["ap-south", "eu-west"]]
+    (root / "state.json").write_text(json.dumps({"provider": "local", "partitions": cut}))
+    assert read_partitions(root) == cut
+    dep = load_deployment(root)
+    state = MonitorState()
+    snap = _snapshot(dep, 3)
+    state.ingest(Snapshot(taken_ms=snap.taken_ms, deployment=dep, samples=snap.samples,
+                          partitions=tuple(tuple(p) for p in cut)))
+    s0 = state.clusters["s0"].assessment
+    assert (s0.verdict, s0.faulty, s0.up) == (Verdict.AT_RISK, ("s0-n2",), 4)  # n2 sits in ap-south
+    assert "partitioned off s0-n2" in s0.why
+    (root / "state.json").write_text("{broken")
+    assert read_partitions(root) == []

@@ -8,13 +8,14 @@ import threading
 
 import pytest
 
+from infra.cli.monitor import fault_action
+from infra.model.verdict import Verdict
 from tests.tui.pilot_helpers import events_text, sync, wait_until
 from tui.app import MonitorApp
-from tui.verdict import Verdict
 from tui.widgets.confirm_screen import ConfirmScreen
 
 ops = pytest.importorskip("infra.ops", reason="infra's local provider is not available")
-client = pytest.importorskip("infra.client")
+client = pytest.importorskip("infra.nodes.client")
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def real_deployment(tmp_path):
 @sync
 async def test_workload_and_crash_on_real_nodes(real_deployment):
     dep = real_deployment
-    app = MonitorApp(dep.root, poll_interval=0.5, stall_after_s=60, timeout=2.0)
+    app = MonitorApp(dep.root, poll_interval=0.5, stall_after_s=60, timeout=2.0, actions=fault_action)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: app.state.polls >= 2 and app.state.up_count == (8, 8), timeout=30)
         assert {h.assessment.verdict for h in app.state.clusters.values()} == {Verdict.HEALTHY}

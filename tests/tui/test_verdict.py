@@ -1,8 +1,8 @@
-"""Unit tests of the pure verdict logic (tui.verdict)."""
+"""Unit tests of the pure verdict logic (infra.model.verdict)."""
 
 import pytest
 
-from tui.verdict import Verdict, assess, faults_tolerated
+from infra.model.verdict import Verdict, assess, faults_tolerated
 
 
 @pytest.mark.parametrize("n,f", [(4, 1), (7, 2), (10, 3), (5, 1), (1, 0)])
@@ -73,3 +73,55 @@ def test_labels_carry_symbol_and_word():
     for v in Verdict:
         assert v.symbol in v.label and v.word in v.label
     assert len({v.symbol for v in Verdict}) == 4
+
+
+def test_one_spelling_for_cli_json_and_monitor():
+    assert Verdict.AT_RISK.word == "at-risk" and Verdict.of("at-risk") is Verdict.AT_RISK
+    assert [v.word for v in Verdict] == ["healthy", "degraded", "at-risk", "stalled"]
+
+
+def test_view_change_degrades_a_cluster_without_faults():
+    a = assess(4, down=[], in_view_change=True)
+    assert (a.verdict, a.faults, a.margin) == (Verdict.DEGRADED, 0, 1)
+    assert "view change" in a.why
+    assert assess(4, down=["n1"], in_view_change=True).verdict is Verdict.AT_RISK  # faults decide first
+
+
+def test_testbed_rules_and_partitions_are_faults():
+    a = assess(7, down=[], testbed_rules=["n0"], cut_off=["n5", "n6"])
+    assert (a.verdict, a.faults, a.faulty) == (Verdict.STALLED, 3, ("n0", "n5", "n6"))
+    assert "testbed fault rules on n0" in a.why and "partitioned off n5, n6" in a.why
+
+
+def test_cli_and_monitor_judge_the_same_cluster_alike():
+    """infra.status.ClusterStatus and the monitor's health both call assess with the same inputs."""
+    from types import SimpleNamespace
+
+    from infra.status import ClusterStatus, NodeStatus
+
+    def node(i, up=True, vc=False, rules=()):
+        info = SimpleNamespace(id=f"c0-n{i}", cluster="c0", region="r")
+        st = {"view": 1, "leader": "c0-n0", "height": 5, "in_view_change": vc, "testbed_faults": list(rules),
+              "byzantine_evidence": []}
+        return NodeStatus(info, "running" if up else "down", st if up else None)
+
+    cases = [([node(0), node(1), node(2), node(3)], {}),
+             ([node(0, vc=True), node(1), node(2), node(3)], {"in_view_change": True}),
+             ([node(0, up=False), node(1), node(2), node(3)], {"down": ["c0-n0"]}),
+             ([node(0, rules=[{"action": "drop"}]), node(1), node(2), node(3)], {"testbed_rules": ["c0-n0"]})]
+    from pathlib import Path
+
+    from infra.model.topology import ClusterSpec, NodeSpec, Topology
+    from tui.health import cluster_health
+    from tui.snapshot import NodeSample, Snapshot
+
+    spec = ClusterSpec("c0", "coordinator", tuple(NodeSpec(f"c0-n{i}", "c0", "coordinator", "impl_a", "r",
+                                                             "127.0.0.1", 1) for i in range(4)))
+    topo = Topology(Path("."), "net", True, ("r",), (spec,), 0)
+    for nodes, kwargs in cases:
+        cli = ClusterStatus("c0", "coordinator", nodes)
+        snap = Snapshot(1000, topo, {s.node.id: NodeSample(s.node.id, status=s.status) if s.up
+                                     else NodeSample(s.node.id, error="refused") for s in nodes})
+        monitor = cluster_health(topo, snap, spec, 0, 10_000, set()).assessment
+        assert (cli.verdict, cli.margin, cli.faulty) == (monitor.verdict.word, monitor.margin, list(monitor.faulty))
+        assert monitor == assess(4, **{"down": [], **kwargs}), kwargs

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from infra.cli.monitor import fault_action
+from infra.model.verdict import Verdict
 from tests.tui.pilot_helpers import cell, events_text, sync, wait_until
-from tui import fault_actions
 from tui.app import MonitorApp
 from tui.errors import LocalError
-from tui.verdict import Verdict
 from tui.widgets.cluster_table import ClusterTable
 from tui.widgets.confirm_screen import ConfirmScreen
 
@@ -28,7 +28,7 @@ def infra_deployment(tmp_path):
 
 @sync
 async def test_crash_and_restart_keys_on_real_processes(infra_deployment):
-    app = MonitorApp(infra_deployment.root, poll_interval=0.2, stall_after_s=60, timeout=2.0)
+    app = MonitorApp(infra_deployment.root, poll_interval=0.2, stall_after_s=60, timeout=2.0, actions=fault_action)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: app.state.polls >= 2 and app.state.up_count == (8, 8))
         assert app.state.clusters["c0"].assessment.verdict is Verdict.HEALTHY
@@ -50,4 +50,4 @@ async def test_crash_and_restart_keys_on_real_processes(infra_deployment):
         assert "c0-n1 up at height" in events_text(app)
     # partitions need a netns deployment: infra's refusal comes back as a local error, verbatim
     with pytest.raises(LocalError, match="partition c0-n0 failed: cannot partition us-east"):
-        fault_actions.perform(infra_deployment.root, "partition", "c0-n0", "us-east")
+        fault_action(infra_deployment.root, "partition", "c0-n0", "us-east")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from infra.model.verdict import Verdict
 from tui.state import MonitorState
-from tui.verdict import Verdict
 
 
 class ClusterPanel(Static):

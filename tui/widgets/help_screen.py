@@ -11,10 +11,11 @@ from textual.widgets import Static
 HELP = """\
 [b]Heraclius monitor[/b]  (Esc or ? closes, q quits)
 
-[b]Verdicts[/b] (n = 3f+1; down, unreachable, accused nodes are faults)
-  [green]✔ healthy[/]   no fault
-  [yellow]◐ degraded[/]  faults, can absorb more (margin > 0)
-  [dark_orange]▲ at risk[/]   one more fault stops the cluster (margin 0)
+[b]Verdicts[/b] (n = 3f+1; down, unreachable, accused or testbed-rule
+  nodes are faults; the same rule as `heraclius-ops status`)
+  [green]✔ healthy[/]   no fault, no view change
+  [yellow]◐ degraded[/]  faults (margin > 0 left) or a view change
+  [dark_orange]▲ at-risk[/]   one more fault stops the cluster (margin 0)
   [red]✖ stalled[/]   < 2f+1 up, > f faults, or no decision for a
               while although work is pending
 [b]Keys[/b]

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.deployment import format_log_line, tail_log
+from tui.logfile import format_log_line, tail_log
 from tui.snapshot import Snapshot
 
 
