@@ -108,7 +108,7 @@ func serveOne(line []byte) (ans map[string]any) {
 	var req map[string]any
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.UseNumber()
-	if err := d.Decode(&req); err != nil || d.More() || req == nil || checkNumbers(req) != nil {
+	if err := d.Decode(&req); err != nil || d.More() || req == nil || checkNumbers(req) != nil || checkDuplicateKeys(line) != nil {
 		return map[string]any{"id": nil, "ok": false, "error": "bad JSON"}
 	}
 	id := req["id"]
