@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"strings"
+	"unicode/utf8"
 
 	"heraclius/impl_c/manifest"
 	"heraclius/impl_c/merkle"
@@ -108,10 +110,19 @@ func serveOne(line []byte) (ans map[string]any) {
 	var req map[string]any
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.UseNumber()
+	if !utf8.Valid(line) {
+		return map[string]any{"id": nil, "ok": false, "error": "bad JSON: not UTF-8"}
+	}
 	if err := d.Decode(&req); err != nil || d.More() || req == nil || checkNumbers(req) != nil || checkDuplicateKeys(line) != nil {
 		return map[string]any{"id": nil, "ok": false, "error": "bad JSON"}
 	}
-	id := req["id"]
+	// Echo id as the same JSON text (e.g. lone surrogate escapes survive).
+	var raw map[string]json.RawMessage
+	_ = json.Unmarshal(line, &raw)
+	var id any = req["id"]
+	if r, ok := raw["id"]; ok {
+		id = r
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			ans = map[string]any{"id": id, "ok": false, "error": fmt.Sprint(r)}
@@ -165,20 +176,28 @@ func strictHex(s, k string) ([]byte, error) {
 	return b, nil
 }
 
-func intField(req map[string]any, k string) (uint64, error) {
+// intField reads a JSON integer; range tells whether it is below 0 (-1),
+// within uint64 (0) or above 2^64-1 (+1).
+func intField(req map[string]any, k string) (uint64, int, error) {
 	v, err := field(req, k)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	n, ok := v.(json.Number)
-	if !ok || strings.ContainsAny(n.String(), ".eE+-") {
-		return 0, serveErr(k + " is not a non-negative integer")
+	if !ok || strings.ContainsAny(n.String(), ".eE+") {
+		return 0, 0, serveErr(k + " is not an integer")
 	}
-	var u uint64
-	if _, err := fmt.Sscan(n.String(), &u); err != nil {
-		return 0, serveErr(k + " out of range")
+	bi, ok := new(big.Int).SetString(n.String(), 10)
+	if !ok {
+		return 0, 0, serveErr(k + " is not an integer")
 	}
-	return u, nil
+	switch {
+	case bi.Sign() < 0:
+		return 0, -1, nil
+	case !bi.IsUint64():
+		return ^uint64(0), 1, nil
+	}
+	return bi.Uint64(), 0, nil
 }
 
 func hexList(req map[string]any, k string) ([][]byte, error) {
@@ -349,11 +368,11 @@ func serveOp(req map[string]any) (map[string]any, error) {
 			}
 			lh = h
 		}
-		idx, err := intField(req, "index")
+		idx, ir, err := intField(req, "index")
 		if err != nil {
 			return nil, err
 		}
-		cnt, err := intField(req, "count")
+		cnt, cr, err := intField(req, "count")
 		if err != nil {
 			return nil, err
 		}
@@ -364,6 +383,9 @@ func serveOp(req map[string]any) (map[string]any, error) {
 		root, err := hexField(req, "root")
 		if err != nil {
 			return nil, err
+		}
+		if ir != 0 || cr != 0 {
+			return reject(""), nil // outside the protocol's integers: no valid proof
 		}
 		return verdictOf(merkle.Verify(lh, idx, cnt, proof, root)), nil
 	case "qc_verify":
@@ -411,7 +433,7 @@ func serveOp(req map[string]any) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		next, err := intField(req, "next_seq")
+		next, nr, err := intField(req, "next_seq")
 		if err != nil {
 			return nil, err
 		}
@@ -423,7 +445,17 @@ func serveOp(req map[string]any) (map[string]any, error) {
 		if err != nil {
 			return reject(wire.Reason(err)), nil
 		}
-		if r := rsm.VerifyCompact(m, nil, cd, src, dst, next); r != "" {
+		if nr < 0 {
+			next = 0
+		}
+		r := rsm.VerifyCompact(m, nil, cd, src, dst, next)
+		if r == "" && nr < 0 {
+			r = "out_of_order" // every seq is above a negative next_seq
+		}
+		if r == "" && nr > 0 {
+			r = "replay" // every seq is below a next_seq above 2^64-1
+		}
+		if r != "" {
 			return reject(r), nil
 		}
 		return verdictOf(true), nil

@@ -9,7 +9,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 
 	"heraclius/impl_c/schema"
 )
@@ -167,7 +169,10 @@ func Parse(b []byte) (*Manifest, error) {
 	}
 	m := &Manifest{Timeouts: Timeouts{250, 2000, 1000, 4000, 3000, 1000, 500, 5000, 2},
 		Limits: Limits{1024, 4194304, 16777216, 1024, 65536, 100000}}
-	if err := json.Unmarshal(b, m); err != nil {
+	// JSON Schema integers include 1.0 and values beyond int64 where the schema
+	// sets no maximum: normalise them before filling the typed struct.
+	norm, _ := json.Marshal(normaliseNumbers(doc))
+	if err := json.Unmarshal(norm, m); err != nil {
 		return nil, &Error{Stage: "schema", Msg: err.Error()}
 	}
 	if err := m.semantic(); err != nil {
@@ -349,4 +354,42 @@ func ShardOf(shards []string, key []byte) (string, uint64, int) {
 func (m *Manifest) ShardOf(key []byte) string {
 	s, _, _ := ShardOf(m.ShardMap.Shards, key)
 	return s
+}
+
+// normaliseNumbers rewrites integral numbers as plain integers, clamped to
+// the int64 range (only fields without a schema maximum can exceed it).
+func normaliseNumbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		f, err := t.Float64()
+		if err != nil {
+			return t
+		}
+		if i, err := t.Int64(); err == nil {
+			return json.Number(strconv.FormatInt(i, 10))
+		}
+		if f == math.Trunc(f) {
+			if f >= math.MaxInt64 {
+				return json.Number(strconv.FormatInt(math.MaxInt64, 10))
+			}
+			if f <= math.MinInt64 {
+				return json.Number(strconv.FormatInt(math.MinInt64, 10))
+			}
+			return json.Number(strconv.FormatInt(int64(f), 10))
+		}
+		return t
+	case []any:
+		out := make([]any, len(t))
+		for i := range t {
+			out[i] = normaliseNumbers(t[i])
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range t {
+			out[k] = normaliseNumbers(e)
+		}
+		return out
+	}
+	return v
 }
