@@ -437,7 +437,8 @@ func (c *Core) Restore(now int64, r *Restored) error {
 	c.Started = now
 	// Replay re-executes what this node decided: testbed faults do not apply.
 	c.st.WrongResult = false
-	defer func() { c.st.WrongResult = c.cfg.Faults.WrongResult }()
+	c.cache.Trust(true)
+	defer func() { c.st.WrongResult = c.cfg.Faults.WrongResult; c.cache.Trust(false) }()
 	for _, d := range r.Decisions {
 		res, err := c.st.Execute(d.Batch)
 		if err != nil {

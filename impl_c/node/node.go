@@ -229,6 +229,7 @@ func Main(args []string) int {
 		return 1
 	}
 	n.startPeers(ctx)
+	h0, v0 := n.core.Height(), n.core.View()
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -239,7 +240,7 @@ func Main(args []string) int {
 		code <- n.loop(ctx)
 	}()
 	n.ready.Store(true)
-	lg.Log("info", "ready", "node ready", map[string]any{"height": n.core.Height(), "view": n.core.View(),
+	lg.Log("info", "ready", "node ready", map[string]any{"height": h0, "view": v0,
 		"cluster": self.Cluster.ID, "implementation": "impl_c"})
 	select {
 	case s := <-sigs:
