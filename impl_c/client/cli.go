@@ -155,6 +155,7 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 	pattern := fs.String("pattern", "uniform", "uniform|payments")
 	history := fs.String("history", "", "history file")
 	samples := fs.String("samples", "", "samples file")
+	bundle := fs.Int("bundle", 1, "impl_c extension: send each user's operations in signed bundles of this many items (SPEC 14.6)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -194,6 +195,52 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 	if *dur > 0 {
 		stopAt = start.Add(time.Duration(*dur * float64(time.Second)))
 	}
+	peek := func() (bool, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return issued < total && (stopAt.IsZero() || time.Now().Before(stopAt)), 0
+	}
+	record := func(w int, t0, t1 time.Time, kind wire.OpKind, key, val []byte, res *Result, err error, id uint64) {
+		mu.Lock()
+		if err == nil {
+			okN++
+			lats = append(lats, float64(t1.Sub(t0).Microseconds())/1000)
+		} else {
+			failN++
+		}
+		mu.Unlock()
+		if hist == nil {
+			return
+		}
+		h := histLine{Process: fmt.Sprintf("%s-%d", process, w), Key: hex.EncodeToString(key),
+			InvokeMs: float64(t0.UnixMicro()) / 1000, CompleteMs: float64(t1.UnixMicro()) / 1000, RequestID: id}
+		if kind == wire.OpKindPut {
+			h.Op = "put"
+			v := hex.EncodeToString(val)
+			h.Value = &v
+		} else {
+			h.Op = "get"
+			if res != nil && res.Found {
+				v := hex.EncodeToString(res.Value)
+				h.Value = &v
+			}
+		}
+		switch {
+		case err == nil:
+			h.Result = "ok"
+		case kind == wire.OpKindGet:
+			h.Result = "fail"
+		default:
+			h.Result = "unknown"
+			if _, final := err.(*ErrFinal); final {
+				h.Result = "fail"
+			}
+		}
+		b, _ := json.Marshal(h)
+		hmu.Lock()
+		hist.Write(append(b, '\n'))
+		hmu.Unlock()
+	}
 	take := func() (int, bool) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -212,9 +259,20 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 			u := c.NewUser()
 			defer u.Close()
 			var plan []func() (wire.OpKind, []byte, []byte)
+			var pend []Op
 			for {
 				idx, ok := take()
 				if !ok {
+					if len(pend) > 0 {
+						batch := pend
+						pend = nil
+						t0 := time.Now()
+						results, errs, ids := u.DoBundle(batch, timeout)
+						t1 := time.Now()
+						for j, op := range batch {
+							record(w, t0, t1, op.Kind, op.Key, op.Value, results[j], errs[j], ids[j])
+						}
+					}
 					return
 				}
 				var kind wire.OpKind
@@ -251,47 +309,28 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 						kind = wire.OpKindGet
 					}
 				}
-				r := c.NewRequest(kind, key, val)
-				t0 := time.Now()
-				res, err := u.Do(r, timeout)
-				t1 := time.Now()
-				mu.Lock()
-				if err == nil {
-					okN++
-					lats = append(lats, float64(t1.Sub(t0).Microseconds())/1000)
-				} else {
-					failN++
+				pend = append(pend, Op{kind, key, val})
+				if len(pend) < *bundle {
+					if more, _ := peek(); more {
+						continue
+					}
 				}
-				mu.Unlock()
-				if hist != nil {
-					h := histLine{Process: fmt.Sprintf("%s-%d", process, w), Key: hex.EncodeToString(key),
-						InvokeMs: float64(t0.UnixMicro()) / 1000, CompleteMs: float64(t1.UnixMicro()) / 1000, RequestID: r.RequestID}
-					if kind == wire.OpKindPut {
-						h.Op = "put"
-						v := hex.EncodeToString(val)
-						h.Value = &v
-					} else {
-						h.Op = "get"
-						if res != nil && res.Found {
-							v := hex.EncodeToString(res.Value)
-							h.Value = &v
-						}
-					}
-					switch {
-					case err == nil:
-						h.Result = "ok"
-					case kind == wire.OpKindGet:
-						h.Result = "fail"
-					default:
-						h.Result = "unknown"
-						if _, final := err.(*ErrFinal); final {
-							h.Result = "fail"
-						}
-					}
-					b, _ := json.Marshal(h)
-					hmu.Lock()
-					hist.Write(append(b, '\n'))
-					hmu.Unlock()
+				batch := pend
+				pend = nil
+				t0 := time.Now()
+				var results []*Result
+				var errs []error
+				var ids []uint64
+				if len(batch) == 1 {
+					r := c.NewRequest(batch[0].Kind, batch[0].Key, batch[0].Value)
+					res, err := u.Do(r, timeout)
+					results, errs, ids = []*Result{res}, []error{err}, []uint64{r.RequestID}
+				} else {
+					results, errs, ids = u.DoBundle(batch, timeout)
+				}
+				t1 := time.Now()
+				for j, op := range batch {
+					record(w, t0, t1, op.Kind, op.Key, op.Value, results[j], errs[j], ids[j])
 				}
 			}
 		}(w)
