@@ -159,7 +159,6 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	_ = samples
 	keyOf := func(i int) []byte {
 		if *keyBytes > 0 {
 			d := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(*prefix), uint64(i)))
@@ -200,8 +199,15 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 		defer mu.Unlock()
 		return issued < total && (stopAt.IsZero() || time.Now().Before(stopAt)), 0
 	}
+	type done struct {
+		at  time.Time
+		ok  bool
+		lat float64
+	}
+	var dones []done
 	record := func(w int, t0, t1 time.Time, kind wire.OpKind, key, val []byte, res *Result, err error, id uint64) {
 		mu.Lock()
+		dones = append(dones, done{t1, err == nil, float64(t1.Sub(t0).Microseconds()) / 1000})
 		if err == nil {
 			okN++
 			lats = append(lats, float64(t1.Sub(t0).Microseconds())/1000)
@@ -337,6 +343,13 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 	}
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
+	if *samples != "" {
+		writeSamples(*samples, start, func(yield func(time.Time, bool, float64)) {
+			for _, d := range dones {
+				yield(d.at, d.ok, d.lat)
+			}
+		})
+	}
 	sort.Float64s(lats)
 	pct := func(p float64) float64 {
 		if len(lats) == 0 {
@@ -362,4 +375,53 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 		return 1
 	}
 	return 0
+}
+
+// writeSamples writes one JSON line per wall-clock second of the run (SPEC 4.1 --samples).
+func writeSamples(path string, start time.Time, each func(func(time.Time, bool, float64))) {
+	type bucket struct {
+		ok, failed int
+		lats       []float64
+	}
+	buckets := map[int64]*bucket{}
+	var keys []int64
+	each(func(at time.Time, ok bool, lat float64) {
+		sec := at.UnixMilli() / 1000 * 1000
+		b := buckets[sec]
+		if b == nil {
+			b = &bucket{}
+			buckets[sec] = b
+			keys = append(keys, sec)
+		}
+		if ok {
+			b.ok++
+			b.lats = append(b.lats, lat)
+		} else {
+			b.failed++
+		}
+	})
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	for _, k := range keys {
+		b := buckets[k]
+		sort.Float64s(b.lats)
+		pick := func(p float64) float64 {
+			if len(b.lats) == 0 {
+				return 0
+			}
+			return b.lats[int(p*float64(len(b.lats)-1))]
+		}
+		max := 0.0
+		if len(b.lats) > 0 {
+			max = b.lats[len(b.lats)-1]
+		}
+		line, _ := json.Marshal(map[string]any{"t_ms": k, "ok": b.ok, "failed": b.failed,
+			"latency_ms": map[string]any{"p50": pick(0.5), "p99": pick(0.99), "max": max}})
+		f.Write(append(line, '\n'))
+	}
+	_ = start
 }
