@@ -5,7 +5,7 @@ order, flushed after each; exits 0 at end of input. Every operation runs impl_b'
 crypto, Merkle, Checker, rsm, manifest) with the semantics of the vector formats
 (wire_spec/vectors/formats). Anything a request gets wrong (bad JSON, unknown op, a missing or
 wrongly typed field, bad hex, an invalid manifest) is answered `{"ok": false, "error": ...}`; no input
-stops the loop.
+stops the loop. A key repeated in one JSON object, at any depth, makes the line bad JSON (errata DF-3).
 """
 
 import json
@@ -326,13 +326,28 @@ def _double_int(text: str) -> int:
     return v
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_object(pairs: list) -> dict:
+    """A JSON object whose keys (after unescaping) are all distinct: a duplicated key at any depth
+    makes the whole line bad JSON (SPEC 17.1, errata DF-3)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set = set()
+        dup = next(k for k, _v in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(f"duplicated key {dup[:100]!r}")
+    return obj
+
+
 def answer(line: bytes) -> str:
     """The answer line (without newline) for one request line; never raises."""
     rid = None
     try:
         try:
-            req = json.loads(line.decode("utf-8"), parse_constant=_no_constant,
-                             parse_float=_finite_float, parse_int=_double_int)
+            req = json.loads(line.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float,
+                             parse_int=_double_int, object_pairs_hook=_unique_object)
         except (ValueError, OverflowError, RecursionError) as e:
             return json.dumps({"id": None, "ok": False, "error": f"bad JSON: {e}"[:500]})
         if not isinstance(req, dict):

@@ -266,3 +266,56 @@ def test_over_long_lines_are_skipped_with_one_answer(monkeypatch):
     rc = difftool.serve(io.BytesIO(b"x" * 5000 + b"\n" + req + b"\n" + b"y" * 65), out)
     answers = [json.loads(x) for x in out.getvalue().splitlines()]
     assert rc == 0 and [(a["id"], a["ok"]) for a in answers] == [(None, False), (7, True), (None, False)]
+
+
+DUPLICATED = [
+    b'{"id": 1, "op": "merkle_root", "leaves": [], "leaves": ["00"]}',
+    b'{"id": 1, "id": 2, "op": "merkle_root", "leaves": []}',
+    b'{"id": 1, "op": "decode", "op": "merkle_root", "leaves": []}',
+    b'{"id": {"a": 1, "a": 1}, "op": "merkle_root", "leaves": []}',
+    b'{"id": {"a": 1, "\\u0061": 2}, "op": "merkle_root", "leaves": []}',  # equal once unescaped
+    b'{"id": 1, "op": "manifest_validate", "manifest": {"x": [{"k": 1, "k": 2}]}}',
+    b'{"id": 1, "op": "encode", "message": "Heartbeat", "json": {"height": 1, "height": 1}}',
+    b'{"id": 1, "op": "merkle_root", "leaves": [], "unknown": {"deep": [[{"z": 0, "z": 0}]]}}',
+]
+
+
+def test_duplicated_keys_at_any_depth_are_bad_json(ad):
+    # SPEC 17.1 (errata DF-3): one error, id null, even where the last value would have been fine
+    for line in DUPLICATED:
+        ans = ad.raw(line)
+        assert ans["id"] is None and ans["ok"] is False and set(ans) == {"id", "ok", "error"}, (line, ans)
+    # equal values under distinct keys, and the same key in sibling objects, are not duplicates
+    ans = ad.raw(b'{"id": [{"a": 1}, {"a": 1}], "op": "merkle_root", "leaves": [], "A": 1, "a": 1}')
+    assert ans["ok"] is True and ans["id"] == [{"a": 1}, {"a": 1}], ans
+    assert ad.proc.poll() is None
+
+
+def test_names_are_case_sensitive_and_unknown_fields_ignored(ad):
+    for line in [b'{"id": 1, "OP": "merkle_root", "leaves": []}', b'{"id": 1, "op": "Merkle_Root", "leaves": []}',
+                 b'{"id": 1, "op": "merkle_root", "Leaves": []}',
+                 b'{"id": 1, "op": "decode", "Message": "Operation", "hex": ""}',
+                 b'{"id": 1, "op": "decode", "message": "operation", "hex": ""}']:
+        ans = ad.raw(line)
+        assert ans["id"] == 1 and ans["ok"] is False, (line, ans)
+    empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert ad.ok("merkle_root", leaves=[], Leaves=["zz"], extra={"x": [1, None]}, ID=9)["root"] == empty
+    assert ad.ok("decode", message="Operation", hex="", json="ignored", leaves=5)["json"] == {}
+
+
+def test_id_is_echoed_as_the_same_json_value(ad):
+    empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    ids = [0, -7, 2**63, 12345678901234567890, 1.5, -0.25, 1e300, "", "é\u0000\"\\", True, False, None, [],
+           {}, [1, "a", None, [2]], {"b": {"c": [1.5, {}]}, "a": None}]
+    for rid in ids:
+        for ok_line in (True, False):
+            req = {"id": rid, "op": "merkle_root", "leaves": [] if ok_line else ["0A"]}
+            ans = ad.raw(json.dumps(req).encode())
+            assert ans["ok"] is ok_line and ans["id"] == rid and type(ans["id"]) is type(rid), (rid, ans)
+            if ok_line:
+                assert ans["root"] == empty
+    # the number as written: an integer stays an integer however large, exponent forms keep their value
+    ans = ad.raw(b'{"id": 1E2, "op": "merkle_root", "leaves": []}')
+    assert ans["id"] == 100.0 and ans["ok"] is True
+    ans = ad.raw(b'{"id": 340282366920938463463374607431768211456, "op": "nope"}')
+    assert ans["id"] == 2**128 and ans["ok"] is False
