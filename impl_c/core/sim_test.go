@@ -339,3 +339,36 @@ func TestSimAllRestartDuringViewChange(t *testing.T) {
 	}
 	s.checkLogs(t)
 }
+
+func TestSimPreparedProposalSurvivesViewChange(t *testing.T) {
+	s := newSim(t)
+	c1 := s.submit("c0-n1", "client-a", 1, wire.OpKindPut, "k", "v1")
+	s.run(300)
+	s.answer(t, c1, 1)
+	h := s.cores["c0-n1"].Height()
+	// Commits are lost: members prepare height h+1 but nobody decides it.
+	s.drop = func(m simMsg) bool { return m.msg.Commit != nil }
+	s.submit("c0-n2", "client-a", 2, wire.OpKindPut, "k", "v2")
+	s.run(200)
+	for _, id := range []string{"c0-n1", "c0-n2", "c0-n3"} {
+		if s.cores[id].prepared == nil || s.cores[id].Height() != h {
+			t.Fatalf("%s not prepared at %d", id, h+1)
+		}
+	}
+	want := wire.Encode(s.cores["c0-n1"].prepared.Proposal.Header)
+	// The leader dies; the new leader must re-propose exactly that header.
+	s.down["c0-n0"] = true
+	s.drop = nil
+	s.run(8000)
+	d := s.cores["c0-n2"].LogEntry(h + 1)
+	if d == nil {
+		t.Fatal("height not decided after the view change")
+	}
+	if !bytes.Equal(wire.Encode(d.Header), want) {
+		t.Fatal("the prepared proposal was not the one decided")
+	}
+	if s.cores["c0-n2"].View() == 0 {
+		t.Fatal("no view change")
+	}
+	s.checkLogs(t)
+}
