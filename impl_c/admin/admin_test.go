@@ -52,3 +52,20 @@ func TestRequestTable(t *testing.T) {
 		}
 	}
 }
+
+func FuzzAdminRequest(f *testing.F) {
+	f.Add([]byte("GET /log/3 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("HEAD /status?x HTTP/1.0\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bufio.NewReader(strings.NewReader(string(b)))
+		for i := 0; i < 4; i++ {
+			ans, closeConn, err := Handle(r, src{})
+			if err != nil || closeConn {
+				return
+			}
+			if !strings.HasPrefix(string(ans), "HTTP/1.1 ") {
+				t.Fatalf("bad answer %q", ans)
+			}
+		}
+	})
+}
