@@ -107,10 +107,17 @@ func (c *Core) prunePools() {
 	}
 	for src, m := range c.remote {
 		next := c.st.NextInOf(src)
+		progressed := false
 		for seq := range m {
 			if seq < next {
 				delete(m, seq)
+				progressed = true
 			}
+		}
+		if progressed {
+			// The censorship period of a remote input runs from when it became
+			// the next one to decide, not from when the first of a stream arrived.
+			c.remoteAt[src] = c.now
 		}
 	}
 }
