@@ -68,15 +68,17 @@ type Result struct {
 
 // User is one closed-loop user: its own connection, one request at a time.
 type User struct {
-	c      *Client
-	sess   *link.Session
-	member int
-	mu     sync.Mutex
+	c        *Client
+	sess     *link.Session
+	member   int
+	mu       sync.Mutex
+	failedAt map[int]time.Time     // last connection failure per member
+	backoff  map[int]time.Duration // reconnect backoff per member (100 ms doubling to 2 s)
 }
 
 // NewUser returns a user that starts at a random member.
 func (c *Client) NewUser() *User {
-	return &User{c: c, member: mrand.Intn(c.Cluster.N())}
+	return &User{c: c, member: mrand.Intn(c.Cluster.N()), failedAt: map[int]time.Time{}, backoff: map[int]time.Duration{}}
 }
 
 // Close closes the user's connection.
@@ -92,9 +94,28 @@ func (u *User) connect(deadline time.Time) error {
 		return nil
 	}
 	node := u.c.Cluster.Nodes[u.member]
+	if t, ok := u.failedAt[u.member]; ok {
+		// SPEC 14.5: not sooner than the transport's reconnect backoff.
+		if wait := time.Until(t.Add(u.backoff[u.member])); wait > 0 {
+			if time.Now().Add(wait).After(deadline) {
+				return errors.New("reconnect backoff runs past the deadline")
+			}
+			time.Sleep(wait)
+		}
+	}
+	fail := func() {
+		b := u.backoff[u.member]
+		if b == 0 {
+			b = 100 * time.Millisecond
+		} else if b *= 2; b > 2*time.Second {
+			b = 2 * time.Second
+		}
+		u.backoff[u.member], u.failedAt[u.member] = b, time.Now()
+	}
 	d := net.Dialer{Deadline: deadline}
 	conn, err := d.Dial("tcp", net.JoinHostPort(node.Host, strconv.Itoa(node.Ports.Client)))
 	if err != nil {
+		fail()
 		return err
 	}
 	priv := make([]byte, 32)
@@ -103,8 +124,11 @@ func (u *User) connect(deadline time.Time) error {
 	s, err := link.Client(conn, link.Params{M: u.c.M, Static: kp, Port: "client", Dialled: node.ID, MaxMessage: u.c.M.Limits.MaxMessageBytes})
 	if err != nil {
 		conn.Close()
+		fail()
 		return err
 	}
+	delete(u.failedAt, u.member)
+	delete(u.backoff, u.member)
 	u.sess = s
 	return nil
 }
