@@ -147,6 +147,7 @@ type Core struct {
 	commitsLate map[string]int64
 
 	lateVoters map[uint64]map[string]bool
+	linkDown   map[string]bool
 
 	Counters map[string]uint64
 	Rejected map[string]uint64
@@ -172,7 +173,7 @@ func New(cfg Config) *Core {
 		commitSent: map[uint64]bool{}, lastSent: map[string]int64{},
 		pool: map[poolKey]*poolEntry{}, localBy: map[string]int{}, remote: map[string]map[uint64]*wire.CompactDecision{},
 		remoteAt: map[string]int64{}, waiters: map[rsm.ReqKey][]waiter{}, pulls: map[string]*pullState{},
-		claims: map[string]uint64{}, lateVoters: map[uint64]map[string]bool{}, future: map[futureKey]*wire.PeerMessage{}, commitsLate: map[string]int64{},
+		claims: map[string]uint64{}, lateVoters: map[uint64]map[string]bool{}, linkDown: map[string]bool{}, future: map[futureKey]*wire.PeerMessage{}, commitsLate: map[string]int64{},
 		Counters: map[string]uint64{}, Rejected: map[string]uint64{}}
 	c.st = rsm.NewState(cfg.M, c.cl.ID, cfg.Cache)
 	c.st.WrongResult = cfg.Faults.WrongResult
@@ -203,7 +204,10 @@ func (c *Core) Step(now int64, ev any) Ready {
 	case ConnGone:
 		c.dropConn(e.Conn)
 	case LinkUp:
+		delete(c.linkDown, e.Peer)
 		c.onLinkUp(e.Peer)
+	case LinkDown:
+		c.onLinkDown(e.Peer)
 	}
 	r := c.r
 	c.r = Ready{}

@@ -91,6 +91,10 @@ func (c *Core) pullTimers() {
 		if c.PendingRemote() > 4096 {
 			continue
 		}
+		// Skip members whose link is known to be down.
+		for i := 0; i < cl.N() && c.linkDown[cl.Nodes[ps.target].ID]; i++ {
+			ps.target = (ps.target + 1) % cl.N()
+		}
 		target := cl.Nodes[ps.target].ID
 		ps.waiting, ps.sentAt, ps.conn, ps.from = true, c.now, target, c.nextWanted(src)
 		c.send(target, pm(&wire.QueuePull{SourceCluster: src, Destination: c.cl.ID, FromSeq: ps.from, MaxCount: serverCap}))
@@ -151,4 +155,16 @@ func (c *Core) onQueueBatch(from string, qb *wire.QueueBatch) {
 		}
 	}
 	c.maybePropose()
+}
+
+// onLinkDown moves an outstanding pull off a member whose link went down.
+func (c *Core) onLinkDown(peer string) {
+	c.linkDown[peer] = true
+	for src, ps := range c.pulls {
+		if ps.waiting && ps.conn == peer {
+			ps.waiting = false
+			ps.target = (ps.target + 1) % c.m.Cluster(src).N()
+		}
+	}
+	c.pullTimers()
 }

@@ -29,7 +29,7 @@ func (c *Core) sendSync() {
 		if id == c.self.ID {
 			continue
 		}
-		if c.claims[id] > c.st.Height || i >= n-1 {
+		if (c.claims[id] > c.st.Height && !c.linkDown[id]) || i >= n-1 {
 			break
 		}
 	}

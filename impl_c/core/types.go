@@ -31,6 +31,8 @@ type (
 	ClientGone struct{ Conn ConnID }
 	// LinkUp tells that the outbound link to a peer is established.
 	LinkUp struct{ Peer string }
+	// LinkDown tells that the outbound link to a peer is down (closed, or a dial failed).
+	LinkDown struct{ Peer string }
 	// ConnGone tells that an inbound/outbound connection was closed.
 	ConnGone struct{ Conn ConnID }
 )

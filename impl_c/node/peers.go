@@ -19,6 +19,7 @@ type peerLink struct {
 	peer     *manifest.Node
 	ch       chan []byte
 	up       atomic.Bool
+	downSent atomic.Bool
 	lastSeen atomic.Int64
 }
 
@@ -83,18 +84,21 @@ func (p *peerLink) session(ctx context.Context) bool {
 		c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(p.peer.Host, strconv.Itoa(p.peer.Ports.Peer)))
 	}
 	if err != nil {
+		p.signalDown()
 		return false
 	}
 	s, err := link.Client(c, link.Params{M: n.m, Static: n.static, SelfID: n.self.ID, Port: "peer", Dialled: p.peer.ID, MaxMessage: n.m.Limits.MaxMessageBytes})
 	if err != nil {
 		n.reject("handshake_failed", p.peer.ID, "outbound handshake: "+err.Error())
 		c.Close()
+		p.signalDown()
 		return false
 	}
 	id := n.newConnID()
 	oc := newOutConn(id, s)
 	n.conns.Store(id, oc)
 	p.up.Store(true)
+	p.downSent.Store(false)
 	p.lastSeen.Store(nowMs())
 	n.log.Log("info", "peer_up", "outbound link established", map[string]any{"peer": p.peer.ID})
 	n.push(core.LinkUp{Peer: p.peer.ID})
@@ -158,5 +162,18 @@ func (p *peerLink) down(id core.ConnID) {
 	select {
 	case p.n.events <- core.ConnGone{Conn: id}:
 	default:
+	}
+	p.signalDown()
+}
+
+// signalDown tells the core once per outage that this link is down.
+func (p *peerLink) signalDown() {
+	if p.downSent.Swap(true) {
+		return
+	}
+	select {
+	case p.n.events <- core.LinkDown{Peer: p.peer.ID}:
+	default:
+		p.downSent.Store(false)
 	}
 }
