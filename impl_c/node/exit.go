@@ -2,4 +2,5 @@ package node
 
 import "os"
 
-func exitNow(code int) { os.Exit(code) }
+// exitNow ends the process; a variable so that tests can observe fail-stop.
+var exitNow = func(code int) { os.Exit(code) }

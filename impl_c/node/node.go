@@ -97,13 +97,20 @@ func (o *outConn) writer() {
 	}
 }
 
+// durable is what the driver needs from the store (an interface so that
+// tests can make a write fail).
+type durable interface {
+	Write([]core.Record) error
+	Decision(h uint64) (*wire.Decision, error)
+}
+
 // Node is a running node.
 type Node struct {
 	m      *manifest.Manifest
 	self   *manifest.Node
 	log    *Logger
 	core   *core.Core
-	st     *store.Store
+	st     durable
 	static noise.KeyPair
 	cache  *rsm.SigCache
 	rules  []*faultRule
