@@ -55,7 +55,7 @@ func (c *Core) onRequest(conn ConnID, r *wire.ClientRequest, fetch bool) {
 		return
 	}
 	k := rsm.ReqKey{Client: string(r.ClientKey), ID: r.RequestID}
-	if h, ok := c.answered[k]; ok {
+	if h, ok := c.answerOf(k); ok {
 		c.answerFrom(conn, h, r.ClientKey)
 		return
 	}
@@ -134,7 +134,7 @@ func (c *Core) onBundle(conn ConnID, b *wire.RequestBundle) {
 	key := string(b.ClientKey)
 	open := 0
 	for _, it := range b.Items {
-		if _, ok := c.answered[rsm.ReqKey{Client: key, ID: it.RequestID}]; !ok && !c.st.Accepted(b.ClientKey, it.RequestID) {
+		if _, ok := c.answerOf(rsm.ReqKey{Client: key, ID: it.RequestID}); !ok && !c.st.Accepted(b.ClientKey, it.RequestID) {
 			open++
 		}
 	}
@@ -143,7 +143,7 @@ func (c *Core) onBundle(conn ConnID, b *wire.RequestBundle) {
 		c.Rejected["overloaded"]++
 		for _, it := range b.Items {
 			k := rsm.ReqKey{Client: key, ID: it.RequestID}
-			if h, ok := c.answered[k]; ok {
+			if h, ok := c.answerOf(k); ok {
 				c.answerFrom(conn, h, b.ClientKey)
 			} else if c.st.Stale(b.ClientKey, it.RequestID) {
 				c.clientErr(conn, wire.ClientErrorStale, it.RequestID, "", "stale")
@@ -164,7 +164,7 @@ func (c *Core) onBundle(conn ConnID, b *wire.RequestBundle) {
 	answeredAt := map[uint64]bool{}
 	for _, it := range b.Items {
 		k := rsm.ReqKey{Client: key, ID: it.RequestID}
-		if h, ok := c.answered[k]; ok {
+		if h, ok := c.answerOf(k); ok {
 			if !answeredAt[h] {
 				answeredAt[h] = true
 				c.answerFrom(conn, h, b.ClientKey)
@@ -321,4 +321,16 @@ func (c *Core) dropConn(conn ConnID) {
 		}
 	}
 	c.held = held
+}
+
+// answerOf finds the height whose decision answered k: recent answers are in
+// memory, older ones come from the durable index (Config.ReadAnswer).
+func (c *Core) answerOf(k rsm.ReqKey) (uint64, bool) {
+	if h, ok := c.answered[k]; ok {
+		return h, true
+	}
+	if c.cfg.ReadAnswer != nil {
+		return c.cfg.ReadAnswer([]byte(k.Client), k.ID)
+	}
+	return 0, false
 }

@@ -421,6 +421,14 @@ func (c *Core) apply(d *wire.Decision, res *rsm.Result) {
 	if h > keepInMemory && c.cfg.ReadDecision != nil {
 		delete(c.decisions, h-keepInMemory)
 	}
+	if h > keepInMemory && c.cfg.ReadAnswer != nil {
+		for _, k := range c.answeredAt[h-keepInMemory] {
+			if c.answered[k] == h-keepInMemory {
+				delete(c.answered, k)
+			}
+		}
+		delete(c.answeredAt, h-keepInMemory)
+	}
 	c.lastDecision = c.now
 	c.Counters["decisions"]++
 	c.Counters["batch_inputs"] += uint64(len(d.Batch.Inputs))
@@ -429,7 +437,9 @@ func (c *Core) apply(d *wire.Decision, res *rsm.Result) {
 		if len(l.Responses) > 0 {
 			key := clientKeyOf(l.Destination)
 			for _, r := range l.Responses {
-				c.answered[rsm.ReqKey{Client: key, ID: r.RequestID}] = h
+				k := rsm.ReqKey{Client: key, ID: r.RequestID}
+				c.answered[k] = h
+				c.answeredAt[h] = append(c.answeredAt[h], k)
 			}
 		}
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	Faults Faults
 	// ReadDecision reads a durable decision evicted from memory (nil if absent).
 	ReadDecision func(h uint64) *wire.Decision
+	// ReadAnswer looks up the durable answer index: the height whose decision
+	// holds the ClientResponse of (client key, request id).
+	ReadAnswer func(client []byte, id uint64) (uint64, bool)
 }
 
 // keepInMemory is how many recent decisions the core holds.
@@ -91,9 +94,10 @@ type Core struct {
 	now    int64
 	r      Ready
 
-	decisions map[uint64]*wire.Decision
-	answered  map[rsm.ReqKey]uint64
-	queue     map[string][]uint64
+	decisions  map[uint64]*wire.Decision
+	answered   map[rsm.ReqKey]uint64
+	answeredAt map[uint64][]rsm.ReqKey
+	queue      map[string][]uint64
 
 	view        uint64
 	inVC        bool
@@ -165,7 +169,7 @@ type futureKey struct {
 func New(cfg Config) *Core {
 	self := cfg.M.Node(cfg.Self)
 	c := &Core{cfg: cfg, m: cfg.M, self: self, cl: self.Cluster, signer: cfg.Signer, cache: cfg.Cache,
-		decisions: map[uint64]*wire.Decision{}, answered: map[rsm.ReqKey]uint64{}, queue: map[string][]uint64{},
+		decisions: map[uint64]*wire.Decision{}, answered: map[rsm.ReqKey]uint64{}, answeredAt: map[uint64][]rsm.ReqKey{}, queue: map[string][]uint64{},
 		installed: true, vcs: map[string]*wire.ViewChange{}, viewData: map[string]*wire.ViewData{},
 		lateSent: map[string]int64{}, nvSent: map[string]int64{},
 		voted: map[uint64][]byte{}, proposals: map[uint64]*wire.Proposal{},

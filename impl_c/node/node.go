@@ -221,6 +221,13 @@ func Main(args []string) int {
 				n.storageFailed("read", err)
 			}
 			return d
+		},
+		ReadAnswer: func(client []byte, id uint64) (uint64, bool) {
+			h, ok, err := st.Answer(client, id)
+			if err != nil {
+				n.storageFailed("read", err)
+			}
+			return h, ok
 		}})
 	if err := n.core.Restore(nowMs(), restored); err != nil {
 		lg.Log("error", "data_unusable", "replay: "+err.Error(), nil)

@@ -7,11 +7,13 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,6 +25,7 @@ import (
 var (
 	bDecisions = []byte("decisions")
 	bMeta      = []byte("meta")
+	bAnswers   = []byte("answers")
 	crcTable   = crc32.MakeTable(crc32.Castagnoli)
 )
 
@@ -53,6 +56,9 @@ func Open(dir string) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bDecisions); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bAnswers); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(bMeta)
@@ -96,6 +102,9 @@ func (s *Store) Write(recs []core.Record) error {
 			switch r.Kind {
 			case core.RecDecision:
 				err = dec.Put(u64(r.Height), seal(r.Data))
+				if err == nil {
+					err = indexAnswers(tx.Bucket(bAnswers), r)
+				}
 			case core.RecView:
 				err = meta.Put([]byte("view"), seal(u64(r.View)))
 			case core.RecVote:
@@ -198,4 +207,42 @@ func (s *Store) Load() (*core.Restored, error) {
 		}
 	}
 	return r, nil
+}
+
+// indexAnswers records (client key, request id) -> height for every
+// ClientResponse of a decision (the SPEC 14.3 answer index).
+func indexAnswers(b *bolt.Bucket, r core.Record) error {
+	d, err := wire.DecodeDecision(r.Data)
+	if err != nil {
+		return err
+	}
+	for _, l := range d.Outputs {
+		if len(l.Responses) == 0 || !strings.HasPrefix(l.Destination, "client:") {
+			continue
+		}
+		key, err := hex.DecodeString(l.Destination[len("client:"):])
+		if err != nil {
+			continue
+		}
+		for _, resp := range l.Responses {
+			if err := b.Put(append(append([]byte{}, key...), u64(resp.RequestID)...), u64(r.Height)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Answer looks up the answer index.
+func (s *Store) Answer(client []byte, id uint64) (uint64, bool, error) {
+	var h uint64
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bAnswers).Get(append(append([]byte{}, client...), u64(id)...))
+		if len(v) == 8 {
+			h, ok = binary.BigEndian.Uint64(v), true
+		}
+		return nil
+	})
+	return h, ok, err
 }

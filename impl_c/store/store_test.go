@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,4 +51,25 @@ func TestWriteLoadTornCorrupt(t *testing.T) {
 		t.Fatalf("corrupt record: %v", err)
 	}
 	s.Close()
+}
+
+func TestAnswerIndex(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := make([]byte, 32)
+	key[0] = 7
+	d := &wire.Decision{Header: &wire.DecisionHeader{ClusterID: "c0", Height: 9}, Batch: &wire.Batch{},
+		Outputs: []*wire.OutputLeaf{{Destination: "client:07" + strings.Repeat("00", 31), Responses: []*wire.ClientResponse{{RequestID: 42}}}}}
+	if err := s.Write([]core.Record{{Kind: core.RecDecision, Height: 9, Data: wire.Encode(d)}}); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok, err := s.Answer(key, 42); err != nil || !ok || h != 9 {
+		t.Fatalf("answer: %d %v %v", h, ok, err)
+	}
+	if _, ok, _ := s.Answer(key, 43); ok {
+		t.Fatal("unknown request answered")
+	}
 }
