@@ -29,7 +29,12 @@ LINGER_S = 0.02
 
 
 class NodeError(Exception):
-    """A ClientError answer from a node (the caller moves on to the next member)."""
+    """A ClientError answer from a node (the caller moves on to the next member); `code` is the
+    ClientError code (0 when the failure was not an answer)."""
+
+    def __init__(self, msg: str, code: int = 0):
+        super().__init__(msg)
+        self.code = code
 
 
 class _Slot:
@@ -173,7 +178,7 @@ class Pipe:
             with self.lock:
                 slot = self.waiting.pop(reply.error.request_id, None)
             if slot is not None:
-                slot.finish(error=NodeError(f"error {reply.error.code}: {reply.error.message}"))
+                slot.finish(error=NodeError(f"error {reply.error.code}: {reply.error.message}", reply.error.code))
             return
         owner = self.owner
         reason, by_id = _REPLIES.verdict(reply, owner.checker, owner.cluster, owner.dest)

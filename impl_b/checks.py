@@ -140,34 +140,36 @@ class Checker:
 
     def request_reason(self, req, cluster_id: str) -> str | None:
         """SPEC 11 client input validity (besides canonical form), or the rejection reason."""
-        if len(req.client_key) != 32 or len(req.signature) != 64 or req.op is None:
-            return "malformed"
+        return self.request_precheck(req, cluster_id) or self.signature_reason(req)
+
+    def request_precheck(self, req, cluster_id: str) -> str | None:
+        """The checks of SPEC 14.3 before admission and the signature, in the table's order:
+        cluster, authorised key, shape, limits (a key or value over its limit is `oversized`)."""
         if req.cluster_id != cluster_id:
             return "wrong_cluster"
         if req.client_key not in self.m.clients:
             return "unauthorised_client"
         if req.request_id < 1:
             return "malformed"
-        reason = self.op_reason(req.op)
-        if reason:
-            return reason
-        return self._sig_reason(req)
+        return self.op_reason(req.op)
 
     def op_reason(self, op) -> str | None:
-        """Validity of one operation of a request or bundle item (SPEC 11)."""
-        lim = self.m.limits
-        if op is None or op.kind not in (OP_GET, OP_PUT) or not 1 <= len(op.key) <= lim["max_key_bytes"]:
+        """Shape, then limits, of one operation of a request or bundle item (SPEC 11, 14.3)."""
+        if op is None or op.kind not in (OP_GET, OP_PUT) or not op.key:
             return "malformed"
         if op.kind == OP_GET and op.value:
             return "malformed"
-        if len(op.value) > lim["max_value_bytes"]:
+        lim = self.m.limits
+        if len(op.key) > lim["max_key_bytes"] or len(op.value) > lim["max_value_bytes"]:
             return "oversized"
         return None
 
     def bundle_reason(self, b, cluster_id: str) -> str | None:
         """SPEC 11 / 14.6 validity of a RequestBundle as a whole, or the rejection reason."""
-        if len(b.client_key) != 32 or len(b.signature) != 64:
-            return "malformed"
+        return self.bundle_precheck(b, cluster_id) or self.signature_reason(b)
+
+    def bundle_precheck(self, b, cluster_id: str) -> str | None:
+        """A bundle's checks before admission and the signature (SPEC 14.6, order of 14.3)."""
         if b.cluster_id != cluster_id:
             return "wrong_cluster"
         if b.client_key not in self.m.clients:
@@ -183,11 +185,13 @@ class Checker:
             prev = it.request_id
             if self.op_reason(it.op):
                 return "malformed"  # SPEC 14.6: any invalid item operation, a too long value included
-        return self._sig_reason(b)
+        return None
 
-    def _sig_reason(self, msg) -> str | None:
+    def signature_reason(self, msg) -> str | None:
         # Each request or bundle is checked on arrival and again inside proposals (and forwarded
         # copies arrive too): verify the signature of the exact signed bytes once.
+        if len(msg.signature) != 64:
+            return "bad_signature"
         key = sha256(encode(msg))
         if key not in self._req_ok:
             if not message_sig_ok(msg.client_key, self.m.network_id, msg):

@@ -25,12 +25,78 @@ from .session import LinkError, Session, node_key_checker
 
 
 class ClientFailure(Exception):
-    """No valid answer could be had from any member of the coordinator cluster."""
+    """No valid answer from the coordinator cluster before the deadline, or a final error (SPEC
+    14.5: f + 1 members answered the same final code, `final_code`)."""
 
-    def __init__(self, cluster: str, request_id: int, failures: dict):
+    def __init__(self, cluster: str, request_id: int, failures: dict, final_code: int = 0):
         detail = "; ".join(f"{n}: {why}" for n, why in failures.items())
-        super().__init__(f"cluster {cluster}, request {request_id}: no valid answer ({detail})")
+        what = f"final error {final_code}" if final_code else "no valid answer"
+        super().__init__(f"cluster {cluster}, request {request_id}: {what} ({detail})")
         self.cluster, self.request_id, self.failures = cluster, request_id, failures
+        self.final_code = final_code
+
+
+# SPEC 14.5: codes every correct member computes alike (final once f + 1 members agree); TIMEOUT (8)
+# and OVERLOADED (7) are never final.
+FINAL_CODES = frozenset({1, 2, 3, 4, 5, 6})
+
+
+def round_backoff(r: int, rng: random.Random) -> float:
+    """Seconds to wait after retry round r (1-based): b = min(1000, 50 * 2^(r-1)) ms, from [b/2, b]."""
+    b = min(1000.0, 50.0 * 2 ** min(r - 1, 10)) / 1000
+    return rng.uniform(b / 2, b)
+
+
+class Retries:
+    """SPEC 14.5 retry state of one operation, without I/O: which member to try next, when, and
+    whether an error is final. `pick(now)` returns a member to try now, or None (wait `wait(now)`)."""
+
+    def __init__(self, members: list, start: int, f: int, rng: random.Random, redial: dict):
+        self.members, self.f, self.rng = members, f, rng
+        self.pos = start
+        self.round = 1
+        self.tried: set = set()
+        self.redial = redial  # node -> (next dial time, backoff): shared by a client's operations
+        self.codes: dict[int, set] = {}
+        self.round_end = None  # monotonic time before which round `round` may not start
+
+    def pick(self, now: float):
+        if self.round_end is not None:
+            if now < self.round_end:
+                return None
+            self.round_end = None
+        for _ in range(len(self.members)):
+            node = self.members[self.pos]
+            self.pos = (self.pos + 1) % len(self.members)
+            if node in self.tried:
+                continue
+            self.tried.add(node)
+            if self.redial.get(node, (0.0, 0.0))[0] > now:
+                continue  # its connection just failed: not before the transport's reconnect backoff
+            return node
+        self.round_end = now + round_backoff(self.round, self.rng)  # every member tried this round
+        self.round += 1
+        self.tried = set()
+        return None
+
+    def wait(self, now: float) -> float:
+        return max(0.0, (self.round_end or now) - now)
+
+    def connection_failed(self, node: str, now: float) -> None:
+        _t, b = self.redial.get(node, (0.0, 0.05))
+        b = min(2.0, max(0.1, b * 2))
+        self.redial[node] = (now + b, b)
+
+    def connected(self, node: str) -> None:
+        self.redial.pop(node, None)
+
+    def error(self, node: str, code: int) -> bool:
+        """Record member `node` answering `code`; True once the error is final."""
+        if code not in FINAL_CODES:
+            return False
+        agree = self.codes.setdefault(code, set())
+        agree.add(node)
+        return len(agree) >= self.f + 1
 
 
 class Answer:
@@ -202,6 +268,7 @@ class Client:
         self.rng = random.Random(seed)
         self.pos = self.rng.randrange(len(self.members))
         self.conn: Connection | None = None
+        self.redial: dict = {}  # member -> (no dial before, backoff) after a failed connection
         self.rejected_answers = 0
         # Shared with the other users of this process (see bundler.py): ready requests go out
         # together as RequestBundles over one connection per member.
@@ -237,31 +304,47 @@ class Client:
         return req
 
     def execute(self, kind: int, key: bytes, value: bytes, req=None) -> Answer:
+        """Send `req` to the members in turn until a valid answer, a final error (f + 1 members
+        agree) or the deadline, with jittered backoff between rounds (SPEC 14.5)."""
         req = req or self.make_request(kind, key, value)
         deadline = time.monotonic() + self.timeout_ms / 1000
         failures: dict[str, str] = {}
-        attempts = 2 * len(self.members)
-        for attempt in range(attempts):
-            node = self.members[self.pos]
-            left = deadline - time.monotonic()
+        f = (len(self.members) - 1) // 3
+        plan = Retries(self.members, self.pos, f, self.rng, self.redial)
+        first = True
+        while True:
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 break
-            per_try = max(left / max(attempts - attempt, 1), min(left, 1.5))
+            node = plan.pick(now)
+            if node is None:
+                time.sleep(min(plan.wait(now), left))
+                continue
+            per_try = min(left, max(1.5, left / len(self.members)))
             try:
                 if self.bundler is not None:
-                    ans = self.bundler.submit(node, req, attempt > 0, min(per_try, left))
+                    ans = self.bundler.submit(node, req, not first, per_try)
                 else:
                     ans = self._direct(node, req, left, per_try)
+                plan.connected(node)
                 if ans is not None:
+                    self.pos = self.members.index(node)
                     return ans
                 failures[node] = "invalid answer"
             except NodeError as e:
                 failures[node] = str(e)
+                if e.code == 0:
+                    plan.connection_failed(node, time.monotonic())
+                elif plan.error(node, e.code):
+                    self.close()
+                    raise ClientFailure(self.cluster, req.request_id, failures, final_code=e.code) from None
             except (OSError, TimeoutError, ConnectionError, LinkError, codec.DecodeError) as e:
                 failures[node] = f"{type(e).__name__}: {e}"
-                self.close()
+                if not isinstance(e, TimeoutError):
+                    plan.connection_failed(node, time.monotonic())
+            first = False
             self.close()
-            self.pos = (self.pos + 1) % len(self.members)
         raise ClientFailure(self.cluster, req.request_id, failures)
 
     def _direct(self, node: str, req, left: float, per_try: float) -> Answer | None:
@@ -279,7 +362,7 @@ class Client:
             reply = self.conn.recv(deadline)
             if reply.error is not None:
                 if reply.error.request_id in (0, req.request_id):
-                    raise NodeError(f"error {reply.error.code}: {reply.error.message}")
+                    raise NodeError(f"error {reply.error.code}: {reply.error.message}", reply.error.code)
                 continue
             ans = self._validate_reply(reply, req)
             if ans is _OTHER:

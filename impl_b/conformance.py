@@ -12,6 +12,7 @@ import sys
 from . import codec, crypto, merkle
 from .checks import DOMAIN, SIG_FIELD, Checker
 from .codec import DecodeError, decode, encode
+from .conformance_admin import AdminCaseFailure, h_admin_request
 from .conformance_ext import EXTERNAL_FILES, run_external_file
 from .conformance_link import LINK_HANDLERS, LinkCaseFailure
 from .manifest import ManifestError, validate
@@ -238,6 +239,11 @@ def run_case(case: str) -> None:
         try:
             LINK_HANDLERS[(area, handler)](case, meta)
         except LinkCaseFailure as e:
+            raise CaseFailure(str(e)) from None
+    elif (area, handler) == ("admin", "request"):
+        try:
+            h_admin_request(case, meta)
+        except AdminCaseFailure as e:
             raise CaseFailure(str(e)) from None
     elif (area, handler) in HANDLERS:
         HANDLERS[(area, handler)](case, handler, meta)

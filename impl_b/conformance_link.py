@@ -83,8 +83,9 @@ def h_noise_handshake(case: str, meta: dict) -> None:
                 continue  # our own message: the session writes it itself
             try:
                 sess.feed(len(bytes.fromhex(msg["ciphertext"])).to_bytes(2, "big") + bytes.fromhex(msg["ciphertext"]))
-            except LinkError:
-                _expect(k == fail_at, f"aborted at message {k}, expected {fail_at}")
+            except LinkError as e:
+                at = e.at_message or k  # a failed DH while writing our reply is that message's
+                _expect(at == fail_at, f"aborted at message {at}, expected {fail_at}")
                 return
             _expect(k < fail_at, f"did not abort at message {fail_at}")
         raise LinkCaseFailure("handshake never aborted")

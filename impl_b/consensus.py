@@ -20,7 +20,7 @@ from .catchup import CatchUpMixin
 from .checks import Checker, header_hash, message_sig_ok, sign_message
 from .codec import encode
 from .crypto import signing_bytes, verify
-from .pool import RequestPoolMixin
+from .pool import RequestPoolMixin, result_budget
 from .restart import RestartMixin
 from .rsm import InvalidBatch, State, execute
 from .viewchange import ViewChangeMixin
@@ -170,6 +170,8 @@ class Replica(RequestPoolMixin, ViewChangeMixin, CatchUpMixin, RestartMixin):
             return
         try:
             ex = self._exec(batch, self.height + 1)
+            if sel is None:
+                batch, ex = self._fit_outputs(batch, ex)
         except InvalidBatch as e:  # only a bug in our own pools gets here
             self._reject(e.reason, self.me, "own batch invalid")
             return
@@ -181,6 +183,17 @@ class Replica(RequestPoolMixin, ViewChangeMixin, CatchUpMixin, RestartMixin):
         # SPEC 12.8: the proposal is durable (as my accepted proposal and vote) before it is sent, so
         # that a restart in this view re-sends it instead of signing a different one.
         self._accept(p, ex, now, before_prepare=lambda: self._emit_proposal(p))
+
+    def _fit_outputs(self, batch, ex):
+        """Keep each output leaf for another cluster small enough to enter that cluster's batches as
+        one remote input (impl_b leader choice, see README): a shard batch whose results for the
+        coordinator would exceed the budget takes fewer remote inputs (always at least one)."""
+        budget = result_budget(self.lim)
+        while len(batch.inputs) > 1 and any(
+                len(encode(leaf)) > budget for leaf in ex.outputs if not leaf.destination.startswith("client:")):
+            batch = codec.Batch(inputs=batch.inputs[:len(batch.inputs) // 2])
+            ex = self._exec(batch, self.height + 1)
+        return batch, ex
 
     def _emit_proposal(self, p) -> None:
         """Broadcast a proposal (the fault layer may wrap this for equivocation tests)."""
@@ -484,6 +497,7 @@ class Replica(RequestPoolMixin, ViewChangeMixin, CatchUpMixin, RestartMixin):
         """Reset every pool timer (after a view change, the new leader gets a full period)."""
         for ent in self.requests.values():
             ent[1] = ent[2] = now
+            ent[4] = None  # the censorship timer starts again at the next scan
         for _src, pool in self.remote.items():
             for s, (cd, _t) in list(pool.items()):
                 pool[s] = (cd, now)

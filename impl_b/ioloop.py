@@ -19,11 +19,10 @@ import socket
 import threading
 import time
 
-from . import codec
+from . import codec, limits
 from .codec import encode
+from .limits import HANDSHAKE_DEADLINE
 from .session import LinkError, Session, client_hello_checker, peer_hello_checker
-
-HANDSHAKE_DEADLINE = 5.0
 
 
 def family_of(host: str) -> int:
@@ -46,7 +45,13 @@ class Link:
         self.started = time.monotonic()
         self.pending: list[bytes] = []
         self.closed = False
-        self.mask = 0  # selector events last registered by _flush (0: not yet)
+        self.closing = False  # close once what is queued is sent (e.g. after a final ClientError)
+        self.mask = 0  # selector events registered now (0: not registered)
+        self.bound = False  # client port: bound to a client key (SPEC 13.1)
+        self.last_rx = self.started
+        self.last_tx = self.started  # last time queued output went out (or there was none)
+        self.rbytes = 0  # client port: buffered partial input counted in IOLoop.client_rbytes
+        self.qbytes = 0  # client port: queued output counted in IOLoop.client_qbytes
 
     @property
     def node(self) -> str | None:
@@ -55,10 +60,15 @@ class Link:
 
 class IOLoop(threading.Thread):
     """Selector loop. Callbacks: on_peer(link_id, node_id, PeerMessage), on_client(link_id,
-    ClientMessage), on_reject(reason, peer, detail), on_link(node_id, up)."""
+    ClientMessage), on_reject(reason, peer, detail), on_link(node_id, up), on_closed(link_id) for a
+    client-port link; backlog() is the number of events the consensus step has not handled yet.
+
+    It enforces the connection limits of SPEC 13.1 (handshake slots, client sessions, unbound
+    sessions, read and queued bytes) and reads connections fairly: at most CLIENT_READ_CHUNK bytes
+    of one client connection per round, and no client reads while the consensus backlog is long."""
 
     def __init__(self, manifest, me, x25519_secret: bytes, dial: list[str], on_peer, on_client, on_reject,
-                 on_link, peer_sock, client_sock, on_round=None):
+                 on_link, peer_sock, client_sock, on_round=None, on_closed=None, backlog=None):
         super().__init__(name="impl_b-io", daemon=True)
         self.on_round = on_round
         self._ident = None  # thread running the loop: its own sends need no wake-up byte
@@ -67,6 +77,14 @@ class IOLoop(threading.Thread):
         self._secret = x25519_secret
         self.dial_nodes = dial
         self.on_peer, self.on_client, self.on_reject, self.on_link = on_peer, on_client, on_reject, on_link
+        self.on_closed = on_closed or (lambda link_id: None)
+        self.backlog = backlog or (lambda: 0)
+        self.client_ready: set[int] = set()  # established client-port sessions
+        self.unbound: collections.OrderedDict = collections.OrderedDict()  # link id -> Link, oldest first
+        self.paused: set = set()  # client links not read for now (backpressure)
+        self.client_rbytes = 0
+        self.client_qbytes = 0
+        self._last_idle_scan = 0.0
         self.sel = selectors.DefaultSelector()
         self.links: dict[int, Link] = {}
         self.handshaking: dict[int, Link] = {}  # links whose handshake deadline _expire watches
@@ -107,8 +125,14 @@ class IOLoop(threading.Thread):
         self.cmds.append(("conn", link_id, data))
         self._wake()
 
-    def close_conn(self, link_id: int) -> None:
-        self.cmds.append(("close", link_id, None))
+    def close_conn(self, link_id: int, flush: bool = False) -> None:
+        """Close a connection; with flush, once what was queued for it before is sent."""
+        self.cmds.append(("flush_close" if flush else "close", link_id, None))
+        self._wake()
+
+    def mark_bound(self, link_id: int) -> None:
+        """The runtime bound this client session to a key (SPEC 13.1): no longer 'unbound'."""
+        self.cmds.append(("bound", link_id, None))
         self._wake()
 
     def connected(self, node: str) -> bool:
@@ -118,6 +142,12 @@ class IOLoop(threading.Thread):
     def stop(self) -> None:
         self.stopping = True
         self._wake()
+
+    def limits_status(self) -> dict:
+        """SPEC 13.1 accounting for /status (impl_b_debug); read without a lock (plain ints)."""
+        return {"client_sessions": len(self.client_ready), "unbound_sessions": len(self.unbound),
+                "handshaking": len(self.handshaking), "client_read_bytes": self.client_rbytes,
+                "client_queued_bytes": self.client_qbytes, "paused_links": len(self.paused)}
 
     # ------------------------------------------------------------ loop
 
@@ -148,6 +178,8 @@ class IOLoop(threading.Thread):
                 timeout = min(self.on_round(), 50) / 1000
                 self._run_cmds()
             self._expire(now)
+            if self.paused:
+                self._resume()
         for lk in list(self.links.values()):
             self._close(lk, None)
 
@@ -155,33 +187,67 @@ class IOLoop(threading.Thread):
         touched = set()
         while self.cmds:
             kind, target, data = self.cmds.popleft()
-            if kind == "node":
-                lk = self.out_links.get(target)
-            elif kind == "conn":
-                lk = self.links.get(target)
-            else:
-                lk = self.links.get(target)
-                if lk is not None:
-                    self._close(lk, None)
+            lk = self.out_links.get(target) if kind == "node" else self.links.get(target)
+            if lk is None or lk.closed:
                 continue
-            if lk is None or lk.closed or not lk.session.ready:
+            if kind == "close":
+                self._close(lk, None)
                 continue
+            if kind == "flush_close":
+                lk.closing = True
+                touched.add(lk)
+                continue
+            if kind == "bound":
+                lk.bound = True
+                self.unbound.pop(lk.id, None)
+                continue
+            if not lk.session.ready:
+                continue
+            if lk.kind == "peer" and len(lk.session.out) > limits.PEER_QUEUE:
+                continue  # a stalled peer link: drop, the protocol's retransmissions cover it (13.1)
             lk.pending.append(data)
             touched.add(lk)
         for lk in touched:
+            if lk.closed:
+                continue
             try:
-                lk.session.send(lk.pending)
+                if lk.pending:
+                    lk.session.send(lk.pending)
             except LinkError as e:
                 self._close(lk, e)
                 continue
+            except Exception as e:  # noqa: BLE001 - one link's failure closes that link only
+                self._close(lk, LinkError("malformed", f"internal error while sending: {type(e).__name__}: {e}"))
+                continue
             lk.pending = []
             self._flush(lk)
+        if self.client_qbytes > limits.QUEUE_NODE:
+            self._shed_queued()
+
+    def _shed_queued(self) -> None:
+        """Over 16 MiB queued to clients: close the connections with the most queued (slow_peer)."""
+        while self.client_qbytes > limits.QUEUE_NODE:
+            worst = max((self.links[i] for i in self.client_ready if i in self.links),
+                        key=lambda lk: lk.qbytes, default=None)
+            if worst is None or worst.qbytes == 0:
+                return
+            self._close(worst, LinkError("slow_peer", f"{worst.qbytes} bytes queued, node over its reply budget"))
 
     def _expire(self, now: float) -> None:
         # Only links still in their handshake: scanning every link on every loop turn cost O(clients).
         for lk in list(self.handshaking.values()):
             if not lk.session.ready and now - lk.started > HANDSHAKE_DEADLINE:
                 self._close(lk, LinkError("handshake_failed", "handshake deadline"))
+        if (self.unbound or self.paused) and now - self._last_idle_scan >= 0.5:
+            self._last_idle_scan = now
+            for lk in list(self.unbound.values()):
+                if now - lk.last_rx > limits.UNBOUND_IDLE:
+                    self._close(lk, LinkError("slow_peer", "unbound client session: no message for 10 s"))
+            for lk in list(self.paused):
+                # Stricter than the 13.1 table (README): a client that keeps over 1 MiB of replies
+                # unread and reads nothing for STALL_CLOSE s is closed too, not only over 4 MiB.
+                if not lk.closed and lk.qbytes > limits.QUEUE_PAUSE and now - lk.last_tx > limits.STALL_CLOSE:
+                    self._close(lk, LinkError("slow_peer", f"client read nothing of {lk.qbytes} queued bytes"))
 
     def _dial_due(self, now: float) -> None:
         for node in self.dial_nodes:
@@ -206,6 +272,7 @@ class IOLoop(threading.Thread):
             self.handshaking[lk.id] = lk
             self.out_links[node] = lk
             self.sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, ("link", lk))
+            lk.mask = selectors.EVENT_READ | selectors.EVENT_WRITE
 
     def _accept(self, lsock, kind: str) -> None:
         for _ in range(64):
@@ -215,19 +282,38 @@ class IOLoop(threading.Thread):
                 return
             except OSError:
                 return
+            refuse = None
+            if sum(1 for lk in self.handshaking.values() if lk.outbound_to is None) >= limits.HANDSHAKE_SLOTS:
+                refuse = "64 connections already in the handshake"
+            elif kind == "client" and len(self.client_ready) >= limits.CLIENT_SESSIONS:
+                refuse = "1024 client sessions established"
+            if refuse is not None:
+                with contextlib.suppress(OSError):
+                    s.close()
+                self.on_reject("connection_limit", kind, refuse)
+                continue
             s.setblocking(False)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if kind == "peer":
-                chk = peer_hello_checker(self.m, self.m.network_id, None)
+                chk, cap = peer_hello_checker(self.m, self.m.network_id, None), self.maxmsg
             else:
-                chk = client_hello_checker(self.m.network_id)
-            sess = Session(False, self._secret, self.m.network_id, self.me, chk, self.maxmsg)
+                chk, cap = client_hello_checker(self.m.network_id), limits.MAX_CLIENT_MESSAGE
+            sess = Session(False, self._secret, self.m.network_id, self.me, chk, cap)
             lk = Link(s, sess, kind)
             self.links[lk.id] = lk
             self.handshaking[lk.id] = lk
             self.sel.register(s, selectors.EVENT_READ, ("link", lk))
+            lk.mask = selectors.EVENT_READ
 
     def _io(self, lk: Link, mask: int) -> None:
+        """Socket events of one link. Whatever its bytes make any layer raise closes that link alone
+        and is counted (SPEC 13.1); it never leaves this method."""
+        try:
+            self._io_link(lk, mask)
+        except Exception as e:  # noqa: BLE001
+            self._close(lk, LinkError("malformed", f"internal error on this connection: {type(e).__name__}: {e}"))
+
+    def _io_link(self, lk: Link, mask: int) -> None:
         if lk.closed:
             return
         if mask & selectors.EVENT_WRITE:
@@ -239,8 +325,9 @@ class IOLoop(threading.Thread):
                 lk.connecting = False
             self._flush(lk)
         if mask & selectors.EVENT_READ and not lk.closed:
+            client = lk.kind == "client"
             try:
-                got = lk.sock.recv_into(self._rbuf)
+                got = lk.sock.recv_into(self._rbuf, limits.CLIENT_READ_CHUNK if client else 0)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -255,8 +342,12 @@ class IOLoop(threading.Thread):
             except LinkError as e:
                 self._close(lk, e)
                 return
+            if client and msgs:  # SPEC 13.1: idle = no complete application message
+                lk.last_rx = time.monotonic()
             if lk.session.ready and not was_ready:
                 self._on_ready(lk)
+                if lk.closed:
+                    return
             self._flush(lk)
             for raw in msgs:
                 if not self._deliver(lk, raw):
@@ -264,7 +355,14 @@ class IOLoop(threading.Thread):
 
     def _on_ready(self, lk: Link) -> None:
         self.handshaking.pop(lk.id, None)
-        if lk.outbound_to is not None:
+        if lk.kind == "client":
+            lk.last_rx = time.monotonic()  # the unbound idle clock starts at the handshake
+            self.client_ready.add(lk.id)
+            self.unbound[lk.id] = lk
+            if len(self.unbound) > limits.UNBOUND_SESSIONS:
+                oldest = next(iter(self.unbound.values()))
+                self._close(oldest, LinkError("connection_limit", "more than 64 unbound client sessions"))
+        elif lk.outbound_to is not None:
             self.backoff[lk.outbound_to] = 0.1
             self.on_link(lk.outbound_to, True)
         elif lk.kind == "peer":
@@ -292,6 +390,7 @@ class IOLoop(threading.Thread):
 
     def _flush(self, lk: Link) -> None:
         out = lk.session.out
+        sent = False
         while out and not lk.connecting:
             try:
                 n = lk.sock.send(out)
@@ -301,11 +400,62 @@ class IOLoop(threading.Thread):
                 self._close(lk, None)
                 return
             del out[:n]
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if (out or lk.connecting) else 0)
-        if want != lk.mask:
-            lk.mask = want
-            with contextlib.suppress(KeyError, ValueError):
+            sent = True
+        if sent or not out:
+            lk.last_tx = time.monotonic()
+        if lk.closing and not out:
+            self._close(lk, None)
+            return
+        if lk.kind == "client":
+            self._account(lk)
+            if lk.qbytes > limits.QUEUE_CLOSE:
+                self._close(lk, LinkError("slow_peer", f"client does not read: {lk.qbytes} bytes queued"))
+                return
+        self._set_mask(lk)
+
+    def _account(self, lk: Link) -> None:
+        """Keep the node's client read/queued byte totals (SPEC 13.1) in step with this link."""
+        sess = lk.session
+        rb = len(sess.inbuf) + len(sess.stream.buf)
+        qb = len(sess.out)
+        self.client_rbytes += rb - lk.rbytes
+        self.client_qbytes += qb - lk.qbytes
+        lk.rbytes, lk.qbytes = rb, qb
+
+    def _reads(self, lk: Link) -> bool:
+        """Whether to read this link now: client links wait while they are closing, while their
+        replies are not read (over 1 MiB queued), while the node holds 32 MiB of partial client
+        input, or while the consensus step is behind (TCP backpressure)."""
+        if lk.kind != "client":
+            return True
+        return not (lk.closing or lk.qbytes > limits.QUEUE_PAUSE or self.client_rbytes > limits.CLIENT_READ_BYTES
+                    or self.backlog() > limits.EVENT_BACKLOG)
+
+    def _set_mask(self, lk: Link) -> None:
+        reading = self._reads(lk)
+        want = (selectors.EVENT_READ if reading else 0) | (
+            selectors.EVENT_WRITE if (lk.session.out or lk.connecting) else 0)
+        if reading:
+            self.paused.discard(lk)
+        else:
+            self.paused.add(lk)
+        if want == lk.mask:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            if want == 0:
+                self.sel.unregister(lk.sock)
+            elif lk.mask == 0:
+                self.sel.register(lk.sock, want, ("link", lk))
+            else:
                 self.sel.modify(lk.sock, want, ("link", lk))
+        lk.mask = want
+
+    def _resume(self) -> None:
+        for lk in list(self.paused):
+            if lk.closed:
+                self.paused.discard(lk)
+            else:
+                self._set_mask(lk)
 
     def _close(self, lk: Link, err: LinkError | None) -> None:
         if lk.closed:
@@ -313,11 +463,23 @@ class IOLoop(threading.Thread):
         lk.closed = True
         if err is not None:
             self.on_reject(err.reason, lk.node or lk.outbound_to or lk.kind, str(err))
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(lk.sock)
+        if lk.mask:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(lk.sock)
         lk.sock.close()
         self.links.pop(lk.id, None)
         self.handshaking.pop(lk.id, None)
+        if lk.kind == "client":
+            self.client_ready.discard(lk.id)
+            self.unbound.pop(lk.id, None)
+            self.paused.discard(lk)
+            self.client_rbytes -= lk.rbytes
+            self.client_qbytes -= lk.qbytes
+            lk.rbytes = lk.qbytes = 0
+            lk.session.out.clear()
+            lk.pending = []
+            if lk.session.ready:
+                self.on_closed(lk.id)
         if lk.outbound_to is not None and self.out_links.get(lk.outbound_to) is lk:
             del self.out_links[lk.outbound_to]
             if lk.session.ready:

@@ -10,7 +10,7 @@ LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 REASONS = ("malformed", "non_canonical", "oversized", "bad_signature", "unknown_node", "wrong_network",
            "wrong_cluster", "not_leader", "stale", "bad_qc", "bad_proof", "wrong_destination", "out_of_order",
            "replay", "invalid_proposal", "unauthorised_client", "duplicate", "handshake_failed",
-           "decrypt_failed", "overloaded")
+           "decrypt_failed", "overloaded", "connection_limit", "slow_peer", "bad_http_request")
 
 
 def now_ms() -> int:

@@ -1,7 +1,8 @@
 """impl_b node process (SPEC 4 node adapter contract).
 
 python -m impl_b.node --manifest FILE --node-id ID --keys DIR --data DIR [--log FILE] [--log-level L]
-Exit codes: 0 clean stop, 1 internal error, 2 bad arguments/manifest, 3 key problem, 4 data dir.
+Exit codes: 0 clean stop, 1 internal error, 2 bad arguments/manifest, 3 key problem, 4 data dir,
+5 storage failure while running (fail-stop, SPEC 12.8).
 """
 
 import argparse
@@ -18,7 +19,7 @@ from .ioloop import IOLoop, family_of
 from .logs import NodeLog
 from .manifest import ManifestError, load
 from .runtime import Runtime
-from .storage import StorageError, Store
+from .storage import StorageError, StorageFailure, Store
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -73,6 +74,7 @@ def main(argv=None) -> int:
         return 4
     faults = FaultPlan(info.faults) if m.testbed and info.faults else None
     rt = Runtime(m, args.node_id, signer, store, log, faults)
+    store.on_failure = rt.storage_failed  # SPEC 12.8: any later engine error exits 5 at once
     try:
         rt.restore()
     except StorageError as e:
@@ -96,9 +98,10 @@ def main(argv=None) -> int:
     io = IOLoop(m, args.node_id, xs, dial,
                 on_peer=lambda lid, node, pm: rt.post("peer", lid, node, pm),
                 on_client=lambda lid, cm: rt.post("client", lid, cm),
-                on_reject=lambda reason, peer, detail: rt.post("reject", reason, peer, detail),
+                on_reject=rt.log.reject,  # thread-safe: counted at once, before /status can look
                 on_link=lambda node, up: rt.post("link", node, up),
-                peer_sock=peer_s, client_sock=client_s, on_round=None if threaded else rt.step)
+                peer_sock=peer_s, client_sock=client_s, on_round=None if threaded else rt.step,
+                on_closed=lambda lid: rt.post("closed", lid), backlog=lambda: len(rt.events))
     rt.io = io
     admin = AdminServer(rt, admin_s)
     stop = threading.Event()
@@ -126,6 +129,9 @@ def main(argv=None) -> int:
             rt.run()
         else:
             io.run()
+    except StorageFailure as e:  # normally exits in the store's hook already
+        log.log("error", "storage_failed", str(e))
+        code = 5
     except Exception as e:  # an internal bug: log and exit 1
         log.log("error", "internal_error", repr(e))
         code = 1
@@ -138,7 +144,10 @@ def main(argv=None) -> int:
     admin.stop()
     with rt.lock:
         store.close()
-    log.log("info", "stopped", "clean stop")
+    if code == 0:
+        log.log("info", "stopped", "clean stop")
+    else:
+        log.log("error", "stopped", f"stopped after a failure (exit {code})")
     return code
 
 

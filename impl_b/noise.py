@@ -110,11 +110,21 @@ class CipherState:
         return pt
 
 
+_ZERO32 = bytes(32)
+
+
 def _dh(priv: X25519PrivateKey, pub: bytes) -> bytes:
+    """X25519 with SPEC 13's check: a small-order remote key (all-zero result) fails the handshake.
+
+    OpenSSL refuses an all-zero result with ValueError; the explicit comparison keeps the rule
+    whatever the backend does."""
     try:
-        return priv.exchange(X25519PublicKey.from_public_bytes(pub))
-    except ValueError:
-        raise NoiseError("invalid DH public key") from None
+        out = priv.exchange(X25519PublicKey.from_public_bytes(pub))
+    except (ValueError, TypeError):
+        raise NoiseError("invalid DH result (small-order or malformed public key)") from None
+    if out == _ZERO32:
+        raise NoiseError("all-zero DH result")
+    return out
 
 
 def _pub(priv: X25519PrivateKey) -> bytes:

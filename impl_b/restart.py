@@ -20,6 +20,7 @@ class RestartMixin:
             ex = execute(self.state, self.m, d.batch, d.header.height, self.head_hash)
             ex.apply()
             self._advance(d.header)
+            self.note_values(d.batch)
         self.view = view
         self.view_active = view == 0 or view_active
         self.in_vc = not self.view_active

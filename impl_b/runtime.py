@@ -6,12 +6,16 @@ everything that touches consensus state runs here, under `self.lock` (the admin 
 """
 
 import collections
+import contextlib
 import heapq
+import os
+import sys
 import threading
 import time
 
 from . import codec
 from .actions import Decided, Evidence, Persist, Reject, Send
+from .binding import ClientBindings
 from .checks import Checker, audit_paths, build_compact, client_destination, sign_message
 from .codec import encode
 from .consensus import Replica
@@ -19,11 +23,14 @@ from .crypto import backend_name
 from .logs import now_ms
 from .queues import QueueMixin
 from .rsm import execute
+from .storage import StorageFailure
 
 # Timer resolution of the consensus work. Every SPEC timer is >= 250 ms; batch_wait deadlines and
 # testbed-delayed messages have their own exact deadlines (_next_due), so a tick every 50 ms (not
 # 20) only coarsens the pool and waiter scans, which are rate-limited to 50 ms anyway.
 TICK_MS = 50
+DECISION_CACHE = (4096, 32 << 20)  # decisions, bytes
+REPLY_CACHE_BYTES = 8 << 20
 CODE_NAMES = {1: "malformed", 2: "bad_signature", 3: "unauthorised", 4: "wrong_cluster", 5: "too_large",
               6: "stale", 7: "overloaded", 8: "timeout"}
 ERROR_CODES = {"malformed": 1, "non_canonical": 1, "bad_signature": 2, "unauthorised_client": 3,
@@ -59,7 +66,10 @@ class Runtime(QueueMixin):
         self.replica.group_forwards = True  # one Forward per batch of events, not one per request
         if faults is not None:
             self.replica.censored = faults.censored_keys(manifest)
-        self.decisions: dict[int, object] = {}
+        self.decisions: dict[int, object] = {}  # recent decisions (bounded: DECISION_CACHE), else the store
+        self._dec_size: dict[int, int] = {}
+        self._dec_bytes = 0
+        self._reply_bytes = 0
         self.paths: dict[int, list] = {}  # height -> audit paths of its outputs (bounded)
         self.replies: dict[tuple, bytes] = {}  # (height, client_key) -> encoded ClientReply (bounded)
         self.answers: dict[tuple, int] = {}  # (client_key, request_id) -> height of the answer
@@ -72,11 +82,22 @@ class Runtime(QueueMixin):
         self.peer_seen: dict[str, int] = {}
         self.delayed: list = []
         self.last_waiter_scan = 0
+        self.sessions = ClientBindings()  # SPEC 13.1 session binding (client port)
+        self.closed_links: set[int] = set()  # client links closed since the last waiter scan
         self.stopping = False
         self._init_queues()
 
     def now(self) -> int:
         return int((time.monotonic() - self.t0) * 1000)
+
+    def storage_failed(self, op: str, text: str) -> None:
+        """SPEC 12.8 fail-stop, called by the store on any engine error, from whichever thread: stop
+        at once (nothing more is sent, voted or reported), one `storage_failed` line, exit 5."""
+        self.stopping = True
+        self.log.log("error", "storage_failed", f"storage {op} failed: {text}", op=op, error=text)
+        with contextlib.suppress(OSError, ValueError):
+            print(f"storage failure ({op}): {text}", file=sys.stderr, flush=True)
+        os._exit(5)
 
     # ------------------------------------------------------------ startup
 
@@ -87,9 +108,21 @@ class Runtime(QueueMixin):
             self._index(d)
         self.counters["decisions"] = 0
 
+    def _cache_decision(self, h: int, dec) -> None:
+        """Keep recent decisions in memory up to DECISION_CACHE (count and bytes: big values must not
+        make the cache hold gigabytes); older ones are read from the store."""
+        n = len(encode(dec))
+        self.decisions[h] = dec
+        self._dec_size[h] = n
+        self._dec_bytes += n
+        while len(self.decisions) > 1 and (len(self.decisions) > DECISION_CACHE[0] or self._dec_bytes > DECISION_CACHE[1]):
+            old = next(iter(self.decisions))
+            del self.decisions[old]
+            self._dec_bytes -= self._dec_size.pop(old)
+
     def _index(self, dec) -> None:
         h = dec.header.height
-        self.decisions[h] = dec
+        self._cache_decision(h, dec)
         for o in dec.outputs:
             if o.destination.startswith("client:"):
                 for r in o.responses:
@@ -161,11 +194,16 @@ class Runtime(QueueMixin):
                 self._on_client(ev[1], ev[2], now)
             elif kind == "reject":
                 self.log.reject(ev[1], ev[2], ev[3])
+            elif kind == "closed":  # a client-port connection closed: free what it held
+                self.sessions.closed(ev[1])
+                self.closed_links.add(ev[1])
             elif kind == "link":
                 self.peer_up[ev[1]] = ev[2]
                 self.log.log("info", "peer_up" if ev[2] else "peer_down", f"link to {ev[1]}", peer=ev[1])
                 if ev[2]:
                     self._execute(self.replica.on_link_up(ev[1], now))
+        except StorageFailure:
+            raise  # fail-stop, never a peer's bad input (SPEC 12.8)
         except Exception as e:  # bad input must never kill the node; count it and go on
             self.log.reject("malformed", str(ev[2]) if len(ev) > 2 else "?", f"handler error {type(e).__name__}: {e}")
             self.log.log("error", "handler_error", repr(e))
@@ -257,7 +295,6 @@ class Runtime(QueueMixin):
         self.counters["view_changes"] = self.replica.view_changes
         self.last_decision_ms = now_ms()
         h = dec.header.height
-        self.decisions.pop(h - 4096, None)
         self.log.log("debug", "decided", f"height {h}", height=h, inputs=len(dec.batch.inputs))
         for o in dec.outputs:
             if o.destination.startswith("client:"):
@@ -315,15 +352,22 @@ class Runtime(QueueMixin):
     # ------------------------------------------------------------ clients
 
     def _on_client(self, link_id: int, cm, now: int) -> None:
+        """SPEC 14.3 in the table's order: cluster, key (and the session's binding), shape, limits,
+        admission (12.5 share, 13.1 sessions) before the signature, then the signature."""
         kind = cm.which()
         req = getattr(cm, kind)
         if kind == "submit_bundle":
             self._on_bundle(link_id, req, now)
             return
-        reason = self.checker.request_reason(req, self.cid)
+        reason = self.checker.request_precheck(req, self.cid) or self._binding_reason(link_id, req.client_key)
+        if not reason and kind == "submit" and not self._known(req) and not self.replica.admits(req.client_key):
+            reason = "overloaded"
+        reason = reason or self.checker.signature_reason(req)
         if reason:
             self.log.reject(reason, "client", f"client {kind}")
             self._client_error(link_id, ERROR_CODES.get(reason, 1), req.request_id, reason)
+            return
+        if not self._bind(link_id, req.client_key, [req.request_id]):
             return
         key = (req.client_key, req.request_id)
         if kind == "submit":
@@ -335,48 +379,79 @@ class Runtime(QueueMixin):
             self._client_error(link_id, 6, req.request_id, "request id below the dedup window")
             return
         if kind == "submit":
-            if self.replica.pool_full():
-                self.log.reject("overloaded", "client", "request pool full")
-                self._client_error(link_id, 7, req.request_id, "request pool full")
-                return
             self._execute(self.replica.on_request(req, now))
         self.waiters.setdefault(key, []).append((link_id, now + self.m.timeouts["client_timeout"]))
+
+    def _known(self, req) -> bool:
+        """Already answered, stale or pooled: a resend takes no new room, so admission passes."""
+        return ((req.client_key, req.request_id) in self.answers or self.replica.request_below_window(req)
+                or self.replica.pooled(req))
+
+    def _binding_reason(self, link_id: int, ck: bytes) -> str | None:
+        bound = self.sessions.bound.get(link_id)
+        return "unauthorised_client" if bound is not None and bound != ck else None
+
+    def _bind(self, link_id: int, ck: bytes, rids: list) -> bool:
+        """Bind the session to `ck` on its first request that passed the signature (SPEC 13.1); the
+        65th session of one key is answered OVERLOADED and closed (connection_limit)."""
+        verdict = self.sessions.bind(link_id, ck)
+        if verdict == "new":
+            self.io.mark_bound(link_id)
+        elif verdict == "full":
+            self.log.reject("connection_limit", "client", "65th session of one client key")
+            for rid in rids:
+                self._client_error(link_id, 7, rid, "too many sessions for this client key")
+            self.io.close_conn(link_id, flush=True)
+            return False
+        return True
 
     def _on_bundle(self, link_id: int, b, now: int) -> None:
         """SPEC 14.6: a bundle is checked as a whole; its items are answered one by one (errors) or
         by leaf (answers); the outstanding ones go to the pool as one entry."""
-        reason = self.checker.bundle_reason(b, self.cid)
+        reason = self.checker.bundle_precheck(b, self.cid) or self._binding_reason(link_id, b.client_key)
+        ck = b.client_key
+        answered, stale, outstanding = [], [], []
+        if not reason:
+            for it in b.items:
+                if (ck, it.request_id) in self.answers:
+                    answered.append(it.request_id)
+                elif self.replica.id_below_window(ck, it.request_id):
+                    stale.append(it.request_id)
+                else:
+                    outstanding.append(it.request_id)
+            if outstanding and not self.replica.pooled(b) and not self.replica.admits(ck, len(b.items)):
+                self.log.reject("overloaded", "client", "client share or request pool full")
+                self._answer_items(link_id, ck, answered, stale)
+                for rid in outstanding:
+                    self._client_error(link_id, 7, rid, "client share or request pool full")
+                return
+            reason = self.checker.signature_reason(b)
         if reason:
             self.log.reject(reason, "client", "client bundle")
             for rid in [it.request_id for it in b.items] or [0]:
                 self._client_error(link_id, ERROR_CODES.get(reason, 1), rid, reason)
             return
+        if not self._bind(link_id, ck, [it.request_id for it in b.items]):
+            return
         self.counters["client_bundles"] += 1
         self.counters["client_requests"] += len(b.items)
-        ck = b.client_key
-        answered: set = set()
-        outstanding = []
-        for it in b.items:
-            h = self.answers.get((ck, it.request_id))
-            if h is not None:
-                if h not in answered:  # one reply per leaf, however many items it answers
-                    answered.add(h)
-                    self._answer(link_id, ck, it.request_id)
-            elif self.replica.id_below_window(ck, it.request_id):
-                self._client_error(link_id, 6, it.request_id, "request id below the dedup window")
-            else:
-                outstanding.append(it.request_id)
+        self._answer_items(link_id, ck, answered, stale)
         if not outstanding:
-            return
-        if self.replica.pool_full(len(b.items)):
-            self.log.reject("overloaded", "client", "request pool full")
-            for rid in outstanding:
-                self._client_error(link_id, 7, rid, "request pool full")
             return
         self._execute(self.replica.on_bundle(b, now))
         deadline = now + self.m.timeouts["client_timeout"]
         for rid in outstanding:
             self.waiters.setdefault((ck, rid), []).append((link_id, deadline))
+
+    def _answer_items(self, link_id: int, ck: bytes, answered: list, stale: list) -> None:
+        leaves: set = set()
+        for rid in answered:
+            h = self.answers[(ck, rid)]
+            if h not in leaves:  # one reply per leaf, however many items it answers
+                leaves.add(h)
+                self._answer(link_id, ck, rid)
+        for rid in stale:
+            self._client_error(link_id, 6, rid, "request id below the dedup window")
 
     def _answer(self, link_id: int, ck: bytes, rid: int) -> None:
         # Every request of one client key in a decision is answered with the same compact decision
@@ -391,8 +466,9 @@ class Runtime(QueueMixin):
                     r.value = r.value + b"!"
                 codec.touch(cd)
             data = self.replies[key] = encode(codec.ClientReply(answer=cd))
-            while len(self.replies) > 256:
-                del self.replies[next(iter(self.replies))]
+            self._reply_bytes += len(data)
+            while len(self.replies) > 1 and (len(self.replies) > 256 or self._reply_bytes > REPLY_CACHE_BYTES):
+                self._reply_bytes -= len(self.replies.pop(next(iter(self.replies))))
         self.counters["client_replies"] += 1
         self.io.send_conn(link_id, data)
 
@@ -404,12 +480,18 @@ class Runtime(QueueMixin):
         self.io.send_conn(link_id, encode(codec.ClientReply(error=err)))
 
     def _expire_waiters(self, now: int) -> None:
-        if not self.waiters or now - self.last_waiter_scan < 50:
+        if not self.waiters:
+            self.closed_links.clear()
+            return
+        if now - self.last_waiter_scan < 50:
             return
         self.last_waiter_scan = now
+        closed, self.closed_links = self.closed_links, set()
         for key in list(self.waiters):
             keep = []
             for link_id, dl in self.waiters[key]:
+                if link_id in closed:
+                    continue
                 if dl <= now:
                     self._client_error(link_id, 8, key[1], "no decision in time")
                 else:
@@ -443,5 +525,8 @@ class Runtime(QueueMixin):
             "testbed_faults": self.faults.describe() if self.faults else [],
             "impl_b_debug": {"sync_to": r.sync_to, "accepted": r.accepted is not None, "requests": len(r.requests),
                              "remote": {s: len(p) for s, p in r.remote.items()}, "view_active": r.view_active,
-                             "vc_sent": r.vc_sent, "waiters": len(self.waiters), "held_pulls": len(self.held)},
+                             "vc_sent": r.vc_sent, "waiters": len(self.waiters), "held_pulls": len(self.held),
+                             "events": len(self.events), "bound_sessions": len(self.sessions.bound),
+                             "pool_local": dict(sorted(((k.hex()[:16], v) for k, v in r.local_items.items()))),
+                             **(self.io.limits_status() if self.io else {})},
         }

@@ -20,10 +20,20 @@ class LinkError(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.partial: list[bytes] = []
+        self.at_message = 0  # handshake: the message (1-3) being read or written when it failed
 
 
 def prologue(network_id: str) -> bytes:
     return b"heraclius/v1\x00" + network_id.encode()
+
+
+# SPEC 13 exact XX sizes, by the turn before reading: message 1 is the bare ephemeral key; messages 2
+# and 3 carry at least their fixed part (e, encrypted s with its tag, the Hello's tag).
+_XX_SIZES = {
+    0: (lambda n: n == 32, "must be 32"),
+    1: (lambda n: n >= 32 + 48 + 16, "fixed part is 96"),
+    2: (lambda n: n >= 48 + 16, "fixed part is 64"),
+}
 
 
 class StreamParser:
@@ -74,6 +84,7 @@ class Session:
         self.out = bytearray()
         self.inbuf = bytearray()
         self.stream = StreamParser(max_message)
+        self._stage = 0
         self.tx = self.rx = None
         self.remote_node: str | None = None
         self.ready = False
@@ -92,6 +103,10 @@ class Session:
         while end - pos >= 2:
             ln = buf[pos] << 8 | buf[pos + 1]
             if ln == 0:
+                if not self.ready:  # a handshake message of the wrong size (SPEC 13)
+                    err = LinkError("handshake_failed", "zero-length handshake message")
+                    err.at_message = self.hs.turn + 1
+                    raise err
                 raise LinkError("malformed", "zero-length frame")
             if end - pos - 2 < ln:
                 break
@@ -109,12 +124,24 @@ class Session:
         return msgs
 
     def _handshake(self, frame: bytes) -> None:
+        """One handshake message in; every failure (sizes, DH, decryption, Hello) is a LinkError."""
         try:
-            payload = self.hs.read_message(frame)
-        except NoiseError as e:
-            raise LinkError("handshake_failed", str(e)) from None
-        except ValueError as e:
-            raise LinkError("handshake_failed", str(e)) from None
+            self._handshake_step(frame)
+        except LinkError as e:
+            e.at_message = e.at_message or self._stage
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever the remote bytes trigger stays on this link
+            err = LinkError("handshake_failed", str(e) if isinstance(e, NoiseError) else f"{type(e).__name__}: {e}")
+            err.at_message = self._stage
+            raise err from None
+
+    def _handshake_step(self, frame: bytes) -> None:
+        turn = self.hs.turn
+        self._stage = turn + 1  # reading message turn + 1; writing the next one below
+        size_ok, want = _XX_SIZES[turn]
+        if not size_ok(len(frame)):
+            raise LinkError("handshake_failed", f"handshake message {turn + 1} of {len(frame)} bytes ({want})")
+        payload = self.hs.read_message(frame)
         turn = self.hs.turn
         if (self.initiator and turn == 2) or (not self.initiator and turn == 3):
             try:
@@ -124,6 +151,7 @@ class Session:
             if hello.protocol_version != 1:
                 raise LinkError("handshake_failed", "protocol version")
             self.remote_node = self.check_hello(hello, self.hs.remote_static)
+        self._stage = turn + 1
         if not self.initiator and turn == 1:
             self._frame(self.hs.write_message(self.hello))
         elif self.initiator and turn == 2:

@@ -20,6 +20,14 @@ class StorageError(Exception):
     """The data directory is unusable: locked by another process or corrupted (exit 4)."""
 
 
+class StorageFailure(Exception):
+    """A durable write, fsync or read failed while running (SPEC 12.8: fail-stop, exit 5)."""
+
+    def __init__(self, op: str, text: str):
+        super().__init__(f"{op}: {text}")
+        self.op, self.text = op, text
+
+
 def _hkey(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
@@ -36,7 +44,10 @@ def _unseal(rec: bytes) -> bytes | None:
 class Store:
     """One node's data directory."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, map_size: int = 1 << 32, on_failure=None):
+        # on_failure(op, text) is called before StorageFailure is raised; the node's hook logs
+        # `storage_failed` and exits 5 there and then (SPEC 12.8), whichever thread hit it.
+        self.on_failure = on_failure
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
             self._lockfd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -48,7 +59,7 @@ class Store:
             os.close(self._lockfd)
             raise StorageError(f"data directory {path} is locked by another process") from None
         try:
-            self.env = lmdb.open(os.path.join(path, "lmdb"), map_size=1 << 32, max_dbs=4, sync=True,
+            self.env = lmdb.open(os.path.join(path, "lmdb"), map_size=map_size, max_dbs=4, sync=True,
                                  metasync=True, writemap=False)
         except lmdb.Error as e:
             raise StorageError(f"cannot open LMDB in {path}: {e}") from None
@@ -67,17 +78,31 @@ class Store:
         """Write one consensus Persist record durably."""
         self.persist_all([rec])
 
-    def persist_all(self, records: list) -> None:
-        """Write Persist records durably in one transaction (one fsync), applied in list order."""
-        with self.env.begin(write=True) as txn:
-            for rec in records:
-                self._write(txn, rec)
+    def _fail(self, op: str, e: BaseException):
+        text = f"{type(e).__name__}: {e}"
+        if self.on_failure is not None:
+            self.on_failure(op, text)
+        raise StorageFailure(op, text) from None
 
-    def _write(self, txn, rec: dict) -> None:
+    def persist_all(self, records: list) -> None:
+        """Write Persist records durably in one transaction (one fsync), applied in list order.
+
+        Any engine error (no space, map full, I/O) is fail-stop: the in-memory height is only
+        advanced once the commit returned, and nothing here retries."""
+        staged = {"height": self.height, "asked": self.asked}
+        try:
+            with self.env.begin(write=True) as txn:
+                for rec in records:
+                    self._write(txn, rec, staged)
+        except (lmdb.Error, OSError) as e:
+            self._fail("write", e)
+        self.height, self.asked = staged["height"], staged["asked"]
+
+    def _write(self, txn, rec: dict, staged: dict) -> None:
         if "decision" in rec:
             d = rec["decision"]
             txn.put(_hkey(d.header.height), _seal(encode(d)), db=self.log)
-            self.height = d.header.height
+            staged["height"] = d.header.height
             txn.delete(b"inflight", db=self.meta)
         if "inflight" in rec:
             txn.put(b"inflight", _seal(_inflight_bytes(rec["inflight"])), db=self.meta)
@@ -88,7 +113,7 @@ class Store:
                 txn.put(b"new_view", _seal(encode(rec["new_view"])), db=self.meta)
         if "asked" in rec:  # the highest view this node asked for (re-sent after a restart, SPEC 12.9)
             txn.put(b"asked", _seal(str(rec["asked"]).encode()), db=self.meta)
-            self.asked = rec["asked"]
+            staged["asked"] = rec["asked"]
 
     # ------------------------------------------------------------ reads
 
@@ -146,17 +171,29 @@ class Store:
         return view, active, decisions, inflight, new_view
 
     def decision(self, height: int):
-        with self.env.begin() as txn:
-            raw = txn.get(_hkey(height), db=self.log)
-        if raw is None:
+        data = self.decision_bytes(height)
+        if data is None:
             return None
-        data = _unseal(bytes(raw))
-        return codec.decode("Decision", data) if data is not None else None
+        try:
+            return codec.decode("Decision", data)
+        except codec.DecodeError as e:
+            self._fail("read", e)
 
     def decision_bytes(self, height: int) -> bytes | None:
-        with self.env.begin() as txn:
-            raw = txn.get(_hkey(height), db=self.log)
-        return _unseal(bytes(raw)) if raw is not None else None
+        """The durable record of `height`, or None when there is none; a record that is there but
+        unreadable or fails its checksum is a failed read of our own data (fatal, SPEC 12.8)."""
+        try:
+            with self.env.begin() as txn:
+                raw = txn.get(_hkey(height), db=self.log)
+                raw = bytes(raw) if raw is not None else None
+        except (lmdb.Error, OSError) as e:
+            self._fail("read", e)
+        if raw is None:
+            return None
+        data = _unseal(raw)
+        if data is None:
+            self._fail("read", ValueError(f"checksum mismatch in the record of height {height}"))
+        return data
 
 
 def _inflight_bytes(inf: dict) -> bytes:

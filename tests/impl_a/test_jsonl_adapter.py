@@ -6,51 +6,22 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-import subprocess
 import sys
 
 import pytest
 
 from impl_a import heraclius_pb2 as pb
+from tests.adapter_process import AdapterProcess
 
 V = pathlib.Path(__file__).resolve().parents[2] / "wire_spec" / "vectors"
 pytestmark = pytest.mark.timeout(120)
 
 
-class Adapter:
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "impl_a.conformance", "--serve"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     cwd=V.parents[1])
-        self.n = 0
-
-    def raw(self, line: bytes) -> dict:
-        """Send one line (a newline is added) and read exactly one answer line."""
-        self.proc.stdin.write(line + b"\n")
-        self.proc.stdin.flush()
-        out = self.proc.stdout.readline()
-        assert out.endswith(b"\n"), f"no answer to {line[:80]!r}"
-        return json.loads(out)
-
-    def ask(self, op: str, **fields) -> dict:
-        self.n += 1
-        got = self.raw(json.dumps({"id": self.n, "op": op, **fields}).encode())
-        assert got["id"] == self.n, got
-        return got
-
-    def ok(self, op: str, **fields) -> dict:
-        got = self.ask(op, **fields)
-        assert got["ok"] is True, (op, got)
-        return got
-
-
 @pytest.fixture(scope="module")
 def ad():
-    a = Adapter()
+    a = AdapterProcess([sys.executable, "-m", "impl_a.conformance"])
     yield a
-    a.proc.stdin.close()
-    assert a.proc.wait(timeout=10) == 0
-    assert a.proc.stdout.read() == b""
+    assert a.close() == 0
 
 
 def cases(area: str, handler: str = "*"):

@@ -19,6 +19,7 @@ from impl_b.rsm import ClientIds, InvalidBatch, State, execute
 from impl_b.runtime import Runtime
 from impl_b.schema import OP_GET, OP_PUT
 
+from .iostub import LinkControlStub
 from .sim import Sim
 
 DOC, SECRETS = devnet.build({"c0": "coordinator", "s0": "shard"}, ports=False, clients=("alice", "bob"))
@@ -69,8 +70,10 @@ def _big_values(n):
 
 
 CASES = {
-    "short_key": (lambda: _bundle([1]).copy(client_key=b"\x01" * 31), "malformed"),
-    "short_signature": (lambda: _bundle([1]).copy(signature=b"\x01" * 63), "malformed"),
+    # SPEC 14.3 order: a key of the wrong length is not an authorised key; a signature of the wrong
+    # length does not verify.
+    "short_key": (lambda: _bundle([1]).copy(client_key=b"\x01" * 31), "unauthorised_client"),
+    "short_signature": (lambda: _bundle([1]).copy(signature=b"\x01" * 63), "bad_signature"),
     "wrong_cluster": (lambda: _bundle([1], cluster="s0"), "wrong_cluster"),
     "unauthorised": (lambda: _bundle([1], signer=STRANGER), "unauthorised_client"),
     "no_items": (lambda: _bundle([]), "malformed"),
@@ -143,7 +146,7 @@ def test_leader_skips_and_drops_a_bundle_whose_items_are_all_decided():
     ex.apply()
     r.on_bundle(_bundle([1, 2]), 0)  # already decided: never enters the pool
     assert r.pool_items == 0
-    r.requests[("bundle", b"x")] = [_bundle([2, 1], sign=False), 0, 0]  # decided too, however it got in
+    r.requests[("bundle", b"x")] = [_bundle([2, 1], sign=False), 0, 0, False, None]  # decided too, however it got in
     r.pool_items = 2
     r.on_bundle(_bundle([2, 3]), 0)  # partly decided: proposed, item 2 is skipped at execution
     assert _proposed(r.on_tick(2)) == [("bundle", [2, 3])]
@@ -159,7 +162,7 @@ def test_pool_counts_bundle_items_towards_max_pending():
     assert r.pool_items == 3 and len(r.requests) == 1
 
 
-class _IO:
+class _IO(LinkControlStub):
     def __init__(self):
         self.conn: list = []
         self.node: list = []

@@ -11,44 +11,18 @@ import pytest
 
 from impl_b import devnet
 from impl_b.codec import decode
+from tests.adapter_process import AdapterProcess
 
 from .netproc import ROOT
 
 VEC = os.path.join(ROOT, "wire_spec", "vectors")
 
 
-class Adapter:
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "impl_b.conformance", "--serve"], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.n = 0
-
-    def raw(self, line: bytes) -> dict:
-        self.proc.stdin.write(line + b"\n")
-        self.proc.stdin.flush()
-        out = self.proc.stdout.readline()
-        assert out.endswith(b"\n"), f"no answer to {line[:200]!r}"
-        return json.loads(out)
-
-    def __call__(self, op: str, **fields) -> dict:
-        self.n += 1
-        ans = self.raw(json.dumps({"id": self.n, "op": op, **fields}).encode())
-        assert ans["id"] == self.n, ans
-        return ans
-
-    def ok(self, op: str, **fields) -> dict:
-        ans = self(op, **fields)
-        assert ans["ok"] is True, ans
-        return ans
-
-
 @pytest.fixture(scope="module")
 def ad():
-    a = Adapter()
+    a = AdapterProcess([sys.executable, "-m", "impl_b.conformance"])
     yield a
-    a.proc.stdin.close()
-    assert a.proc.wait(timeout=20) == 0
-    assert a.proc.stdout.read() == b""
+    assert a.close() == 0
 
 
 def cases(area: str, handler: str = "*"):

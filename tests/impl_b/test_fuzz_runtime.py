@@ -13,9 +13,10 @@ from impl_b.logs import NodeLog
 from impl_b.manifest import validate
 from impl_b.runtime import Runtime
 from impl_b.storage import Store
+from tests.impl_b.iostub import LinkControlStub
 
 
-class FakeIO:
+class FakeIO(LinkControlStub):
     dial_nodes: list = []
 
     def __init__(self):

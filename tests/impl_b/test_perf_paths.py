@@ -17,6 +17,7 @@ from impl_b.runtime import Runtime
 from impl_b.schema import MESSAGES
 from impl_b.session import Session, StreamParser, client_hello_checker, frame_stream
 from impl_b.storage import Store, _inflight_from, _seal
+from tests.impl_b.iostub import LinkControlStub
 
 DOC, SECRETS = devnet.build({"c0": "coordinator", "s0": "shard"}, ports=False)
 M = validate(DOC)
@@ -61,7 +62,7 @@ class CountingStore:
         self.transactions.append([next(iter(r)) for r in records])
 
 
-class FakeIO:
+class FakeIO(LinkControlStub):
     def __init__(self):
         self.sent = []
 

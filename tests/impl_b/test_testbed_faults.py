@@ -10,6 +10,7 @@ from impl_b.faults import FaultPlan
 from impl_b.logs import NodeLog
 from impl_b.runtime import Runtime
 
+from .iostub import LinkControlStub
 from .netproc import Network
 from .sim import Sim
 
@@ -37,7 +38,7 @@ def test_censoring_leader_is_replaced_by_the_censorship_timers():
     assert sim.logs_agree("c0")
 
 
-class _FakeIO:
+class _FakeIO(LinkControlStub):
     """Collects what a Runtime sends (every link counts as connected)."""
 
     def __init__(self):
