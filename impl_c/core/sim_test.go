@@ -33,8 +33,10 @@ type simMsg struct {
 	msg      *wire.PeerMessage
 }
 
-func newSim(t *testing.T) *sim {
-	n, err := testkit.New("sim-net", 30000, func(m map[string]any) {
+func newSim(t *testing.T) *sim { return newSimN(t, 4) }
+
+func newSimN(t *testing.T, size int) *sim {
+	n, err := testkit.NewN("sim-net", 30000, size, func(m map[string]any) {
 		m["timeouts_ms"] = map[string]any{"batch_wait": 0}
 	})
 	if err != nil {
@@ -128,7 +130,7 @@ func (s *sim) checkLogs(t *testing.T) {
 	t.Helper()
 	for _, cl := range []string{"c0", "s0"} {
 		var low uint64 = 1 << 62
-		for i := 0; i < 4; i++ {
+		for i := 0; i < s.net.M.Cluster(cl).N(); i++ {
 			id := fmt.Sprintf("%s-n%d", cl, i)
 			if s.down[id] {
 				continue
@@ -139,7 +141,7 @@ func (s *sim) checkLogs(t *testing.T) {
 		}
 		for h := uint64(1); h <= low; h++ {
 			var ref []byte
-			for i := 0; i < 4; i++ {
+			for i := 0; i < s.net.M.Cluster(cl).N(); i++ {
 				id := fmt.Sprintf("%s-n%d", cl, i)
 				if s.down[id] {
 					continue
@@ -368,6 +370,26 @@ func TestSimPreparedProposalSurvivesViewChange(t *testing.T) {
 		t.Fatal("the prepared proposal was not the one decided")
 	}
 	if s.cores["c0-n2"].View() == 0 {
+		t.Fatal("no view change")
+	}
+	s.checkLogs(t)
+}
+
+func TestSimSevenNodesTwoFaults(t *testing.T) {
+	s := newSimN(t, 7)
+	c1 := s.submit("c0-n3", "client-a", 1, wire.OpKindPut, "k", "v1")
+	s.run(500)
+	s.answer(t, c1, 1)
+	// f = 2: the leader and one more member of each cluster stop.
+	for _, id := range []string{"c0-n0", "c0-n4", "s0-n0", "s0-n5"} {
+		s.down[id] = true
+	}
+	c2 := s.submit("c0-n2", "client-b", 1, wire.OpKindPut, "k", "v2")
+	s.run(15000)
+	if got := s.answer(t, c2, 1); !got.Found {
+		t.Fatalf("put after two faults: %+v", got)
+	}
+	if s.cores["c0-n1"].View() == 0 || s.cores["s0-n1"].View() == 0 {
 		t.Fatal("no view change")
 	}
 	s.checkLogs(t)

@@ -30,12 +30,17 @@ type Net struct {
 
 // New builds c0 (coordinator) and s0 (shard), 4 nodes each, on 127.0.0.1 from port.
 func New(network string, port int, extra func(map[string]any)) (*Net, error) {
+	return NewN(network, port, 4, extra)
+}
+
+// NewN is New with size nodes per cluster (3f + 1).
+func NewN(network string, port, size int, extra func(map[string]any)) (*Net, error) {
 	n := &Net{Ed: map[string][]byte{}, X: map[string][]byte{}, Clients: map[string][]byte{}}
 	var clusters []any
 	i := 0
 	for _, cl := range []struct{ id, role string }{{"c0", "coordinator"}, {"s0", "shard"}} {
 		var nodes []any
-		for j := 0; j < 4; j++ {
+		for j := 0; j < size; j++ {
 			id := fmt.Sprintf("%s-n%d", cl.id, j)
 			ed := Secret(network + "/" + id + "/ed25519")
 			x := Secret(network + "/" + id + "/x25519")
