@@ -516,8 +516,22 @@ func (c *Core) maybePropose() {
 	}
 	batch := c.buildBatch()
 	if batch == nil {
+		c.batchSince = 0
 		return
 	}
+	// 12.2: wait up to batch_wait for more inputs while the batch is not full.
+	if bw := c.m.Timeouts.BatchWait; bw > 0 && len(batch.Inputs) < c.m.Limits.MaxBatchInputs {
+		if c.batchSince == 0 {
+			c.batchSince = c.now
+		}
+		if c.now < c.batchSince+bw {
+			if at := c.batchSince + bw; c.r.WakeAt == 0 || at < c.r.WakeAt {
+				c.r.WakeAt = at
+			}
+			return
+		}
+	}
+	c.batchSince = 0
 	res, err := c.st.Execute(batch)
 	if err != nil {
 		c.log("error", "internal", "own batch invalid: "+err.Error())

@@ -125,6 +125,7 @@ type Core struct {
 	prepared    *wire.PreparedCert
 	prepSig     []byte
 	proposing   bool
+	batchSince  int64
 
 	lastSent       map[string]int64
 	lastFromLeader int64

@@ -35,9 +35,11 @@ type simMsg struct {
 
 func newSim(t *testing.T) *sim { return newSimN(t, 4) }
 
-func newSimN(t *testing.T, size int) *sim {
+func newSimN(t *testing.T, size int) *sim { return newSimBW(t, size, 0) }
+
+func newSimBW(t *testing.T, size, batchWait int) *sim {
 	n, err := testkit.NewN("sim-net", 30000, size, func(m map[string]any) {
-		m["timeouts_ms"] = map[string]any{"batch_wait": 0}
+		m["timeouts_ms"] = map[string]any{"batch_wait": batchWait}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -391,6 +393,23 @@ func TestSimSevenNodesTwoFaults(t *testing.T) {
 	}
 	if s.cores["c0-n1"].View() == 0 || s.cores["s0-n1"].View() == 0 {
 		t.Fatal("no view change")
+	}
+	s.checkLogs(t)
+}
+
+func TestSimBatchWait(t *testing.T) {
+	s := newSimBW(t, 4, 20)
+	var conns []ConnID
+	for i := uint64(1); i <= 5; i++ {
+		conns = append(conns, s.submit("c0-n0", "client-a", i, wire.OpKindPut, fmt.Sprint("k", i), "v"))
+	}
+	s.run(1000)
+	for i, c := range conns {
+		s.answer(t, c, uint64(i+1))
+	}
+	// All five arrived within batch_wait: one coordinator decision took them all.
+	if d := s.cores["c0-n1"].LogEntry(1); d == nil || len(d.Batch.Inputs) != 5 {
+		t.Fatalf("first batch: %+v", d)
 	}
 	s.checkLogs(t)
 }

@@ -86,6 +86,20 @@ type Ready struct {
 	Send    []Out
 	Client  []ClientOut
 	Logs    []LogLine
+	// WakeAt, when not 0, is the Unix ms at which the core wants a Tick
+	// (sooner than the driver's periodic one, e.g. at the end of batch_wait).
+	WakeAt int64
+}
+
+// Merge appends o to r (group commit of several steps).
+func (r *Ready) Merge(o Ready) {
+	r.Persist = append(r.Persist, o.Persist...)
+	r.Send = append(r.Send, o.Send...)
+	r.Client = append(r.Client, o.Client...)
+	r.Logs = append(r.Logs, o.Logs...)
+	if o.WakeAt != 0 && (r.WakeAt == 0 || o.WakeAt < r.WakeAt) {
+		r.WakeAt = o.WakeAt
+	}
 }
 
 func (r *Ready) empty() bool {

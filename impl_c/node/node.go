@@ -351,6 +351,9 @@ func (n *Node) storageFailed(op string, err error) {
 func (n *Node) loop(ctx context.Context) int {
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	var wakeAt int64
 	lastSnap := time.Time{}
 	if r := n.core.AfterRestore(nowMs()); true {
 		if c := n.handle(r); c != 0 {
@@ -371,17 +374,30 @@ func (n *Node) loop(ctx context.Context) int {
 			for i := 0; i < 256; i++ {
 				select {
 				case ev := <-n.events:
-					more := n.core.Step(nowMs(), ev)
-					r.Persist = append(r.Persist, more.Persist...)
-					r.Send = append(r.Send, more.Send...)
-					r.Client = append(r.Client, more.Client...)
-					r.Logs = append(r.Logs, more.Logs...)
+					r.Merge(n.core.Step(nowMs(), ev))
 				default:
 					break drain
 				}
 			}
 		case <-tick.C:
 			r = n.core.Step(nowMs(), core.Tick{})
+		case <-wake.C:
+			wakeAt = 0
+			r = n.core.Step(nowMs(), core.Tick{})
+		}
+		if r.WakeAt != 0 && (wakeAt == 0 || r.WakeAt < wakeAt) {
+			wakeAt = r.WakeAt
+			d := time.Duration(r.WakeAt-nowMs()) * time.Millisecond
+			if d < 0 {
+				d = 0
+			}
+			if !wake.Stop() {
+				select {
+				case <-wake.C:
+				default:
+				}
+			}
+			wake.Reset(d)
 		}
 		if c := n.handle(r); c != 0 {
 			return c
