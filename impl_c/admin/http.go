@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"heraclius/impl_c/internal/linger"
 )
 
 // Admin port limits of SPEC 15.1.
@@ -131,7 +133,7 @@ func (n *server) serve(ctx context.Context, l net.Listener) {
 			go func() {
 				c.SetDeadline(time.Now().Add(time.Second))
 				writeAnswer(bufio.NewWriter(c), textAnswer(503, "too many admin connections", true), false)
-				c.Close()
+				linger.Close(c)
 			}()
 			continue
 		}
@@ -139,12 +141,16 @@ func (n *server) serve(ctx context.Context, l net.Listener) {
 			defer open.Add(-1)
 			defer c.Close()
 			defer func() { recover() }()
-			n.adminConn(c)
+			if n.adminConn(c) {
+				linger.Close(c)
+			}
 		}()
 	}
 }
 
-func (n *server) adminConn(c net.Conn) {
+// adminConn serves one connection; true when an answer was followed by a
+// close (then the caller closes lingering).
+func (n *server) adminConn(c net.Conn) bool {
 	r := bufio.NewReaderSize(c, 4096)
 	w := bufio.NewWriter(c)
 	for {
@@ -157,14 +163,17 @@ func (n *server) adminConn(c net.Conn) {
 				c.SetWriteDeadline(time.Now().Add(time.Second))
 				writeAnswer(w, httpAnswer{status: 408, ctype: "text/plain", body: []byte("timeout\n"), close: true}, false)
 			}
-			return
+			return false
 		}
 		if a.counted != "" {
 			n.countReject(a.counted)
 		}
 		c.SetWriteDeadline(time.Now().Add(adminDeadline))
-		if writeAnswer(w, a, head) != nil || a.close {
-			return
+		if writeAnswer(w, a, head) != nil {
+			return false
+		}
+		if a.close {
+			return true
 		}
 	}
 }

@@ -106,3 +106,125 @@ func (u *User) DoBundle(ops []Op, timeout time.Duration) ([]*Result, []error, []
 	}
 	return results, errs, ids
 }
+
+// bundler is the default sending path of `workload` with several users
+// (SPEC 14.6 SHOULD): every user hands its ready operation to one sender,
+// which sends a single ready operation as a plain ClientRequest and the
+// operations ready at once as one RequestBundle (1 to 256 items, within the
+// bundle and batch byte limits).
+type bundler struct {
+	c       *Client
+	timeout time.Duration
+	jobs    chan *bundleJob
+	users   chan *User
+	all     []*User
+	quit    chan struct{}
+}
+
+type bundleJob struct {
+	op   Op
+	res  *Result
+	err  error
+	id   uint64
+	done chan struct{}
+}
+
+func newBundler(c *Client, users int, timeout time.Duration) *bundler {
+	b := &bundler{c: c, timeout: timeout, jobs: make(chan *bundleJob, users), users: make(chan *User, users), quit: make(chan struct{})}
+	for i := 0; i < users; i++ {
+		u := c.NewUser()
+		b.all = append(b.all, u)
+		b.users <- u
+	}
+	go b.run()
+	return b
+}
+
+func (b *bundler) stop() {
+	close(b.quit)
+	for _, u := range b.all {
+		u.Close()
+	}
+}
+
+// do sends op (grouped with what other users have ready) and waits for it.
+func (b *bundler) do(op Op) (*Result, error, uint64) {
+	j := &bundleJob{op: op, done: make(chan struct{})}
+	b.jobs <- j
+	<-j.done
+	return j.res, j.err, j.id
+}
+
+func (b *bundler) limit() int {
+	l := rsm.MaxBundleBytes
+	if m := b.c.M.Limits.MaxBatchBytes - 1024; m < l {
+		l = m
+	}
+	return l
+}
+
+func opBytes(op Op) int { return len(op.Key) + len(op.Value) + 24 }
+
+func (b *bundler) run() {
+	var carry *bundleJob
+	for {
+		j := carry
+		carry = nil
+		if j == nil {
+			select {
+			case j = <-b.jobs:
+			case <-b.quit:
+				return
+			}
+		}
+		batch := []*bundleJob{j}
+		size := 128 + opBytes(j.op)
+		// Let users that become ready together (their answers came in one
+		// grouped reply) join; no wait when nothing else is pending.
+		lingered := false
+	drain:
+		for len(batch) < rsm.MaxBundleItems {
+			select {
+			case j2 := <-b.jobs:
+				if size+opBytes(j2.op) > b.limit() {
+					carry = j2
+					break drain
+				}
+				batch = append(batch, j2)
+				size += opBytes(j2.op)
+			default:
+				if lingered {
+					break drain
+				}
+				lingered = true
+				time.Sleep(300 * time.Microsecond)
+			}
+		}
+		var u *User
+		select {
+		case u = <-b.users:
+		case <-b.quit:
+			return
+		}
+		go func(u *User, batch []*bundleJob) {
+			defer func() { b.users <- u }()
+			if len(batch) == 1 {
+				j := batch[0]
+				r := b.c.NewRequest(j.op.Kind, j.op.Key, j.op.Value)
+				j.res, j.err = u.Do(r, b.timeout)
+				j.id = r.RequestID
+				close(j.done)
+				return
+			}
+			ops := make([]Op, len(batch))
+			for i, j := range batch {
+				ops[i] = j.op
+			}
+			results, errs, ids := u.DoBundle(ops, b.timeout)
+			for i, j := range batch {
+				j.res, j.err, j.id = results[i], errs[i], ids[i]
+				close(j.done)
+			}
+		}(u, batch)
+	}
+}

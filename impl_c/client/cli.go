@@ -155,7 +155,7 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 	pattern := fs.String("pattern", "uniform", "uniform|payments")
 	history := fs.String("history", "", "history file")
 	samples := fs.String("samples", "", "samples file")
-	bundle := fs.Int("bundle", 1, "impl_c extension: send each user's operations in signed bundles of this many items (SPEC 14.6)")
+	bundle := fs.Int("bundle", 0, "0 (default): one plain ClientRequest when a single user is ready, one RequestBundle for the users ready at once (SPEC 14.6); 1: plain requests only; B > 1: each user signs bundles of B of its own operations")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -256,6 +256,11 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 		issued++
 		return issued - 1, true
 	}
+	var shared *bundler
+	if *bundle == 0 && *conc > 1 {
+		shared = newBundler(c, *conc, timeout)
+		defer shared.stop()
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < *conc; w++ {
 		wg.Add(1)
@@ -314,6 +319,12 @@ func workload(c *Client, keyFile string, timeout time.Duration, args []string) i
 					} else {
 						kind = wire.OpKindGet
 					}
+				}
+				if shared != nil {
+					t0 := time.Now()
+					res, err, id := shared.do(Op{kind, key, val})
+					record(w, t0, time.Now(), kind, key, val, res, err, id)
+					continue
 				}
 				pend = append(pend, Op{kind, key, val})
 				if len(pend) < *bundle {

@@ -156,6 +156,38 @@ func (c *Core) buildBatch() *wire.Batch {
 		size += s
 		return true
 	}
+	// AD-1 mitigation (leader side only, SPEC 12.2 validity unchanged): keep
+	// the worst-case result bytes of each destination leaf this batch makes
+	// under max_batch_bytes - 256 KiB, so that the leaf still fits in a
+	// QueueBatch; the first input always goes in.
+	leafCap := lim.MaxBatchBytes - 256<<10
+	if leafCap < lim.MaxBatchBytes/2 {
+		leafCap = lim.MaxBatchBytes / 2
+	}
+	leafBytes := map[string]int{}
+	opCost := func(op *wire.Operation) int {
+		if op != nil && op.Kind == wire.OpKindGet {
+			return lim.MaxValueBytes + 128
+		}
+		return 128
+	}
+	fits := func(cost map[string]int) bool {
+		if len(b.Inputs) == 0 {
+			return true
+		}
+		for d, x := range cost {
+			if leafBytes[d]+x > leafCap {
+				return false
+			}
+		}
+		return true
+	}
+	charge := func(cost map[string]int) {
+		for d, x := range cost {
+			leafBytes[d] += x
+		}
+	}
+	shard := c.cl.Role == "shard"
 	srcs := make([]string, 0, len(c.remote))
 	for s := range c.remote {
 		srcs = append(srcs, s)
@@ -164,9 +196,23 @@ func (c *Core) buildBatch() *wire.Batch {
 	for _, s := range srcs {
 		for seq := c.st.NextInOf(s); ; seq++ {
 			cd := c.remote[s][seq]
-			if cd == nil || !add(&wire.Input{Remote: cd}) {
+			if cd == nil {
 				break
 			}
+			var cost map[string]int
+			if shard && cd.Leaf != nil {
+				cost = map[string]int{}
+				for _, call := range cd.Leaf.Calls {
+					cost[s] += opCost(call.Op)
+				}
+				if !fits(cost) {
+					break
+				}
+			}
+			if !add(&wire.Input{Remote: cd}) {
+				break
+			}
+			charge(cost)
 		}
 	}
 	seen := map[rsm.ReqKey]bool{}
@@ -198,15 +244,22 @@ func (c *Core) buildBatch() *wire.Batch {
 			progress = true
 			var ids []uint64
 			var in *wire.Input
+			cost := map[string]int{}
 			if e.req != nil {
 				if c.st.Accepted(e.req.ClientKey, e.req.RequestID) {
 					continue
 				}
 				ids = []uint64{e.req.RequestID}
 				in = &wire.Input{Client: e.req}
+				if e.req.Op != nil {
+					cost[c.m.ShardOf(e.req.Op.Key)] += opCost(e.req.Op)
+				}
 			} else {
 				for _, it := range e.bundle.Items {
 					ids = append(ids, it.RequestID)
+					if it.Op != nil {
+						cost[c.m.ShardOf(it.Op.Key)] += opCost(it.Op)
+					}
 				}
 				in = &wire.Input{Bundle: e.bundle}
 			}
@@ -219,10 +272,11 @@ func (c *Core) buildBatch() *wire.Batch {
 			if conflict {
 				continue
 			}
-			if !add(in) {
+			if !fits(cost) || !add(in) {
 				full = true
 				break
 			}
+			charge(cost)
 			for _, id := range ids {
 				seen[rsm.ReqKey{Client: cl, ID: id}] = true
 			}

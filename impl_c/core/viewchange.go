@@ -158,15 +158,17 @@ func (c *Core) validViewData(vd *wire.ViewData) bool {
 			return false
 		}
 		d := rsm.Hash(pr.Header)
-		seen := map[string]bool{}
-		for _, q := range p.Prepares {
-			if seen[q.NodeID] || q.View != pr.View || q.Height != pr.Height || !bytes.Equal(q.Digest, d) || !c.validPrepare(q) {
+		// prepares: strictly ascending by node id, at least 2f+1 (SPEC 12.6, errata C-3).
+		if len(p.Prepares) < c.cl.Q() {
+			return false
+		}
+		for i, q := range p.Prepares {
+			if i > 0 && q.NodeID <= p.Prepares[i-1].NodeID {
 				return false
 			}
-			seen[q.NodeID] = true
-		}
-		if len(seen) < c.cl.Q() {
-			return false
+			if q.View != pr.View || q.Height != pr.Height || !bytes.Equal(q.Digest, d) || !c.validPrepare(q) {
+				return false
+			}
 		}
 	}
 	return true

@@ -22,6 +22,9 @@ const Protocol = "Noise_XX_25519_ChaChaPoly_BLAKE2b"
 // HandshakeTimeout is the SPEC 13 deadline.
 const HandshakeTimeout = 5 * time.Second
 
+// FirstMessageTimeout is the SPEC 13.1 deadline for message 1 (errata AD-3).
+const FirstMessageTimeout = 1 * time.Second
+
 // Prologue returns "heraclius/v1" || 0x00 || network_id.
 func Prologue(network string) []byte {
 	return append([]byte("heraclius/v1\x00"), network...)
@@ -45,7 +48,10 @@ type Session struct {
 	BudgetLimit int64
 	held        int64
 	hmu         sync.Mutex
-	closed      bool
+	// OnStall, when set, is asked after a write took nothing for
+	// StallTimeout: true keeps waiting, false fails the write (ErrStalled).
+	OnStall func() bool
+	closed  bool
 }
 
 // ErrFrame is a bad Noise frame.
@@ -88,10 +94,11 @@ func randomKey() ([]byte, error) {
 type Params struct {
 	M          *manifest.Manifest
 	Static     noise.KeyPair
-	SelfID     string // "" for a client
-	Port       string // "peer" or "client"
-	Dialled    string // initiator: the node dialled
-	MaxMessage int    // application message limit for what we receive
+	SelfID     string    // "" for a client
+	Port       string    // "peer" or "client"
+	Dialled    string    // initiator: the node dialled
+	MaxMessage int       // application message limit for what we receive
+	Accepted   time.Time // responder: when the connection was accepted
 }
 
 func (p *Params) hello() []byte {
@@ -145,7 +152,11 @@ func Client(conn net.Conn, p Params) (*Session, error) {
 
 // Server runs the responder side on conn.
 func Server(conn net.Conn, p Params) (*Session, error) {
-	conn.SetDeadline(time.Now().Add(HandshakeTimeout))
+	start := p.Accepted
+	if start.IsZero() {
+		start = time.Now()
+	}
+	conn.SetDeadline(start.Add(FirstMessageTimeout))
 	defer conn.SetDeadline(time.Time{})
 	hs, err := noise.NewHandshake(noise.Config{Protocol: Protocol, Initiator: false, Prologue: Prologue(p.M.NetworkID), Static: p.Static, Random: randomKey})
 	if err != nil {
@@ -161,6 +172,7 @@ func Server(conn net.Conn, p Params) (*Session, error) {
 	if _, err := hs.ReadMessage(m1); err != nil {
 		return nil, refuse("handshake_failed", "message 1: %v", err)
 	}
+	conn.SetDeadline(start.Add(HandshakeTimeout))
 	m2, err := hs.WriteMessage(p.hello())
 	if err != nil {
 		return nil, refuse("handshake_failed", "message 2: %v", err)
@@ -205,10 +217,34 @@ func (s *Session) Write(msg []byte) error {
 		out = binary.BigEndian.AppendUint16(out, uint16(len(ct)))
 		out = append(out, ct...)
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := s.conn.Write(out)
-	return err
+	// Each 10 s without progress is a stall (SPEC 13.1, errata AD-6): the
+	// caller decides whether to keep waiting.
+	for len(out) > 0 {
+		s.conn.SetWriteDeadline(time.Now().Add(StallTimeout))
+		k, err := s.conn.Write(out)
+		out = out[k:]
+		if err != nil {
+			var ne net.Error
+			if k == 0 && errors.As(err, &ne) && ne.Timeout() {
+				if s.OnStall == nil || !s.OnStall() {
+					return ErrStalled
+				}
+				continue
+			}
+			if k > 0 && errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
 }
+
+// StallTimeout is how long a write may take nothing before OnStall is asked.
+var StallTimeout = 10 * time.Second
+
+// ErrStalled is a write that took nothing for StallTimeout.
+var ErrStalled = errors.New("peer took nothing for 10 s")
 
 // ReadError carries the SPEC 15 reason of a failed read.
 type ReadError struct {

@@ -16,7 +16,33 @@ func hexDecode(s string) ([]byte, error) { return hex.DecodeString(s) }
 // snapshot is what the admin port serves, built by the core goroutine.
 type snapshot struct {
 	status  map[string]any
-	metrics string
+	metrics string // after the rejected lines
+	// metricsPre is the exposition before heraclius_rejected_total.
+	metricsPre string
+	lbl        string
+	coreRej    map[string]uint64 // the core's rejections at the snapshot
+}
+
+// freshRejected merges the core's rejections of the snapshot with the
+// driver's counters as they are now (connection-level rejections are
+// visible in /status at once, not at the next snapshot).
+func (n *Node) freshRejected(s *snapshot) (map[string]uint64, map[string]any) {
+	rej := map[string]uint64{}
+	for k, v := range s.coreRej {
+		rej[k] += v
+	}
+	n.rejMu.Lock()
+	for k, v := range n.rejected {
+		rej[k] += v
+	}
+	n.rejMu.Unlock()
+	rejected := map[string]any{}
+	for _, r := range rejectReasons {
+		if v, ok := rej[r]; ok {
+			rejected[r] = v
+		}
+	}
+	return rej, rejected
 }
 
 var rejectReasons = []string{"malformed", "non_canonical", "oversized", "bad_signature", "unknown_node", "wrong_network",
@@ -125,11 +151,8 @@ func (n *Node) publish() {
 	metric("heraclius_client_errors_total", "counter", "ClientReply errors sent, by code", errLines...)
 	metric("heraclius_pending_requests", "gauge", "requests in the pool", one("heraclius_pending_requests", c.PendingRequests()))
 	metric("heraclius_pending_remote", "gauge", "remote inputs in the pool", one("heraclius_pending_remote", c.PendingRemote()))
-	var rl []string
-	for _, r := range rejectReasons {
-		rl = append(rl, fmt.Sprintf("heraclius_rejected_total{%s,reason=\"%s\"} %d\n", lbl, r, rej[r]))
-	}
-	metric("heraclius_rejected_total", "counter", "rejected inputs by reason", rl...)
+	pre := b.String()
+	b.Reset()
 	kinds := map[string]int{}
 	for _, e := range c.Evidence {
 		kinds[e.Kind]++
@@ -148,7 +171,11 @@ func (n *Node) publish() {
 		pl = append(pl, fmt.Sprintf("heraclius_peer_up{%s,peer=\"%s\"} %d\n", lbl, id, v))
 	}
 	metric("heraclius_peer_up", "gauge", "outbound link established", pl...)
-	n.snap.Store(&snapshot{status: status, metrics: b.String()})
+	coreRej := map[string]uint64{}
+	for k, v := range c.Rejected {
+		coreRej[k] = v
+	}
+	n.snap.Store(&snapshot{status: status, metricsPre: pre, metrics: b.String(), coreRej: coreRej, lbl: lbl})
 }
 
 // adminSource adapts the node to admin.Source.
@@ -161,7 +188,12 @@ func (a adminSource) Status() []byte {
 	if s == nil {
 		return nil
 	}
-	b, _ := json.Marshal(s.status)
+	st := make(map[string]any, len(s.status))
+	for k, v := range s.status {
+		st[k] = v
+	}
+	_, st["rejected"] = a.n.freshRejected(s)
+	b, _ := json.Marshal(st)
 	return b
 }
 func (a adminSource) Metrics() []byte {
@@ -169,7 +201,15 @@ func (a adminSource) Metrics() []byte {
 	if s == nil {
 		return nil
 	}
-	return []byte(s.metrics)
+	rej, _ := a.n.freshRejected(s)
+	var b strings.Builder
+	b.WriteString(s.metricsPre)
+	b.WriteString("# HELP heraclius_rejected_total rejected inputs by reason\n# TYPE heraclius_rejected_total counter\n")
+	for _, r := range rejectReasons {
+		fmt.Fprintf(&b, "heraclius_rejected_total{%s,reason=\"%s\"} %d\n", s.lbl, r, rej[r])
+	}
+	b.WriteString(s.metrics)
+	return []byte(b.String())
 }
 func (a adminSource) Log(h uint64) []byte {
 	if h == 0 {

@@ -23,6 +23,7 @@ import (
 
 	"heraclius/impl_c/admin"
 	"heraclius/impl_c/core"
+	"heraclius/impl_c/internal/linger"
 	"heraclius/impl_c/link"
 	"heraclius/impl_c/manifest"
 	"heraclius/impl_c/noise"
@@ -86,8 +87,9 @@ func (o *outConn) writer() {
 	for {
 		select {
 		case b := <-o.ch:
+			err := o.sess.Write(b)
 			o.queued.Add(-int64(len(b)))
-			if err := o.sess.Write(b); err != nil {
+			if err != nil {
 				o.close()
 				return
 			}
@@ -124,7 +126,7 @@ type Node struct {
 	ready          atomic.Bool
 	rejMu          sync.Mutex
 	rejected       map[string]uint64
-	handshake      atomic.Int64
+	hsSlots        map[string]*hsSlots
 	clientN        atomic.Int64
 	clientBuffered atomic.Int64
 	sessMu         sync.Mutex
@@ -213,7 +215,7 @@ func Main(args []string) int {
 	cache := rsm.NewSigCache()
 	n := &Node{m: m, self: self, log: lg, st: st, static: static, cache: cache, rules: newRules(self.Faults),
 		events: make(chan any, eventQueue), peers: map[string]*peerLink{}, rejected: map[string]uint64{}, started: time.Now(),
-		unbound: map[core.ConnID]*unboundSess{}, boundBy: map[string]int{}}
+		unbound: map[core.ConnID]*unboundSess{}, boundBy: map[string]int{}, hsSlots: map[string]*hsSlots{"peer": {}, "client": {}}}
 	n.core = core.New(core.Config{M: m, Self: self.ID, Signer: signer, Cache: cache, Faults: n.coreFaults(),
 		ReadDecision: func(h uint64) *wire.Decision {
 			d, err := st.Decision(h)
@@ -521,17 +523,62 @@ func (n *Node) acceptLoop(l net.Listener, port string) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if n.handshake.Load() >= maxHandshaking || (port == "client" && n.clientN.Load() >= maxClientSessions) {
-			n.reject("connection_limit", c.RemoteAddr().String(), "too many connections")
+		if port == "client" && n.clientN.Load() >= maxClientSessions {
+			n.reject("connection_limit", c.RemoteAddr().String(), "too many client sessions")
 			c.Close()
 			continue
 		}
-		n.handshake.Add(1)
-		go n.serveConn(c, port)
+		hs := n.hsSlots[port].admit(c, n)
+		go n.serveConn(c, port, hs)
 	}
 }
 
-func (n *Node) serveConn(c net.Conn, port string) {
+// hsSlot is one connection in the handshake phase.
+type hsSlot struct {
+	conn    net.Conn
+	since   time.Time
+	evicted atomic.Bool
+}
+
+// hsSlots are the 64 handshake slots of one port (SPEC 13.1, errata AD-3):
+// when full, the oldest handshake in progress is closed for the new one.
+type hsSlots struct {
+	mu    sync.Mutex
+	slots map[*hsSlot]struct{}
+}
+
+func (h *hsSlots) admit(c net.Conn, n *Node) *hsSlot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.slots == nil {
+		h.slots = map[*hsSlot]struct{}{}
+	}
+	for len(h.slots) >= maxHandshaking {
+		var oldest *hsSlot
+		for s := range h.slots {
+			if oldest == nil || s.since.Before(oldest.since) {
+				oldest = s
+			}
+		}
+		delete(h.slots, oldest)
+		oldest.evicted.Store(true)
+		oldest.conn.Close()
+		n.reject("connection_limit", oldest.conn.RemoteAddr().String(), "handshake slots full: oldest handshake closed")
+	}
+	s := &hsSlot{conn: c, since: time.Now()}
+	h.slots[s] = struct{}{}
+	return s
+}
+
+// done releases the slot; false when it was evicted (already counted).
+func (h *hsSlots) done(s *hsSlot) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.slots, s)
+	return !s.evicted.Load()
+}
+
+func (n *Node) serveConn(c net.Conn, port string, hs *hsSlot) {
 	defer func() {
 		if r := recover(); r != nil {
 			n.reject("malformed", c.RemoteAddr().String(), fmt.Sprintf("panic on input: %v", r))
@@ -542,8 +589,11 @@ func (n *Node) serveConn(c net.Conn, port string) {
 	if port == "client" {
 		max = maxClientMessage
 	}
-	s, err := link.Server(c, link.Params{M: n.m, Static: n.static, SelfID: n.self.ID, Port: port, MaxMessage: max})
-	n.handshake.Add(-1)
+	s, err := link.Server(c, link.Params{M: n.m, Static: n.static, SelfID: n.self.ID, Port: port, MaxMessage: max, Accepted: hs.since})
+	if !n.hsSlots[port].done(hs) {
+		c.Close()
+		return
+	}
 	if err != nil {
 		reason := "handshake_failed"
 		var he *link.HelloError
@@ -557,6 +607,17 @@ func (n *Node) serveConn(c net.Conn, port string) {
 	id := n.newConnID()
 	oc := newOutConn(id, s)
 	oc.client = port == "client"
+	if oc.client {
+		// Over 1 MiB queued and nothing taken for 10 s: slow_peer (errata AD-6);
+		// under it, keep waiting (reading stops only over 1 MiB).
+		s.OnStall = func() bool {
+			if oc.queued.Load() > 1<<20 {
+				n.reject("slow_peer", "client", "client took nothing for 10 s with over 1 MiB queued")
+				return false
+			}
+			return true
+		}
+	}
 	n.conns.Store(id, oc)
 	go oc.writer()
 	defer func() {
@@ -745,7 +806,12 @@ func (n *Node) readClient(s *link.Session, id core.ConnID, oc *outConn) {
 			if !n.bind(id, string(key)) {
 				n.reject("connection_limit", "client", "too many sessions for one client key")
 				oc.enqueue(wire.Encode(&wire.ClientReply{Error: &wire.ClientError{Code: wire.ClientErrorOverloaded, RequestID: id0, Message: "too many sessions for this client key"}}))
-				time.Sleep(50 * time.Millisecond)
+				// Lingering close after the answer (errata AD-7).
+				for i := 0; i < 100 && oc.queued.Load() > 0; i++ {
+					time.Sleep(10 * time.Millisecond)
+				}
+				time.Sleep(10 * time.Millisecond)
+				linger.Close(s.Conn())
 				return
 			}
 			bound = string(key)

@@ -165,7 +165,7 @@ func (t *txn) kvGet(k string) ([]byte, bool) {
 // Result is an executed, not yet applied batch.
 type Result struct {
 	Decision *wire.Decision // qc absent
-	Leaves   [][]byte        // canonical leaves in output order
+	Leaves   [][]byte       // canonical leaves in output order
 	t        *txn
 }
 
