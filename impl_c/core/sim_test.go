@@ -413,3 +413,60 @@ func TestSimBatchWait(t *testing.T) {
 	}
 	s.checkLogs(t)
 }
+
+// Errata C-3 (SPEC 12.6): a PreparedCert whose prepares are not strictly
+// ascending by node id, or fewer than 2f+1, makes the ViewData invalid.
+func TestPreparedCertOrderAndCount(t *testing.T) {
+	s := newSim(t)
+	c1 := s.submit("c0-n1", "client-a", 1, wire.OpKindPut, "k", "v1")
+	s.run(300)
+	s.answer(t, c1, 1)
+	s.drop = func(m simMsg) bool { return m.msg.Commit != nil }
+	s.submit("c0-n2", "client-a", 2, wire.OpKindPut, "k", "v2")
+	s.run(200)
+	c := s.cores["c0-n1"]
+	if c.prepared == nil || len(c.prepared.Prepares) < 3 {
+		t.Fatal("not prepared")
+	}
+	mk := func(edit func(p []*wire.Prepare) []*wire.Prepare) *wire.ViewData {
+		cert := &wire.PreparedCert{Proposal: c.prepared.Proposal, Prepares: edit(append([]*wire.Prepare{}, c.prepared.Prepares...))}
+		vd := &wire.ViewData{ClusterID: c.cl.ID, View: 1, NodeID: c.self.ID, LastHeight: c.st.Height, LastHash: c.st.HeadHash, Prepared: cert}
+		vd.Signature = c.sign(sig.DomainViewData, unsignedVD(vd), "view_data")
+		return vd
+	}
+	if !c.validViewData(mk(func(p []*wire.Prepare) []*wire.Prepare { return p })) {
+		t.Fatal("sorted certificate refused")
+	}
+	if c.validViewData(mk(func(p []*wire.Prepare) []*wire.Prepare { p[0], p[1] = p[1], p[0]; return p })) {
+		t.Fatal("unsorted certificate accepted")
+	}
+	if c.validViewData(mk(func(p []*wire.Prepare) []*wire.Prepare { return append(p, p[len(p)-1]) })) {
+		t.Fatal("duplicated prepare accepted")
+	}
+	if c.validViewData(mk(func(p []*wire.Prepare) []*wire.Prepare { return p[:2] })) {
+		t.Fatal("certificate under 2f+1 accepted")
+	}
+}
+
+// AD-1 mitigation: the coordinator leader keeps the worst-case GET result
+// bytes per shard of a batch under max_batch_bytes - 256 KiB.
+func TestBatchCapsWorstCaseGetResults(t *testing.T) {
+	s := newSim(t)
+	lim := s.net.M.Limits
+	per := lim.MaxValueBytes + 128
+	max := (lim.MaxBatchBytes - 256<<10) / per
+	var conns []ConnID
+	for i := 1; i <= 2*max+5; i++ {
+		conns = append(conns, s.submit("c0-n0", "client-a", uint64(i), wire.OpKindGet, "k", ""))
+	}
+	s.run(3000)
+	for i, c := range conns {
+		s.answer(t, c, uint64(i+1))
+	}
+	c := s.cores["c0-n1"]
+	for h := uint64(1); h <= c.Height(); h++ {
+		if d := c.LogEntry(h); d != nil && len(d.Batch.Inputs) > max {
+			t.Fatalf("height %d has %d GETs for one shard, cap %d", h, len(d.Batch.Inputs), max)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package link
 
 import (
+	"errors"
 	"net"
+	"time"
 	"testing"
 
 	"heraclius/impl_c/internal/testkit"
@@ -78,5 +80,25 @@ func TestHandshakeSizes(t *testing.T) {
 		if err := CheckHandshakeSize(tc.i, tc.n); (err == nil) != tc.ok {
 			t.Errorf("message %d of %d bytes: %v", tc.i, tc.n, err)
 		}
+	}
+}
+
+// Errata AD-3: a responder that gets nothing closes after 1 s, not 5 s.
+func TestMessage1Deadline(t *testing.T) {
+	n, err := testkit.New("link-net", 40000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	start := time.Now()
+	_, err = Server(b, Params{M: n.M, Static: keypair(t, n, "c0-n1"), SelfID: "c0-n1", Port: "peer", MaxMessage: 1 << 20, Accepted: start})
+	el := time.Since(start)
+	var he *HelloError
+	if err == nil || !errors.As(err, &he) || he.Reason != "handshake_failed" {
+		t.Fatalf("silent initiator: %v", err)
+	}
+	if el < 900*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("closed after %v, want about 1 s", el)
 	}
 }
