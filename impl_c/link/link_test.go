@@ -3,8 +3,8 @@ package link
 import (
 	"errors"
 	"net"
-	"time"
 	"testing"
+	"time"
 
 	"heraclius/impl_c/internal/testkit"
 	"heraclius/impl_c/noise"
