@@ -98,6 +98,8 @@ func (u *User) connect(deadline time.Time) error {
 		// SPEC 14.5: not sooner than the transport's reconnect backoff.
 		if wait := time.Until(t.Add(u.backoff[u.member])); wait > 0 {
 			if time.Now().Add(wait).After(deadline) {
+				// Fail at the deadline, not before it (SPEC 14.5).
+				time.Sleep(time.Until(deadline))
 				return errors.New("reconnect backoff runs past the deadline")
 			}
 			time.Sleep(wait)
@@ -187,6 +189,7 @@ func (u *User) Do(r *wire.ClientRequest, timeout time.Duration) (*Result, error)
 			}
 			wait := time.Duration(b/2+mrand.Intn(b/2+1)) * time.Millisecond
 			if time.Now().Add(wait).After(deadline) {
+				time.Sleep(time.Until(deadline))
 				break
 			}
 			time.Sleep(wait)
