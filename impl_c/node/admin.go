@@ -28,7 +28,11 @@ type snapshot struct {
 // visible in /status at once, not at the next snapshot).
 func (n *Node) freshRejected(s *snapshot) (map[string]uint64, map[string]any) {
 	rej := map[string]uint64{}
-	for k, v := range s.coreRej {
+	core := s.coreRej
+	if p := n.coreRej.Load(); p != nil {
+		core = *p
+	}
+	for k, v := range core {
 		rej[k] += v
 	}
 	n.rejMu.Lock()

@@ -127,6 +127,8 @@ type Node struct {
 	rejMu          sync.Mutex
 	rejected       map[string]uint64
 	hsSlots        map[string]*hsSlots
+	coreRej        atomic.Pointer[map[string]uint64] // the core's rejections, copied when they change
+	coreRejSum     uint64
 	clientN        atomic.Int64
 	clientBuffered atomic.Int64
 	sessMu         sync.Mutex
@@ -401,6 +403,7 @@ func (n *Node) loop(ctx context.Context) int {
 			}
 			wake.Reset(d)
 		}
+		n.noteCoreRejections()
 		if c := n.handle(r); c != 0 {
 			return c
 		}
@@ -409,6 +412,25 @@ func (n *Node) loop(ctx context.Context) int {
 			n.publish()
 		}
 	}
+}
+
+// noteCoreRejections publishes the core's rejection counters as soon as
+// they change (before the answers that follow them are sent), so that /status
+// counts a rejected request by the time its client has the answer.
+func (n *Node) noteCoreRejections() {
+	var sum uint64
+	for _, v := range n.core.Rejected {
+		sum += v
+	}
+	if sum == n.coreRejSum && n.coreRej.Load() != nil {
+		return
+	}
+	n.coreRejSum = sum
+	m := make(map[string]uint64, len(n.core.Rejected))
+	for k, v := range n.core.Rejected {
+		m[k] = v
+	}
+	n.coreRej.Store(&m)
 }
 
 // handle persists, then sends (SPEC 12.8); a failed write is fail-stop.
