@@ -17,6 +17,8 @@ MAX_FRAME = 65535
 MAX_PLAINTEXT = 65519
 REKEY_EVERY = 65536
 HANDSHAKE_DEADLINE = 5.0
+FIRST_MESSAGE_DEADLINE = 1.0  # SPEC 13.1 (errata AD-3): message 1 within 1 s of accept
+LINGER_S, LINGER_BYTES = 1.0, 65536  # lingering close after a "then close" answer (errata AD-7)
 RECV_CHUNK = 1 << 18
 
 
@@ -44,13 +46,16 @@ class LinkClosed(Exception):
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    """One handshake frame: a zero length or a truncated frame is handshake_failed (errata AD-2)."""
     try:
         head = await reader.readexactly(2)
         (n,) = struct.unpack(">H", head)
         if n == 0:
-            raise LinkClosed("malformed", "zero-length frame")
+            raise LinkClosed("handshake_failed", "zero-length frame")
         return await reader.readexactly(n)
-    except asyncio.IncompleteReadError:
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial or exc.expected != 2:
+            raise LinkClosed("handshake_failed", "truncated frame") from None
         raise LinkClosed(None, "connection closed") from None
     except (ConnectionError, OSError) as exc:
         raise LinkClosed(None, str(exc)) from None
@@ -134,6 +139,9 @@ class Link:
         self._out_bytes = 0
         self._flush_armed = False
         self.closed = False
+        self._lingering = False
+        self._linger_task = None
+        self.written = 0  # bytes handed to the transport
 
     def send_nowait(self, data: bytes) -> None:
         """Queue one application message. Everything queued during one event-loop turn leaves in
@@ -160,7 +168,17 @@ class Link:
         except NoiseError:  # nonce exhausted: the link cannot carry more
             self.close()
             return
-        self.writer.write(b"".join(frames))
+        data = b"".join(frames)
+        self.written += len(data)
+        self.writer.write(data)
+
+    def taken(self) -> int:
+        """Bytes of this link the kernel has accepted so far (what the peer's reading made room for)."""
+        try:
+            buffered = self.writer.transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):
+            buffered = 0
+        return self.written - buffered
 
     def backlog(self) -> int:
         """Bytes accepted by send_nowait and not yet handed to the kernel."""
@@ -233,6 +251,8 @@ class Link:
                 except (ConnectionError, OSError) as exc:
                     raise LinkClosed(None, str(exc)) from None
                 if not chunk:
+                    if len(self._rbuf) > self._rpos:  # errata AD-2: a truncated frame is malformed
+                        raise LinkClosed("malformed", "truncated frame")
                     raise LinkClosed(None, "connection closed")
                 self._rbuf += chunk
                 continue
@@ -256,11 +276,25 @@ class Link:
 
     def close(self) -> None:
         """Close after what was queued (e.g. a last ClientError) is handed to the transport."""
+        if self._lingering:
+            return  # linger() closes it
         if not self.closed and self._out:
             self._flush_out()
         self._shut()
         with contextlib.suppress(Exception):  # already closed by the peer
             self.writer.close()
+
+    def linger_close(self) -> None:
+        """Close after a "then close" answer (errata AD-7): send what is queued, shut the sending
+        side, and read off what the client still sends (at most LINGER_BYTES or LINGER_S), so that a
+        TCP reset does not destroy the answer."""
+        if self.closed:
+            return
+        if self._out:
+            self._flush_out()
+        self._shut()
+        self._lingering = True
+        self._linger_task = asyncio.get_running_loop().create_task(linger(self.reader, self.writer))
 
     def abort(self) -> None:
         """Close at once, dropping unsent bytes (a peer that does not read, SPEC 13.1 slow_peer)."""
@@ -275,6 +309,22 @@ class Link:
             self.meter(-self._held)
             self._held = 0
         self.meter = None
+
+
+async def linger(reader, writer) -> None:
+    """Shut our sending side, read and discard for up to LINGER_S or LINGER_BYTES, then close."""
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        end, got = loop.time() + LINGER_S, 0
+        while got < LINGER_BYTES and loop.time() < end:
+            chunk = await asyncio.wait_for(reader.read(LINGER_BYTES), end - loop.time())
+            if not chunk:
+                break
+            got += len(chunk)
+    with contextlib.suppress(Exception):
+        writer.close()
 
 
 def check_peer_identity(manifest, hello: pb.Hello, remote_static: bytes) -> None:
@@ -340,7 +390,10 @@ async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.He
     The deadline runs from the call (made right after the accept)."""
     async def run() -> Link:
         hs = HandshakeState(PROTOCOL, False, prologue(network_id), static, rekey_every=REKEY_EVERY)
-        first = await _read_frame(reader)
+        try:
+            first = await asyncio.wait_for(_read_frame(reader), FIRST_MESSAGE_DEADLINE)
+        except TimeoutError:
+            raise LinkClosed("handshake_failed", "no message 1 within 1 s") from None
         check_handshake_size(1, len(first))
         hs.read_message(first)
         writer.write(_frame(hs.write_message(encode(my_hello))))
