@@ -15,6 +15,7 @@ from impl_a.errors import REASONS
 from impl_a.transport import linger
 
 ADMIN_CONNECTIONS = 64
+REFUSED_LINGER_S = 0.0  # a 503 refusal shuts its side and closes without waiting (fds stay bounded)
 REQUEST_DEADLINE_S = 5.0
 READ_CHUNK = 4096
 SQLITE_MAX = 2**63 - 1  # heights above SQLite's integer range are never decided
@@ -104,7 +105,8 @@ class AdminServer:
         if self.open_conns >= ADMIN_CONNECTIONS:
             rt.log.reject("connection_limit", "admin", "too many admin connections")
             self._write(writer, 503, {}, b"too many connections\n", False)
-            await self._linger(reader, writer)
+            # AD-7 without the wait: a flood of refused connections must not hold fds
+            await self._linger(reader, writer, REFUSED_LINGER_S)
             await self._close(writer)
             return
         self.open_conns += 1
@@ -120,12 +122,12 @@ class AdminServer:
             await self._close(writer)
 
     @staticmethod
-    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float = 1.0) -> None:
         """After a "then close" answer: shut our side and read off what is pending (at most 64 KiB
         or 1 s), so the kernel does not reset the answer away (errata AD-7)."""
         with contextlib.suppress(Exception):
             await writer.drain()
-        await linger(reader, writer)
+        await linger(reader, writer, seconds)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         """Answer requests until one closes the connection: returns "close" (Connection: close or

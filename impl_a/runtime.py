@@ -21,7 +21,15 @@ from impl_a.queues import Puller, QueueServer
 from impl_a.sessions import HANDSHAKES as HANDSHAKE_SLOTS
 from impl_a.sessions import MESSAGES_PER_TURN
 from impl_a.storage import Storage, StorageFailed, WriteBehind
-from impl_a.transport import RECV_CHUNK, Link, LinkClosed, accept, check_peer_identity, connect
+from impl_a.transport import (
+    LISTEN_BACKLOG,
+    RECV_CHUNK,
+    Link,
+    LinkClosed,
+    accept,
+    check_peer_identity,
+    connect,
+)
 
 TICK_S = 0.01
 TICK_MAX_S = 0.05
@@ -95,8 +103,9 @@ class NodeRuntime:
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         n = self.node
-        self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port))
-        self.servers.append(await asyncio.start_server(self.clients.serve, n.bind, n.client_port))
+        bl = LISTEN_BACKLOG
+        self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port, backlog=bl))
+        self.servers.append(await asyncio.start_server(self.clients.serve, n.bind, n.client_port, backlog=bl))
         self.servers.append(await asyncio.start_server(self.admin.handle, n.admin_bind, n.admin_port))
         for nid in self.peers:
             self._spawn(self._dialer(nid))

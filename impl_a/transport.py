@@ -17,6 +17,10 @@ MAX_FRAME = 65535
 MAX_PLAINTEXT = 65519
 REKEY_EVERY = 65536
 HANDSHAKE_DEADLINE = 5.0
+# Listen backlog of the peer and client ports: a burst of connects is accepted (and the surplus closed
+# at once, connection_limit) without waiting for SYN retransmissions; the node accepts a whole backlog
+# in one go, so it also bounds the fds a burst takes for a moment (64 handshake slots + this).
+LISTEN_BACKLOG = 1024
 FIRST_MESSAGE_DEADLINE = 1.0  # SPEC 13.1 (errata AD-3): message 1 within 1 s of accept
 LINGER_S, LINGER_BYTES = 1.0, 65536  # lingering close after a "then close" answer (errata AD-7)
 RECV_CHUNK = 1 << 18
@@ -311,14 +315,14 @@ class Link:
         self.meter = None
 
 
-async def linger(reader, writer) -> None:
-    """Shut our sending side, read and discard for up to LINGER_S or LINGER_BYTES, then close."""
+async def linger(reader, writer, seconds: float = LINGER_S) -> None:
+    """Shut our sending side, read and discard for up to `seconds` or LINGER_BYTES, then close."""
     with contextlib.suppress(Exception):
         if writer.can_write_eof():
             writer.write_eof()
         loop = asyncio.get_running_loop()
-        end, got = loop.time() + LINGER_S, 0
-        while got < LINGER_BYTES and loop.time() < end:
+        end, got = loop.time() + seconds, 0
+        while seconds > 0 and got < LINGER_BYTES and loop.time() < end:
             chunk = await asyncio.wait_for(reader.read(LINGER_BYTES), end - loop.time())
             if not chunk:
                 break
@@ -384,16 +388,28 @@ async def connect(host: str, port: int, network_id: str, static: bytes, my_hello
         raise LinkClosed(None, f"connect failed: {exc!r}") from None
 
 
+def _cut_short(reader: asyncio.StreamReader, late: list) -> None:
+    late.append(True)
+    reader.feed_eof()
+
+
 async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.Hello, max_message: int,
                  check_peer=None, timeout: float = HANDSHAKE_DEADLINE, chunk: int = RECV_CHUNK) -> Link:
     """Responder side. check_peer(hello, remote_static) raises LinkClosed to refuse the initiator.
     The deadline runs from the call (made right after the accept)."""
     async def run() -> Link:
         hs = HandshakeState(PROTOCOL, False, prologue(network_id), static, rekey_every=REKEY_EVERY)
+        # message 1 within 1 s: a timer, not another wait_for task (a flood accepts thousands)
+        late = []
+        timer = asyncio.get_running_loop().call_later(FIRST_MESSAGE_DEADLINE, _cut_short, reader, late)
         try:
-            first = await asyncio.wait_for(_read_frame(reader), FIRST_MESSAGE_DEADLINE)
-        except TimeoutError:
-            raise LinkClosed("handshake_failed", "no message 1 within 1 s") from None
+            first = await _read_frame(reader)
+        except LinkClosed:
+            if late:
+                raise LinkClosed("handshake_failed", "no message 1 within 1 s") from None
+            raise
+        finally:
+            timer.cancel()
         check_handshake_size(1, len(first))
         hs.read_message(first)
         writer.write(_frame(hs.write_message(encode(my_hello))))
