@@ -12,12 +12,12 @@ from impl_a import crypto, httpreq
 from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.errors import REASONS
+from impl_a.transport import linger
 
 ADMIN_CONNECTIONS = 64
+REFUSED_LINGER_S = 0.0  # a 503 refusal shuts its side and closes without waiting (fds stay bounded)
 REQUEST_DEADLINE_S = 5.0
 READ_CHUNK = 4096
-LINGER_S = 1.0
-LINGER_BYTES = 1 << 20
 SQLITE_MAX = 2**63 - 1  # heights above SQLite's integer range are never decided
 REASON_PHRASES = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
@@ -105,12 +105,14 @@ class AdminServer:
         if self.open_conns >= ADMIN_CONNECTIONS:
             rt.log.reject("connection_limit", "admin", "too many admin connections")
             self._write(writer, 503, {}, b"too many connections\n", False)
+            # AD-7 without the wait: a flood of refused connections must not hold fds
+            await self._linger(reader, writer, REFUSED_LINGER_S)
             await self._close(writer)
             return
         self.open_conns += 1
         try:
-            if await self.serve(reader, writer) == "refused":
-                await self._linger(reader, writer)
+            if await self.serve(reader, writer) in ("refused", "close"):
+                await self._linger(reader, writer)  # every "then close" answer (errata AD-7)
         except (ConnectionError, OSError):
             pass
         except Exception as exc:  # noqa: BLE001 - SPEC 13.1: one connection's failure closes only it
@@ -120,20 +122,12 @@ class AdminServer:
             await self._close(writer)
 
     @staticmethod
-    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """After a refusal with unread input: shut our side and read off what is pending (at most
-        LINGER_BYTES or LINGER_S), so the kernel does not reset the answer away."""
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float = 1.0) -> None:
+        """After a "then close" answer: shut our side and read off what is pending (at most 64 KiB
+        or 1 s), so the kernel does not reset the answer away (errata AD-7)."""
         with contextlib.suppress(Exception):
             await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
-            loop = asyncio.get_running_loop()
-            end, got = loop.time() + LINGER_S, 0
-            while got < LINGER_BYTES and loop.time() < end:
-                chunk = await asyncio.wait_for(reader.read(65536), end - loop.time())
-                if not chunk:
-                    break
-                got += len(chunk)
+        await linger(reader, writer, seconds)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         """Answer requests until one closes the connection: returns "close" (Connection: close or

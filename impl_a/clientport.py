@@ -126,7 +126,7 @@ class ClientPort:
         if reason == "slow_peer":
             sess.conn.abort()  # its unread answers are dropped, not kept until it reads
         else:
-            sess.conn.close()
+            sess.conn.linger_close()  # e.g. after OVERLOADED for the 65th session (errata AD-7)
 
     def tick(self) -> None:
         """Close idle unbound sessions and connections whose queued replies pass the limits."""
@@ -134,6 +134,10 @@ class ClientPort:
         for sess in self.table.idle_unbound(now):
             self._drop(sess, "slow_peer", "unbound client session idle for 10 s")
         queued = [(sess.conn.backlog(), sess) for sess in self.table.all]
+        for q, sess in queued:
+            if sess.stalled(q, sess.conn.taken(), now):
+                self._drop(sess, "slow_peer", "over 1 MiB queued and nothing read for 10 s")
+        queued = [q for q in queued if q[1] in self.table.all]
         for sess in SessionTable.over_queued([q for q in queued if q[0]]):
             self._drop(sess, "slow_peer", "client does not read its answers")
         self._trim.observe(sum(q for q, _ in queued) + self.table.read_bytes)

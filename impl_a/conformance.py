@@ -218,21 +218,18 @@ def collect(paths: list[str]) -> Iterator[Result]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["--serve"]:  # SPEC 17.1 differential adapter
-        from impl_a.jsonl_adapter import serve
+        from impl_a import jsonl_adapter
 
-        return serve()
+        return jsonl_adapter.serve()
     if not args:
         print("usage: python -m impl_a.conformance PATH...", file=sys.stderr)
         return 2
-    passed = failed = 0
-    for name, why in collect(args):
-        if why is None:
-            passed += 1
-        else:
-            failed += 1
-            print(f"FAIL {name}: {why}")
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 and passed > 0 else 1
+    results = list(collect(args))
+    failures = [(name, why) for name, why in results if why is not None]
+    for name, why in failures:
+        print(f"FAIL {name}: {why}")
+    print(f"{len(results) - len(failures)} passed, {len(failures)} failed")
+    return 0 if results and not failures else 1
 
 
 if __name__ == "__main__":

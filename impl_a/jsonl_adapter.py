@@ -8,6 +8,7 @@ It follows the adopted SPEC 17.1 text (errata impl-a A5-A12 and impl-b D1-D9).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -155,6 +156,14 @@ def _reject(exc: RemoteViolation) -> dict:
 
 
 ACCEPT = {"verdict": "accept"}
+
+
+def _judged(check) -> dict:
+    """check()'s answer, or the reject answer for the RemoteViolation it raised."""
+    try:
+        return check()
+    except RemoteViolation as exc:
+        return _reject(exc)
 REJECT = {"verdict": "reject"}
 
 
@@ -222,11 +231,10 @@ def from_rendering(cls: type[Message], obj: object) -> bytes:
     msg = cls()
     _fill(msg, obj)
     data = encode(msg)
-    try:
-        again = render(decode(cls, data))
-    except RemoteViolation as exc:
-        raise NotRendering(str(exc)) from None
-    if again != obj:
+    back = _judged(lambda: {"verdict": "accept", "json": render(decode(cls, data))})
+    if back["verdict"] != "accept":
+        raise NotRendering(f"its encoding does not decode: {back['reason']}")
+    if back["json"] != obj:
         raise NotRendering("not the rendering of its own encoding (a default value, two oneof members, ...)")
     return data
 
@@ -234,23 +242,24 @@ def from_rendering(cls: type[Message], obj: object) -> bytes:
 # -- operations -------------------------------------------------------------------------------
 
 def op_decode(req: dict) -> dict:
-    cls = _message_class(req)
-    data = _hex(req, "hex")
-    try:
+    cls, data = _message_class(req), _hex(req, "hex")
+
+    def rendered() -> dict:
         msg = decode(cls, data)
-    except RemoteViolation as exc:
-        return _reject(exc)
-    return {"verdict": "accept", "json": render(msg), "hex": encode(msg).hex()}
+        return {"verdict": "accept", "json": render(msg), "hex": encode(msg).hex()}
+    return _judged(rendered)
 
 
 def op_encode(req: dict) -> dict:
-    cls = _message_class(req)
-    if "json" not in req:
+    cls, obj = _message_class(req), req.get("json", _MISSING)
+    if obj is _MISSING:
         raise RequestError("missing field 'json'")
-    try:
-        return {"hex": from_rendering(cls, req["json"]).hex()}
-    except (NotRendering, ValueError, TypeError):  # upb refusing a value is a refusal too
-        return dict(REJECT)
+    with contextlib.suppress(NotRendering, ValueError, TypeError):  # upb refusing a value is a refusal too
+        return {"hex": from_rendering(cls, obj).hex()}
+    return dict(REJECT)
+
+
+_MISSING = object()
 
 
 def op_ed25519_verify(req: dict) -> dict:
@@ -303,26 +312,23 @@ def op_qc_verify(req: dict) -> dict:
     m = _manifest(req)
     cluster = _field(req, "cluster", str)
     header_bytes, qc_bytes = _hex(req, "header"), _hex(req, "qc")
-    try:
+
+    def verified() -> dict:
         header = decode(pb.DecisionHeader, header_bytes)
         qc = decode(pb.QuorumCert, qc_bytes)
         if header.cluster_id != cluster:  # as SPEC 10 point 1; SPEC 9 rule 1 gives the same reason
             raise RemoteViolation("wrong_cluster", f"header of {header.cluster_id!r}, expected {cluster!r}")
         check_qc(m, header, qc)
-    except RemoteViolation as exc:
-        return _reject(exc)
-    return dict(ACCEPT)
+        return dict(ACCEPT)
+    return _judged(verified)
 
 
 def op_compact_verify(req: dict) -> dict:
     m = _manifest(req)
     source, destination = _field(req, "source", str), _field(req, "destination", str)
     next_seq, data = _int(req, "next_seq"), _hex(req, "compact")
-    try:
-        check_compact(m, decode(pb.CompactDecision, data), source, destination, next_seq)
-    except RemoteViolation as exc:
-        return _reject(exc)
-    return dict(ACCEPT)
+    return _judged(lambda: check_compact(m, decode(pb.CompactDecision, data), source, destination, next_seq)
+                   or dict(ACCEPT))
 
 
 def op_execute(req: dict) -> dict:

@@ -8,9 +8,51 @@ from impl_a import heraclius_pb2 as pb
 from impl_a.codec import encode
 from impl_a.errors import RemoteViolation
 from impl_a.rsm import Execution, build_header
-from impl_a.verify import header_hash
+from impl_a.verify import GET, header_hash
 
 POOL_SCAN = 2048  # pool entries interleaved by client key when a batch is filled
+# Errata AD-1 (leader-side mitigation, needs nothing from followers): every output leaf a batch makes
+# for another cluster is kept within LEAF_ROOM of max_batch_bytes, so its compact decision (leaf plus
+# header, proof and QC) always fits the destination's batch.
+LEAF_MARGIN = 256 * 1024
+RESULT_OVERHEAD = 96  # a ShardResult without its value, and its repeated-field framing, at most
+
+
+def leaf_room(limits: dict) -> int:
+    return max(1, limits["max_batch_bytes"] - LEAF_MARGIN)
+
+
+def call_costs(manifest, key: bytes, items) -> dict[str, int]:
+    """Coordinator: worst-case bytes per shard of the calls `items` (operations) make and of the results
+    they can come back with. A GET's value is bounded by max_value_bytes only (values may be written
+    through any coordinator cluster), so that is what it costs; the call itself is counted too, as the
+    calls leaf must fit the shard's batch."""
+    vmax = manifest.limits["max_value_bytes"]
+    costs: dict[str, int] = {}
+    for op in items:
+        shard = manifest.shard_of(op.key)
+        n = RESULT_OVERHEAD + len(key) + len(op.key) + len(op.value) + (vmax if op.kind == GET else 0)
+        costs[shard] = costs.get(shard, 0) + n
+    return costs
+
+
+def result_bytes(ex: Execution, c: pb.CompactDecision) -> int:
+    """Shard: the exact bytes of the results the calls of remote input `c` add to its source's leaf,
+    reading values as executing it would (earlier PUTs of the same leaf included)."""
+    written: dict[bytes, int] = {}
+    total = 0
+    for call in c.leaf.calls:
+        op = call.op
+        if op.kind == GET:
+            n = written.get(op.key)
+            if n is None:
+                cur = ex._kv_get(op.key)
+                n = len(cur) + 1 if cur is not None else 0  # +1: a Byzantine wrong_result appends a byte
+        else:
+            written[op.key] = len(op.value)
+            n = 0
+        total += RESULT_OVERHEAD + len(call.client_key) + n
+    return total
 
 
 class LeaderMixin:
@@ -44,17 +86,25 @@ class LeaderMixin:
         ex = self._execution(h)
         batch = pb.Batch()
         size, max_n, max_b = 0, self.lim["max_batch_inputs"], self.lim["max_batch_bytes"] - 64
+        room = leaf_room(self.lim)
+        shard = self.cluster_role() == "shard"
         for src in sorted(self.remote_pool, key=str.encode):
             per = self.remote_pool[src]
             seq = ex.next_in_of(src)
+            leaf = 0  # shard: bytes of results for src so far (AD-1); its first input always goes in
             while seq in per and len(batch.inputs) < max_n:
+                more = result_bytes(ex, per[seq][0]) if shard else 0
+                if leaf and leaf + more > room:
+                    break
                 n = self._admit(ex, batch, pb.Input(remote=per[seq][0]), max_b - size)
                 if n is None:
                     del per[seq]
                 if not n:
                     break
                 size += n
+                leaf += more
                 seq += 1
+        per_shard: dict[str, int] = {}  # coordinator: worst-case leaf bytes per shard (AD-1)
         for key, entry in self._batch_order():
             if len(batch.inputs) >= max_n:
                 break
@@ -63,7 +113,12 @@ class LeaderMixin:
             if self.entry_done(key, entry[0]):  # a bundle: every item accepted or below the floor
                 self.pool_drop(key)
                 continue
-            inp = pb.Input(bundle=entry[0]) if isinstance(key[1], bytes) else pb.Input(client=entry[0])
+            bundle = isinstance(key[1], bytes)
+            ops = [item.op for item in entry[0].items] if bundle else [entry[0].op]
+            costs = call_costs(self.state.manifest, key[0], ops)
+            if per_shard and any(per_shard.get(d, 0) + c > room for d, c in costs.items()):
+                break  # the rest wait for a later batch (this input goes first there)
+            inp = pb.Input(bundle=entry[0]) if bundle else pb.Input(client=entry[0])
             n = self._admit(ex, batch, inp, max_b - size)
             if n is None:
                 self.pool_drop(key)
@@ -73,10 +128,15 @@ class LeaderMixin:
             if not n:
                 break
             size += n
+            for d, c in costs.items():
+                per_shard[d] = per_shard.get(d, 0) + c
         if batch.inputs:
             self._propose(batch, ex)
         else:
             self.batch_since = None  # nothing proposable (censored): no batch_wait wake-ups until new input
+
+    def cluster_role(self) -> str:
+        return self.state.role
 
     def _batch_order(self) -> list:
         """Pool entries in the order a batch takes them (SPEC 12.5 SHOULD): the oldest POOL_SCAN

@@ -21,7 +21,15 @@ from impl_a.queues import Puller, QueueServer
 from impl_a.sessions import HANDSHAKES as HANDSHAKE_SLOTS
 from impl_a.sessions import MESSAGES_PER_TURN
 from impl_a.storage import Storage, StorageFailed, WriteBehind
-from impl_a.transport import RECV_CHUNK, Link, LinkClosed, accept, check_peer_identity, connect
+from impl_a.transport import (
+    LISTEN_BACKLOG,
+    RECV_CHUNK,
+    Link,
+    LinkClosed,
+    accept,
+    check_peer_identity,
+    connect,
+)
 
 TICK_S = 0.01
 TICK_MAX_S = 0.05
@@ -77,7 +85,7 @@ class NodeRuntime:
         self.stop_event = asyncio.Event()
         self._internal_errors: dict[str, float] = {}
         self._wake_armed = False
-        self.handshaking = 0
+        self.handshaking: dict[str, dict] = {"peer": {}, "client": {}}  # writers in the handshake phase
         self._limits_checked = 0
         self._encoded: tuple[object, bytes] = (None, b"")
         self.admin = AdminServer(self)
@@ -95,8 +103,9 @@ class NodeRuntime:
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         n = self.node
-        self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port))
-        self.servers.append(await asyncio.start_server(self.clients.serve, n.bind, n.client_port))
+        bl = LISTEN_BACKLOG
+        self.servers.append(await asyncio.start_server(self._peer_conn, n.bind, n.peer_port, backlog=bl))
+        self.servers.append(await asyncio.start_server(self.clients.serve, n.bind, n.client_port, backlog=bl))
         self.servers.append(await asyncio.start_server(self.admin.handle, n.admin_bind, n.admin_port))
         for nid in self.peers:
             self._spawn(self._dialer(nid))
@@ -282,16 +291,20 @@ class NodeRuntime:
     async def handshake(self, reader, writer, where: str, check, max_message: int, chunk: int = RECV_CHUNK):
         """Responder handshake on either port within the node's handshake slots (SPEC 13.1); the
         established Link, or None (closed and counted)."""
-        if self.handshaking >= HANDSHAKE_SLOTS:
-            self.log.reject("connection_limit", where, "too many connections in the handshake phase")
-            writer.close()
-            return None
-        self.handshaking += 1
+        port = "client" if where == "client" else "peer"
+        slots = self.handshaking[port]  # SPEC 13.1 (errata AD-3): per port, the oldest makes room
+        if len(slots) >= HANDSHAKE_SLOTS:
+            oldest = next(iter(slots))
+            del slots[oldest]
+            self.log.reject("connection_limit", where, "oldest handshake closed for a new connection")
+            with contextlib.suppress(Exception):
+                oldest.transport.abort()
+        slots[writer] = None
         try:
             return await accept(reader, writer, self.m.network_id, self.x_secret, self.hello(self.me),
                                 max_message, check, chunk=chunk)
         except LinkClosed as exc:
-            if exc.reason:
+            if exc.reason and writer in slots:  # not when it was closed for a newer one (counted then)
                 self.log.reject(exc.reason, where, exc.detail)
             writer.close()
             return None
@@ -299,7 +312,7 @@ class NodeRuntime:
             writer.close()
             return None
         finally:
-            self.handshaking -= 1
+            slots.pop(writer, None)
 
     async def _peer_conn(self, reader, writer) -> None:
         link = await self.handshake(reader, writer, "inbound", self._check_peer, self.m.limits["max_message_bytes"])

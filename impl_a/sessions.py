@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-HANDSHAKES = 64  # connections in the handshake phase, peer and client ports together
+HANDSHAKES = 64  # connections in the handshake phase, per port (peer, client); the oldest makes room
 SESSIONS = 1024  # established client-port sessions
 UNBOUND = 64  # client-port sessions not yet bound to a client key
 UNBOUND_IDLE_S = 10.0
@@ -15,19 +15,29 @@ READ_BUFFER = 32 << 20  # bytes read from client connections and not yet handled
 QUEUED_PAUSE = 1 << 20  # stop reading a connection whose queued replies pass this
 QUEUED_CLOSE = 4 << 20  # close it past this
 QUEUED_NODE = 16 << 20  # queued to all client connections
+STALLED_S = 10.0  # over QUEUED_PAUSE queued and nothing taken for this long: closed (errata AD-6)
 MESSAGES_PER_TURN = 16  # messages handled from one connection before the others get a turn
 
 
 class Session:
     """One established client-port connection."""
 
-    __slots__ = ("conn", "key", "last", "closing")
+    __slots__ = ("conn", "key", "last", "closing", "taken", "taken_at")
 
     def __init__(self, conn, now: float):
         self.conn = conn
         self.key: bytes | None = None
         self.last = now
         self.closing: str | None = None
+        self.taken = 0  # bytes the client had taken when last seen taking some (errata AD-6)
+        self.taken_at = now
+
+    def stalled(self, queued: int, taken: int, now: float) -> bool:
+        """True when over QUEUED_PAUSE bytes are queued and the client took none for STALLED_S."""
+        if taken != self.taken or queued <= QUEUED_PAUSE:
+            self.taken, self.taken_at = taken, now
+            return False
+        return now - self.taken_at >= STALLED_S
 
 
 class SessionTable:

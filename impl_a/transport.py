@@ -17,6 +17,12 @@ MAX_FRAME = 65535
 MAX_PLAINTEXT = 65519
 REKEY_EVERY = 65536
 HANDSHAKE_DEADLINE = 5.0
+# Listen backlog of the peer and client ports: a burst of connects is accepted (and the surplus closed
+# at once, connection_limit) without waiting for SYN retransmissions; the node accepts a whole backlog
+# in one go, so it also bounds the fds a burst takes for a moment (64 handshake slots + this).
+LISTEN_BACKLOG = 1024
+FIRST_MESSAGE_DEADLINE = 1.0  # SPEC 13.1 (errata AD-3): message 1 within 1 s of accept
+LINGER_S, LINGER_BYTES = 1.0, 65536  # lingering close after a "then close" answer (errata AD-7)
 RECV_CHUNK = 1 << 18
 
 
@@ -44,13 +50,16 @@ class LinkClosed(Exception):
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    """One handshake frame: a zero length or a truncated frame is handshake_failed (errata AD-2)."""
     try:
         head = await reader.readexactly(2)
         (n,) = struct.unpack(">H", head)
         if n == 0:
-            raise LinkClosed("malformed", "zero-length frame")
+            raise LinkClosed("handshake_failed", "zero-length frame")
         return await reader.readexactly(n)
-    except asyncio.IncompleteReadError:
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial or exc.expected != 2:
+            raise LinkClosed("handshake_failed", "truncated frame") from None
         raise LinkClosed(None, "connection closed") from None
     except (ConnectionError, OSError) as exc:
         raise LinkClosed(None, str(exc)) from None
@@ -134,6 +143,9 @@ class Link:
         self._out_bytes = 0
         self._flush_armed = False
         self.closed = False
+        self._lingering = False
+        self._linger_task = None
+        self.written = 0  # bytes handed to the transport
 
     def send_nowait(self, data: bytes) -> None:
         """Queue one application message. Everything queued during one event-loop turn leaves in
@@ -160,7 +172,17 @@ class Link:
         except NoiseError:  # nonce exhausted: the link cannot carry more
             self.close()
             return
-        self.writer.write(b"".join(frames))
+        data = b"".join(frames)
+        self.written += len(data)
+        self.writer.write(data)
+
+    def taken(self) -> int:
+        """Bytes of this link the kernel has accepted so far (what the peer's reading made room for)."""
+        try:
+            buffered = self.writer.transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):
+            buffered = 0
+        return self.written - buffered
 
     def backlog(self) -> int:
         """Bytes accepted by send_nowait and not yet handed to the kernel."""
@@ -233,6 +255,8 @@ class Link:
                 except (ConnectionError, OSError) as exc:
                     raise LinkClosed(None, str(exc)) from None
                 if not chunk:
+                    if len(self._rbuf) > self._rpos:  # errata AD-2: a truncated frame is malformed
+                        raise LinkClosed("malformed", "truncated frame")
                     raise LinkClosed(None, "connection closed")
                 self._rbuf += chunk
                 continue
@@ -256,11 +280,25 @@ class Link:
 
     def close(self) -> None:
         """Close after what was queued (e.g. a last ClientError) is handed to the transport."""
+        if self._lingering:
+            return  # linger() closes it
         if not self.closed and self._out:
             self._flush_out()
         self._shut()
         with contextlib.suppress(Exception):  # already closed by the peer
             self.writer.close()
+
+    def linger_close(self) -> None:
+        """Close after a "then close" answer (errata AD-7): send what is queued, shut the sending
+        side, and read off what the client still sends (at most LINGER_BYTES or LINGER_S), so that a
+        TCP reset does not destroy the answer."""
+        if self.closed:
+            return
+        if self._out:
+            self._flush_out()
+        self._shut()
+        self._lingering = True
+        self._linger_task = asyncio.get_running_loop().create_task(linger(self.reader, self.writer))
 
     def abort(self) -> None:
         """Close at once, dropping unsent bytes (a peer that does not read, SPEC 13.1 slow_peer)."""
@@ -275,6 +313,22 @@ class Link:
             self.meter(-self._held)
             self._held = 0
         self.meter = None
+
+
+async def linger(reader, writer, seconds: float = LINGER_S) -> None:
+    """Shut our sending side, read and discard for up to `seconds` or LINGER_BYTES, then close."""
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        end, got = loop.time() + seconds, 0
+        while seconds > 0 and got < LINGER_BYTES and loop.time() < end:
+            chunk = await asyncio.wait_for(reader.read(LINGER_BYTES), end - loop.time())
+            if not chunk:
+                break
+            got += len(chunk)
+    with contextlib.suppress(Exception):
+        writer.close()
 
 
 def check_peer_identity(manifest, hello: pb.Hello, remote_static: bytes) -> None:
@@ -334,13 +388,28 @@ async def connect(host: str, port: int, network_id: str, static: bytes, my_hello
         raise LinkClosed(None, f"connect failed: {exc!r}") from None
 
 
+def _cut_short(reader: asyncio.StreamReader, late: list) -> None:
+    late.append(True)
+    reader.feed_eof()
+
+
 async def accept(reader, writer, network_id: str, static: bytes, my_hello: pb.Hello, max_message: int,
                  check_peer=None, timeout: float = HANDSHAKE_DEADLINE, chunk: int = RECV_CHUNK) -> Link:
     """Responder side. check_peer(hello, remote_static) raises LinkClosed to refuse the initiator.
     The deadline runs from the call (made right after the accept)."""
     async def run() -> Link:
         hs = HandshakeState(PROTOCOL, False, prologue(network_id), static, rekey_every=REKEY_EVERY)
-        first = await _read_frame(reader)
+        # message 1 within 1 s: a timer, not another wait_for task (a flood accepts thousands)
+        late = []
+        timer = asyncio.get_running_loop().call_later(FIRST_MESSAGE_DEADLINE, _cut_short, reader, late)
+        try:
+            first = await _read_frame(reader)
+        except LinkClosed:
+            if late:
+                raise LinkClosed("handshake_failed", "no message 1 within 1 s") from None
+            raise
+        finally:
+            timer.cancel()
         check_handshake_size(1, len(first))
         hs.read_message(first)
         writer.write(_frame(hs.write_message(encode(my_hello))))

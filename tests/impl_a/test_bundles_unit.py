@@ -13,7 +13,7 @@ from impl_a.devnet import read_key
 from impl_a.errors import RemoteViolation
 from impl_a.faults import Faults
 from impl_a.rsm import Execution
-from impl_a.verify import check_bundle, client_destination, sign_message
+from impl_a.verify import check_bundle, check_client_request, client_destination, sign_message
 
 from .simnet import SimNet
 
@@ -74,6 +74,20 @@ def test_bundle_validation_verdicts(net):
     short = _bundle(key, nid, ok)
     short.client_key = key.public[:31]
     assert _reason(net, short) == "malformed"
+
+
+@pytest.mark.parametrize("length", [0, 63, 65])
+def test_signature_not_64_bytes_is_bad_signature(net, length):
+    """SPEC 14.3/14.6 (from impl-a A5): the signature row, for a bundle as for a request."""
+    key, nid = net.client_key, net.m.network_id
+    b = _bundle(key, nid, [(1, GET, b"a", b"")])
+    b.signature = b.signature[:length] if length < 64 else b.signature + b"x"
+    assert _reason(net, b) == "bad_signature"
+    req = net.request(GET, b"a")
+    req.signature = req.signature[:length] if length < 64 else req.signature + b"x"
+    with pytest.raises(RemoteViolation) as exc:
+        check_client_request(net.m, req, "c0")
+    assert exc.value.reason == "bad_signature"
 
 
 def test_execution_counts_items_as_requests(net):

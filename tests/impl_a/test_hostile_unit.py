@@ -114,6 +114,19 @@ def test_queued_bytes_policy():
     assert over == [a]  # the largest goes: 16 MiB left
 
 
+def test_stalled_session_policy():
+    """Errata AD-6: over 1 MiB queued and nothing taken by the client for 10 s: closed."""
+    s = sessions.Session("c", 0.0)
+    big = sessions.QUEUED_PAUSE + 1
+    assert not s.stalled(big, 100, 0.0)  # took 100 bytes since it opened: the clock starts now
+    assert not s.stalled(big, 100, 9.9)
+    assert s.stalled(big, 100, 10.0)
+    assert not s.stalled(big, 101, 10.5)  # it read a byte: the clock restarts
+    assert not s.stalled(sessions.QUEUED_PAUSE, 101, 30.0)  # at most 1 MiB queued: never
+    assert not s.stalled(big, 101, 39.9)
+    assert s.stalled(big, 101, 40.0)
+
+
 # -- SPEC 14.3 ----------------------------------------------------------------------------------------
 def _manifest(clients=1, **limits):
     import tempfile

@@ -18,10 +18,15 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def ad():
-    a = AdapterProcess([sys.executable, "-m", "impl_a.conformance"])
-    yield a
-    assert a.close() == 0
+def ad(request):
+    """One impl_a adapter process for the module; it must exit 0 when its stdin closes."""
+    proc = AdapterProcess([sys.executable, "-m", "impl_a.conformance"])
+    request.addfinalizer(lambda: _exits_cleanly(proc))
+    return proc
+
+
+def _exits_cleanly(proc) -> None:
+    assert proc.close() == 0
 
 
 def cases(area: str, handler: str = "*"):

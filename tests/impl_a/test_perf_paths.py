@@ -215,7 +215,11 @@ def test_frames_split_anywhere_are_reassembled_and_a_zero_frame_closes():
         asyncio.run(read_all(b"\x00\x00", 1, 1))
     assert exc.value.reason == "malformed"
     with pytest.raises(LinkClosed) as exc:
-        asyncio.run(read_all(stream[:-1], 7, len(msgs)))  # cut short: an ordinary close
+        asyncio.run(read_all(stream[:-1], 7, len(msgs)))  # a truncated frame: malformed (errata AD-2)
+    assert exc.value.reason == "malformed"
+    with pytest.raises(LinkClosed) as exc:
+        first = 2 + int.from_bytes(stream[:2], "big")
+        asyncio.run(read_all(stream[:first], 5, len(msgs)))  # a close between frames: ordinary
     assert exc.value.reason is None
 
 
