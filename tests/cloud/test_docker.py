@@ -8,6 +8,7 @@ import json
 import os
 import time
 
+import docker.errors
 import pytest
 
 from infra import ops
@@ -83,6 +84,24 @@ def test_images_use_different_debian_releases(docker_client, node_images):
         seen[impl] = out.decode().split()
     assert seen["impl_a"][0].startswith("12.") and seen["impl_a"][1:] == ["(3,", "11)"]
     assert seen["impl_b"][0].startswith("13") and seen["impl_b"][1:] == ["(3,", "13)"]
+
+
+@pytest.mark.docker_e2e
+def test_impl_c_image_is_static_from_scratch(docker_client, node_images):
+    """impl_c's image holds only its static programs: no shell, no distribution; the node program
+    runs (a usage error, SPEC 4 exit code 2, without arguments)."""
+    tag = node_images["impl_c"]
+    img = docker_client.images.get(tag)
+    assert img.attrs["Config"]["Entrypoint"] == ["/usr/local/bin/heraclius-node"]
+    assert len(img.history()) <= 8 and img.attrs["Size"] < 80_000_000
+    c = docker_client.containers.create(tag, command=[], network_mode="none")
+    try:
+        c.start()
+        assert c.wait(timeout=30)["StatusCode"] == 2, c.logs().decode()[-500:]
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.APIError):
+        docker_client.containers.run(tag, entrypoint=["sh", "-c", "true"], network_mode="none", remove=True)
 
 
 @pytest.fixture(scope="module")
