@@ -1,6 +1,7 @@
-"""`./dev demo`: deploy a local 3-region network (1 coordinator + 1 shard cluster, both
-implementations in each) unless it is already there, run a short workload with each client
-library, check the histories and decision logs, print the status, and leave the network running."""
+"""`./dev demo`: deploy a local 3-region network (1 coordinator + 1 shard cluster, every runnable
+implementation in each: a, b, c, a with impl_c built, else a, b, a, b) unless it is already there,
+run a short workload with each runnable client library, check the histories and decision logs,
+print the status, and leave the network running."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from infra import ops, providers
 from infra.cli.common import print_plan_lines, print_verdicts, status_table
 from infra.errors import OpsError, RemoteError
+from infra.model import implementations
 from infra.model.deployment import DEFAULT_NAME, list_deployments, load_deployment
 from infra.model.planner import plan_from_manifest
 from infra.nodes.client import workload
@@ -22,10 +24,15 @@ from infra.testbed import faults, history
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 
 
+def demo_mix() -> str:
+    """diverse (a, b, c, a) when impl_c is built here, else alternate (a, b, a, b)."""
+    return "diverse" if len(implementations.runnable()) >= 3 else "alternate"
+
+
 def ensure_deployment(name: str):
     if name not in list_deployments():
         with out.status("deploying 8 nodes in 3 regions...") as spinner:
-            return ops.deploy(name, regions=3, coordinators=1, shards=1, mix="alternate",
+            return ops.deploy(name, regions=3, coordinators=1, shards=1, mix=demo_mix(),
                               progress=lambda m: spinner.update(m))
     dep = load_deployment(name)
     states = providers.for_deployment(dep).node_states(dep)
@@ -44,7 +51,7 @@ def run(name: str = DEFAULT_NAME, seconds: float = 3.0) -> int:
     histories = []
     # fresh keys each run: the history checker must see every write of the keys it checks
     run_id = int(time.time())
-    for client in ("a", "b"):
+    for client in [i.letter for i in implementations.runnable()]:
         path = dep.root / f"demo-history-{client}.jsonl"
         path.unlink(missing_ok=True)
         with out.status(f"workload through client library impl_{client} ({seconds:.0f} s)..."):

@@ -27,10 +27,24 @@ def _hex32(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
+IMPL_C_NODE = "c0-n3"  # the demo's one impl_c (Go) node
+
+
+def demo_implementation(node_id: str, index: int) -> str:
+    """Implementations alternate A/B, except one impl_c node in the coordinator cluster."""
+    if node_id == IMPL_C_NODE:
+        return "impl_c"
+    return "impl_a" if index % 2 == 0 else "impl_b"
+
+
+BACKENDS = {"impl_a": ("libsodium 1.0.20", "protobuf-upb 7.36.2"), "impl_b": ("OpenSSL 3.5.0", "impl_b wirecodec"),
+            "impl_c": ("Go crypto/ed25519 (go1.26)", "impl_c generated codec")}
+
+
 def demo_manifest(admin_ports: dict[str, int] | None = None, testbed: bool = True,
                   clusters: tuple[tuple[str, str], ...] = CLUSTERS) -> dict[str, Any]:
-    """Manifest of 4-node clusters spread over three regions, implementations alternating A/B.
-    `admin_ports` maps node id -> admin port (default: fixed, unused ports)."""
+    """Manifest of 4-node clusters spread over three regions, implementations alternating A/B
+    (one impl_c node, c0-n3). `admin_ports` maps node id -> admin port (default: fixed, unused ports)."""
     out_clusters = []
     port = 20000
     for cid, role in clusters:
@@ -38,7 +52,7 @@ def demo_manifest(admin_ports: dict[str, int] | None = None, testbed: bool = Tru
         for i in range(4):
             nid = f"{cid}-n{i}"
             nodes.append({
-                "id": nid, "implementation": "impl_a" if i % 2 == 0 else "impl_b",
+                "id": nid, "implementation": demo_implementation(nid, i),
                 "region": REGIONS[i % 3], "host": "127.0.0.1",
                 "ports": {"peer": port, "client": port + 1,
                           "admin": (admin_ports or {}).get(nid, port + 2)},
@@ -86,8 +100,8 @@ def status_doc(node_id: str, cluster_id: str, role: str, peers: list[str], *, he
     dialled = [(p, cluster_id) for p in peers] + sorted((other_peers or {}).items())
     return {
         "node_id": node_id, "cluster_id": cluster_id, "role": role, "implementation": implementation,
-        "crypto_backend": "libsodium 1.0.20" if implementation == "impl_a" else "OpenSSL 3.5.0",
-        "codec": "protobuf-upb 7.36.2" if implementation == "impl_a" else "impl_b wirecodec",
+        "crypto_backend": BACKENDS.get(implementation, BACKENDS["impl_b"])[0],
+        "codec": BACKENDS.get(implementation, BACKENDS["impl_b"])[1],
         "network_id": "heraclius-demo", "view": view, "leader": members[view % len(members)],
         "in_view_change": in_view_change, "height": height,
         "head_hash": _hex32(f"{cluster_id}/{height}"),
@@ -138,7 +152,7 @@ def demo_statuses(step: int) -> dict[str, dict[str, Any] | None]:
                       else {"next_in": {"c0": 31 + step}, "next_out": {"c0": 30 + step}})
             out[nid] = status_doc(
                 nid, cid, role, [p for p in ids if p != nid], height=height, view=view, now_ms=now,
-                implementation="impl_a" if i % 2 == 0 else "impl_b",
+                implementation=demo_implementation(nid, i),
                 client_requests=(402 + REPLIES[step]) * (i == 1),
                 client_replies=(400 + REPLIES[step]) * (i == 1),
                 rejected={"stale": 3 + step, "bad_signature": 2} if cid == "c0" else {"stale": 1},

@@ -36,7 +36,7 @@ def _ints(text: str, what: str) -> list[int]:
 @click.option("--coordinators", type=int, default=None, help="With --deploy: coordinator clusters [1].")
 @click.option("--shards", type=int, default=None, help="With --deploy: shard clusters [1].")
 @click.option("--mix", default="alternate", show_default=True,
-              help="With --deploy: node mix per cluster (alternate, a, b, aabb...); a comma list runs each.")
+              help="With --deploy: node mix per cluster (alternate, diverse, a, b, c, aabc...); a comma list runs each.")
 @click.option("--scale", default=None, help="Scaling sweep: e.g. 1,2,4 coordinator AND shard clusters (deploys).")
 @click.option("--workload", type=click.Choice(list(bench.WORKLOADS)), default="get", show_default=True)
 @click.option("--users-start", type=int, default=8, show_default=True, help="Users (all clients) at step 1.")
@@ -44,8 +44,8 @@ def _ints(text: str, what: str) -> list[int]:
 @click.option("--step-s", type=float, default=10.0, show_default=True, help="Seconds per step.")
 @click.option("--keys", type=int, default=256, show_default=True, help="Distinct keys (preloaded for GETs).")
 @click.option("--put-ratio", type=float, default=None, help="Override the workload's PUT ratio.")
-@click.option("--client", type=click.Choice(["a", "b", "alternate"]), default="alternate", show_default=True,
-              help="Client library per coordinator cluster (alternate: a, b, a, ...).")
+@click.option("--client", type=click.Choice(list(bench.CLIENT_CHOICES)), default="alternate", show_default=True,
+              help="Client library per coordinator cluster (alternate: a, b, a, ...; diverse: a, b, c, a, ...).")
 @click.option("--timeout-ms", type=int, default=10000, show_default=True, help="Client deadline per operation.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--warmup-s", type=float, default=1.0, show_default=True, help="Not measured at each step's start.")
@@ -74,7 +74,8 @@ def bench_cmd(name, home, do_deploy, coordinators, shards, mix, scale, workload,
         lat = st["latency_ms"]
         out.print(f"{series['deployment']}: {st['users']:>6} users  {st['ops_per_s']:9.1f} ops/s  "
                   f"p50 {bench_report._f(lat['p50'])} ms  p99 {bench_report._f(lat['p99'])} ms  "
-                  f"errors {st['errors']}  node CPU {st['cpu_s']['nodes_total']:.1f} s  load {st['loadavg_1m']:.1f}")
+                  f"errors {st['errors']}  node CPU {st['cpu_s']['nodes_total']:.1f} s "
+                  f"({bench_report.impl_cpu_text(st['cpu_s'])})  load {st['loadavg_1m']:.1f}")
 
     with out.status("benchmark starting...") as spinner:
         doc = bench.run(config, target, out_dir / "raw", command, lambda m: spinner.update(m), on_step)

@@ -9,9 +9,13 @@ from pathlib import Path
 
 from rich.table import Table
 
+from infra.model.implementations import IMPLEMENTATIONS
+
+# node CPU per implementation: one column per implementation of the registry (impl_a, impl_b, impl_c)
+IMPL_CPU_COLUMNS = {name: f"cpu_{name}_s" for name in IMPLEMENTATIONS}
 CSV_COLUMNS = ["series", "repeat", "mix", "coordinators", "shards", "users", "ops_ok", "errors", "ops_per_s",
                "lat_mean_ms", "lat_p50_ms", "lat_p99_ms", "lat_max_ms", "get_not_found", "window_s",
-               "cpu_nodes_s", "cpu_impl_a_s", "cpu_impl_b_s", "cpu_clients_s", "cpu_other_s", "cpu_machine_busy_s",
+               "cpu_nodes_s", *IMPL_CPU_COLUMNS.values(), "cpu_clients_s", "cpu_other_s", "cpu_machine_busy_s",
                "cpu_machine_capacity_s", "node_cpu_ms_per_op", "batch_coordinator", "batch_shard", "loadavg_1m"]
 
 
@@ -32,7 +36,7 @@ def csv_rows(doc: dict) -> list[dict]:
                 "ops_per_s": st["ops_per_s"], "lat_mean_ms": lat["mean"], "lat_p50_ms": lat["p50"],
                 "lat_p99_ms": lat["p99"], "lat_max_ms": lat["max"], "get_not_found": st["get_not_found"],
                 "window_s": st["window_s"], "cpu_nodes_s": cpu["nodes_total"],
-                "cpu_impl_a_s": cpu["nodes"].get("impl_a", 0.0), "cpu_impl_b_s": cpu["nodes"].get("impl_b", 0.0),
+                **{col: cpu["nodes"].get(name, 0.0) for name, col in IMPL_CPU_COLUMNS.items()},
                 "cpu_clients_s": cpu["clients"], "cpu_other_s": cpu["other"],
                 "cpu_machine_busy_s": cpu["machine_busy"], "cpu_machine_capacity_s": cpu["machine_capacity"],
                 "node_cpu_ms_per_op": st["node_cpu_ms_per_op"],
@@ -58,16 +62,24 @@ def _f(x, fmt: str = "{:.1f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def impl_cpu_text(cpu: dict) -> str:
+    """Node CPU seconds per implementation present, by letter: 'a 1.2 b 0.9 c 0.4' ('-' if none)."""
+    parts = [f"{IMPLEMENTATIONS[name].letter} {cpu['nodes'][name]:.1f}" for name in IMPLEMENTATIONS
+             if name in cpu.get("nodes", {})]
+    parts += [f"{name} {v:.1f}" for name, v in sorted(cpu.get("nodes", {}).items()) if name not in IMPLEMENTATIONS]
+    return " ".join(parts) or "-"
+
+
 def step_row(st: dict) -> list[str]:
     lat, cpu = st["latency_ms"], st["cpu_s"]
     return [str(st["users"]), _f(st["ops_per_s"]), _f(lat["mean"]), _f(lat["p50"]), _f(lat["p99"]), _f(lat["max"]),
-            str(st["errors"]), _f(cpu["nodes_total"]), _f(cpu["clients"]), _f(cpu["other"]),
+            str(st["errors"]), _f(cpu["nodes_total"]), impl_cpu_text(cpu), _f(cpu["clients"]), _f(cpu["other"]),
             _f(st["node_cpu_ms_per_op"], "{:.2f}"), _f(st.get("mean_batch", {}).get("coordinator")),
             _f(st.get("mean_batch", {}).get("shard")), _f(st["loadavg_1m"])]
 
 
 STEP_COLUMNS = ("users", "ops/s", "mean ms", "p50 ms", "p99 ms", "max ms", "errors", "node CPU s",
-                "client CPU s", "other CPU s", "node CPU ms/op", "batch coord", "batch shard", "load")
+                "node CPU s by impl", "client CPU s", "other CPU s", "node CPU ms/op", "batch coord", "batch shard", "load")
 
 
 def series_table(s: dict) -> Table:

@@ -1,5 +1,5 @@
 """The load sweep of the Heraclius paper on a deployment: one client process per coordinator cluster
-(SPEC 4.1 `workload`, impl_a's or impl_b's library by command line), a pool of closed-loop users
+(SPEC 4.1 `workload`, impl_a's, impl_b's or impl_c's library by command line), a pool of closed-loop users
 doubling at every step, GET-only on preloaded keys, PUT-only, mixed or payments-shaped. Per step:
 completed ops/s, latency, errors, CPU of nodes / clients / the rest of the machine. Optionally
 deploys each configuration itself (mixes side by side, or a scaling sweep) and destroys it after.
@@ -27,7 +27,11 @@ from infra.bench import stats as bench_stats
 from infra.bench.procstat import CpuSnapshot, loadavg, machine_info
 from infra.errors import RemoteError, UsageError
 from infra.model.deployment import Deployment, check_name, load_deployment
+from infra.model.implementations import IMPLEMENTATIONS
 from infra.nodes.client import REPO_ROOT, client_command
+
+LETTERS = "".join(i.letter for i in IMPLEMENTATIONS.values())  # client libraries: a, b, c
+CLIENT_CHOICES = (*LETTERS, "alternate", "diverse")
 
 # put ratio, whether keys are preloaded, SPEC 4.1 --pattern
 WORKLOADS = {
@@ -70,8 +74,8 @@ class BenchConfig:
             raise UsageError("--step-s must be at least 1 second")
         if self.keys < 1:
             raise UsageError("--keys must be at least 1")
-        if self.client not in ("a", "b", "alternate"):
-            raise UsageError(f"unknown --client {self.client!r}", fix="use a, b or alternate")
+        if self.client not in CLIENT_CHOICES:
+            raise UsageError(f"unknown --client {self.client!r}", fix=f"use {', '.join(CLIENT_CHOICES)}")
         if self.put_ratio is not None and not 0 <= self.put_ratio <= 1:
             raise UsageError("--put-ratio must be in [0, 1]")
 
@@ -178,8 +182,12 @@ class ClientRun:
 
 
 def client_for(config: BenchConfig, index: int) -> str:
+    """Client library of the index-th coordinator cluster: alternate = a, b, a, ...; diverse = every
+    implementation's library in turn (a, b, c, a, ...); else the one given."""
     if config.client == "alternate":
         return "a" if index % 2 == 0 else "b"
+    if config.client == "diverse":
+        return LETTERS[index % len(LETTERS)]
     return config.client
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from infra.model.deployment import DEFAULT_NAME, home_notice
 from infra.model.planner import loss_reports, region_tolerance_problems
+from infra.model.topology import impl_style
 from infra.model.verdict import Verdict
 from infra.status import network_lines, network_summary
 
@@ -65,7 +66,9 @@ def status_table(dep, clusters) -> Table:
         for s in c.nodes:
             st = s.status or {}
             health = "[green]up[/]" if s.up else f"[red]{s.process}[/]"
-            t.add_row(c.id, s.node.id, s.node.implementation, s.node.region,
+            style = impl_style(s.node.implementation)
+            impl = f"[{style}]{escape(s.node.implementation)}[/]" if style else escape(s.node.implementation)
+            t.add_row(c.id, s.node.id, impl, s.node.region,
                       f"{s.node.host}:{s.node.ports['peer']}", health, str(st.get("view", "-")),
                       str(st.get("leader", "-")), str(st.get("height", "-")))
     return t

@@ -79,7 +79,7 @@ def heal_cmd(name, home):
 @click.option("--probability", type=float, default=None)
 @click.option("--delay-ms", type=int, default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--clients", default="", help="censor_client: comma-separated client ids (a, b or manifest ids).")
+@click.option("--clients", default="", help="censor_client: comma-separated client ids (a, b, c or manifest ids).")
 @click.option("--clear", is_flag=True, help="Remove NODE's rules instead.")
 def byzantine_cmd(name, home, node, action, messages, targets, probability, delay_ms, seed, clients, clear):
     """Give NODE a SPEC 16 fault rule (testbed deployments only) and restart it."""

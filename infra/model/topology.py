@@ -18,6 +18,15 @@ from infra.errors import UsageError
 from infra.model.implementations import IMPLEMENTATIONS
 
 IMPL_LETTERS = {i.name: i.letter.upper() for i in IMPLEMENTATIONS.values()}
+# one badge colour per implementation, for its letter in the monitor and its name in `status`
+# (backgrounds of distinct hues, none of them the red/yellow/green of the health states' text)
+IMPL_STYLES = {"impl_a": "bold #000000 on #58d1eb", "impl_b": "bold #000000 on #c792ea",
+               "impl_c": "bold #000000 on #9ccc65"}
+
+
+def impl_style(implementation: str) -> str:
+    """Rich style of an implementation's badge ('' for one the registry does not know)."""
+    return IMPL_STYLES.get(implementation, "")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,10 @@ class NodeSpec:
     @property
     def impl_letter(self) -> str:
         return IMPL_LETTERS.get(self.implementation, self.implementation)
+
+    @property
+    def impl_style(self) -> str:
+        return impl_style(self.implementation)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ def byzantine_rule(action: str, messages: list[str] | None = None, targets: list
                    probability: float | None = None, delay_ms: int | None = None, seed: int | None = None,
                    clients: list[str] | None = None) -> dict:
     """One SPEC 16 rule with only the given fields (absent fields take the spec defaults).
-    `clients` (censor_client only): manifest client ids, or a/b for the two libraries' clients."""
+    `clients` (censor_client only): manifest client ids, or a/b/c for the three libraries' clients."""
     if action not in BYZANTINE_ACTIONS:
         raise UsageError(f"unknown Byzantine action {action!r}", fix=f"use one of: {', '.join(BYZANTINE_ACTIONS)}")
     if action == "censor_client" and not clients:

@@ -87,7 +87,7 @@ def test_steps_users_split_and_keys():
     assert payments.key_prefix() == "acct-" and payments.load_args() == ["--pattern", "payments"]
     assert bench.BenchConfig(workload="mixed").load_args() == ["--put-ratio", "0.5"]
     assert bench.BenchConfig(workload="put", put_ratio=0.25).load_args() == ["--put-ratio", "0.25"]
-    for bad in (dict(workload="scan"), dict(users_start=0), dict(users_start=9, users_end=8), dict(client="c")):
+    for bad in (dict(workload="scan"), dict(users_start=0), dict(users_start=9, users_end=8), dict(client="d")):
         with pytest.raises(UsageError):
             bench.BenchConfig(**bad).check()
 
@@ -147,3 +147,31 @@ def test_metrics_counters_and_delta():
              "s0": {"node": "s0-n1", "heraclius_decisions_total": 9.0, "heraclius_batch_inputs_total": 9.0}}
     assert delta(before, after, 10.0) == {"c0": {"node": "c0-n0", "decisions": 20, "decisions_per_s": 2.0,
                                                  "mean_batch": 25.0}}
+
+
+def test_three_implementations_clients_and_cpu_columns():
+    """--client accepts c and diverse (a, b, c, a, ...), and the CSV and the step table report node
+    CPU for every implementation of the registry, impl_c included."""
+    from infra.bench import report as bench_report
+
+    for client in ("a", "b", "c", "alternate", "diverse"):
+        bench.BenchConfig("get", 2, 4, 3, 8, client).check()
+    with pytest.raises(UsageError, match="unknown --client 'd'"):
+        bench.BenchConfig("get", 2, 4, 3, 8, "d").check()
+    diverse = bench.BenchConfig("get", 2, 4, 3, 8, "diverse")
+    assert [bench.client_for(diverse, i) for i in range(4)] == ["a", "b", "c", "a"]
+    assert bench.client_for(bench.BenchConfig("get", 2, 4, 3, 8, "c"), 1) == "c"
+    cols = bench_report.CSV_COLUMNS
+    assert cols[cols.index("cpu_nodes_s") + 1:cols.index("cpu_clients_s")] == ["cpu_impl_a_s", "cpu_impl_b_s", "cpu_impl_c_s"]
+    cpu = {"nodes_total": 6.0, "nodes": {"impl_a": 3.0, "impl_c": 1.0, "impl_b": 2.0}, "clients": 1.0, "other": 0.5,
+           "machine_busy": 8.0, "machine_capacity": 20.0}
+    step = {"users": 2, "ops_ok": 10, "errors": 0, "ops_per_s": 5.0, "get_not_found": 0, "window_s": 2.0,
+            "latency_ms": {"mean": 1.0, "p50": 1.0, "p99": 2.0, "max": 3.0}, "cpu_s": cpu,
+            "node_cpu_ms_per_op": 600.0, "loadavg_1m": 1.0}
+    doc = {"series": [{"deployment": "x", "mix": "diverse", "coordinators": 1, "shards": 1, "homogeneous": None,
+                       "steps": [step]}]}
+    [row] = bench_report.csv_rows(doc)
+    assert (row["cpu_impl_a_s"], row["cpu_impl_b_s"], row["cpu_impl_c_s"]) == (3.0, 2.0, 1.0)
+    assert bench_report.impl_cpu_text(cpu) == "a 3.0 b 2.0 c 1.0"
+    assert bench_report.step_row(step)[bench_report.STEP_COLUMNS.index("node CPU s by impl")] == "a 3.0 b 2.0 c 1.0"
+    assert "a 3.0 b 2.0 c 1.0" in bench_report.markdown_tables(doc)

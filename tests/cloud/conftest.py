@@ -119,7 +119,7 @@ def docker_client(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def node_images(docker_client, request):
-    """Both node images. Base images come from the engine's cache; building them (mmdebstrap or
+    """Every node image (impl_a and impl_b on their Debian bases, impl_c static FROM scratch). Base images come from the engine's cache; building them (mmdebstrap or
     debootstrap, minutes) only happens when docker_e2e is selected or HERACLIUS_BUILD_IMAGES=1."""
     from infra.providers.docker import images
 
@@ -131,7 +131,7 @@ def node_images(docker_client, request):
         docker_skip("building base images needs root and mmdebstrap or debootstrap "
                     "(apt-get install --no-install-recommends mmdebstrap)")
     started = time.monotonic()
-    tags = {impl: images.ensure_node_image(docker_client, impl) for impl in images.BASES}
+    tags = {impl: images.ensure_node_image(docker_client, impl) for impl in images.image_implementations()}
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if missing and reporter and capture:

@@ -1,4 +1,5 @@
-"""Docker provider: a clear error without an engine, node images on two different Debian releases,
+"""Docker provider: a clear error without an engine, node images on two different Debian releases
+and impl_c's static image FROM scratch,
 and one 3-region deployment of real impl_a/impl_b containers (shared by the tests of this module)
 with emulated inter-region latency, its network in `status`, and every fault the provider injects."""
 
@@ -8,6 +9,7 @@ import json
 import os
 import time
 
+import docker.errors
 import pytest
 
 from infra import ops
@@ -83,6 +85,55 @@ def test_images_use_different_debian_releases(docker_client, node_images):
         seen[impl] = out.decode().split()
     assert seen["impl_a"][0].startswith("12.") and seen["impl_a"][1:] == ["(3,", "11)"]
     assert seen["impl_b"][0].startswith("13") and seen["impl_b"][1:] == ["(3,", "13)"]
+
+
+@pytest.mark.docker_e2e
+def test_impl_c_image_is_static_from_scratch(docker_client, node_images):
+    """impl_c's image holds only its static programs: no shell, no distribution; the node program
+    runs (a usage error, SPEC 4 exit code 2, without arguments)."""
+    tag = node_images["impl_c"]
+    img = docker_client.images.get(tag)
+    assert img.attrs["Config"]["Entrypoint"] == ["/usr/local/bin/heraclius-node"]
+    assert img.attrs["Size"] < 80_000_000, img.attrs["Size"]
+    c = docker_client.containers.create(tag, command=[], network_mode="none")
+    try:
+        c.start()
+        assert c.wait(timeout=30)["StatusCode"] == 2, c.logs().decode()[-500:]
+    finally:
+        c.remove(force=True)
+    shell = docker_client.containers.create(tag, entrypoint=["sh", "-c", "true"], network_mode="none")
+    try:
+        with pytest.raises(docker.errors.APIError, match="sh"):  # the engine cannot find a shell to exec
+            shell.start()
+    finally:
+        shell.remove(force=True)
+
+
+@pytest.mark.docker_e2e
+@pytest.mark.timeout(600)
+def test_diverse_deployment_with_impl_c_containers(docker_client, node_images, tmp_path):
+    """`deploy --provider docker --mix diverse`: every cluster runs impl_a, impl_b and impl_c
+    containers (each implementation's image picked from the registry); a value written through
+    impl_c's client library is read through impl_a's and impl_b's, and the logs agree."""
+    if os.geteuid() != 0:
+        pytest.skip("docker deployments route between region networks on the host: root only")
+    from infra.testbed.history import check_cluster_logs
+
+    try:
+        dep = ops.deploy("dkc", tmp_path, provider="docker", mix="diverse", health_timeout=120)
+        images_by_impl = {st["implementation"]: st["image"] for st in dep.state["nodes"].values()}
+        assert images_by_impl == {i: node_images[i] for i in ("impl_a", "impl_b", "impl_c")}
+        assert kv_put(dep, "dkc-key", "from-c", "c").ok
+        for client in ("a", "b"):
+            got = kv_get(dep, "dkc-key", client=client)
+            assert got.ok and got.doc["value"] == "from-c", got.doc
+        for c in dep.clusters:
+            deadline = time.monotonic() + 30
+            while not (check := check_cluster_logs(dep, c["id"])).ok and time.monotonic() < deadline:
+                time.sleep(1)
+            assert check.ok, check.summary()
+    finally:
+        ops.destroy("dkc", tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from tests.testbed import scenario as sc
 C, S = "coordinator", "shard"
 # impl_a leads c0 in view 0, impl_b leads s0; every cluster holds both implementations
 MIXED = [sc.ClusterSpec("c0", C, "abab"), sc.ClusterSpec("s0", S, "baab")]
+# a module may set NETWORK = [...ClusterSpec...] to get another network from the `net` fixture
+# (test_impl_c.py: impl_c leads c0, impl_c takes s0 over in view 1)
 
 
 def keep_logs_if_failed(request, tmp_path_factory, name: str, home) -> None:
@@ -39,7 +41,7 @@ def net(request, tmp_path_factory):
         keep_logs_if_failed(request, tmp_path_factory, name, home)
         ops.destroy(name, home)
     request.addfinalizer(finish)
-    return sc.deploy(name, home, MIXED)
+    return sc.deploy(name, home, getattr(request.module, "NETWORK", MIXED))
 
 
 def follower(dep, cluster: str, leader: str, skip: tuple[str, ...] = ()) -> str:

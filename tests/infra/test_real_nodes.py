@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra import demo, ops
+from infra.model import implementations
 from infra.model.deployment import load_deployment
 from infra.nodes import process
 from infra.nodes.client import final_reads, kv_get, kv_put, workload
@@ -151,9 +152,12 @@ def test_demo_then_destroy(tmp_path, monkeypatch, capsys):
         r = subprocess.run([sys.executable, "-m", "infra.demo", "--seconds", "1"], capture_output=True, text=True,
                            timeout=240, cwd=Path(__file__).resolve().parents[2])
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        for needle in ("client impl_a: ", "client impl_b: ", ": OK", "cluster c0 (coordinator): f=1",
+        clients = [f"client {i.name}: " for i in implementations.runnable()]  # impl_c's too when built
+        for needle in (*clients, ": OK", "cluster c0 (coordinator): f=1",
                        "losing impl_a stops clusters c0, s0", "Stop it with: .venv/bin/heraclius-ops destroy"):
             assert needle in r.stdout, needle
+        if len(clients) == 3:
+            assert "impl_c" in r.stdout and demo.demo_mix() == "diverse"
         assert demo.run(seconds=1) == 0
         out = capsys.readouterr().out
         assert "using the existing deployment 'default'" in out and ": OK" in out

@@ -95,6 +95,20 @@ def test_load_deployment_reads_nodes(tmp_path):
     assert (n1.id, n1.impl_letter, n1.region, n1.role) == ("s0-n1", "B", "eu-west", "shard")
 
 
+def test_three_implementations_have_letters_and_badges(tmp_path):
+    """Every implementation of the registry gets its letter and a badge colour of its own; the
+    demo's impl_c node (c0-n3) shows as C, and its /status names its Go backend."""
+    dep = load_deployment(write_deployment(tmp_path, demo_manifest()))
+    by_impl = {n.implementation: n for n in dep.nodes}
+    assert sorted(by_impl) == ["impl_a", "impl_b", "impl_c"]
+    assert {i: n.impl_letter for i, n in by_impl.items()} == {"impl_a": "A", "impl_b": "B", "impl_c": "C"}
+    styles = {n.impl_style for n in by_impl.values()}
+    assert len(styles) == 3 and "" not in styles
+    assert by_impl["impl_c"].id == "c0-n3"
+    assert demo_statuses(0)["c0-n3"]["implementation"] == "impl_c"
+    assert "Go" in demo_statuses(0)["c0-n3"]["crypto_backend"]
+
+
 def test_tail_log_and_format(tmp_path):
     log = tmp_path / "n.log"
     lines = [json.dumps({"ts": f"2026-11-26T06:00:0{i}.123Z", "level": "info", "node": "n",
@@ -181,7 +195,7 @@ def test_loss_scenarios(tmp_path):
     state = MonitorState()
     state.ingest(_snapshot(dep, 0))
     by_label = {s.label: s.impacts for s in state.losses}
-    assert set(by_label) == {"us-east", "eu-west", "ap-south", "impl_a", "impl_b"}
+    assert set(by_label) == {"us-east", "eu-west", "ap-south", "impl_a", "impl_b", "impl_c"}
     # us-east holds n0 and n3 of each cluster: losing it stalls all; eu-west holds one node each
     assert {a.verdict for a in by_label["us-east"].values()} == {Verdict.STALLED}
     assert {a.verdict for a in by_label["eu-west"].values()} == {Verdict.AT_RISK}

@@ -52,7 +52,7 @@ class NodeTable(KeyedTable):
             links = link_text(r.up, r.links_up, r.links_total)
             xlinks = link_text(r.up, r.xlinks_up, r.xlinks_total)
             yield r.spec.id, (
-                r.spec.id, r.spec.impl_letter, r.spec.region, state_text(r), role,
+                r.spec.id, Text(r.spec.impl_letter, style=r.spec.impl_style), r.spec.region, state_text(r), role,
                 "-" if r.view is None else str(r.view), "-" if r.height is None else str(r.height),
                 age_text(r.decision_age_ms) if r.up else "-", links, xlinks,
             )
