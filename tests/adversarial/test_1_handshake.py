@@ -21,6 +21,7 @@ from tests.adversarial.conftest import (
     PEAK_BOUND,
     Sampler,
     assert_survived,
+    counted,
     record,
     wait_rss_back,
 )
@@ -182,8 +183,7 @@ def test_wrong_hellos(net):
         finally:
             s.close()
     res = assert_survived(net, node, pid, before, {})
-    after = net.rejected(node)
-    got = sum(after.get(r, 0) - before.get(r, 0) for r in ("handshake_failed", "unknown_node", "wrong_network"))
+    got, after = counted(net, node, before, ("handshake_failed", "unknown_node", "wrong_network"), len(cases))
     assert got >= len(cases), f"{got} of {len(cases)} bad Hellos counted: {after}"
     record(net.impl, "bad Hello (msg 3)", cases=len(cases), counted=got, **res)
 
@@ -259,7 +259,7 @@ def test_bad_frames_and_messages_after_handshake(net, port):
     node = net.target()
     pid = net.pid(node)
     before = net.rejected(node)
-    counted, wrong = {}, {}
+    seen, wrong = {}, {}
     for k, reason in AFTER_HANDSHAKE_REASON.items():
         b0 = net.rejected(node)
         s = _after_handshake(k)(net, node, port)
@@ -274,11 +274,11 @@ def test_bad_frames_and_messages_after_handshake(net, port):
             if delta.get(reason, 0) >= 1 or time.monotonic() > end:
                 break
             time.sleep(0.2)
-        counted[k] = delta
+        seen[k] = delta
         if delta.get(reason, 0) < 1:
             wrong[k] = f"want {reason}, counted {delta or 'nothing'}"
     res = assert_survived(net, node, pid, before, {})
-    record(net.impl, "bad frame / message after handshake", port=port, counted_as=counted, wrong_reasons=wrong, **res)
+    record(net.impl, "bad frame / message after handshake", port=port, counted_as=seen, wrong_reasons=wrong, **res)
     assert not wrong, f"{port} port: reasons (AD-2): {wrong}"
 
 
@@ -448,8 +448,7 @@ def test_replayed_transport_bytes(net):
     finally:
         r.close()
     res = assert_survived(net, node, pid, before, {})
-    after = net.rejected(node)
-    got = sum(after.get(x, 0) - before.get(x, 0) for x in ("handshake_failed", "decrypt_failed"))
+    got, after = counted(net, node, before, ("handshake_failed", "decrypt_failed"), 1)
     assert got >= 1, f"replay not counted as handshake_failed / decrypt_failed: {after}"
     record(net.impl, "replayed transport bytes", counted=got, **res)
 
