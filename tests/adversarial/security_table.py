@@ -15,7 +15,7 @@ from collections import defaultdict
 ROWS = [
     ("test_zero_and_small_order_ephemeral", "msg 1 with the zero / small-order ephemeral, both ports",
      "handshake fails, `handshake_failed`, node up (13)"),
-    ("test_wrong_size_message_1", "msg 1 of 0, 1, 31, 33, 48, 65535 bytes", "handshake fails (13 sizes)"),
+    ("test_wrong_size_message_1", "msg 1 of 0, 1, 31, 33, 48, 65535 bytes", "handshake fails, `handshake_failed` (13; AD-2)"),
     ("test_small_order_static_in_message_3", "small-order static key in msg 3", "`se` zero: fails, `handshake_failed` (13)"),
     ("test_bad_message_3", "msg 3 short / fixed part only / garbage / trailing / flipped", "fails, `handshake_failed` (13)"),
     ("test_wrong_hellos", "bad Hellos (node id on client port, other network, version 2, unknown node)",
@@ -23,9 +23,11 @@ ROWS = [
     ("test_garbage_after_handshake", "garbage ciphertext after a good handshake", "closed, `decrypt_failed` (13)"),
     ("test_bad_application_lengths", "application length over the port limit / 2^32-1", "closed at the length, `oversized` (13.1)"),
     ("test_bad_frames_and_messages_after_handshake", "zero-length frame, length 0, undecodable, non-canonical",
-     "closed and counted (13; AD-2)"),
-    ("test_unfinished_handshakes_closed_at_deadline", "handshake never finished", "closed at 5 s, `handshake_failed` (13)"),
-    ("test_handshake_connection_limit", "70 concurrent idle handshakes", "> 64 closed at once, `connection_limit` (13.1)"),
+     "closed; `malformed` x3, `non_canonical` (13; AD-2)"),
+    ("test_unfinished_handshakes_closed_at_deadline", "silent connection; handshake stopped after msg 2",
+     "closed at 1 s / 5 s, `handshake_failed`, never `slow_peer` (13.1; AD-3, AD-5)"),
+    ("test_handshake_slots_oldest_closed", "70 idle connections on one port + a real client / peer handshake",
+     "real ones succeed; oldest idle closed first, `connection_limit`; rest closed at 1 s (13.1; AD-3)"),
     ("test_replayed_transport_bytes", "replayed bytes of a recorded session", "`handshake_failed` / `decrypt_failed`, nothing executed (13)"),
     ("test_memory_back_after_handshake_storm", "300 failed handshakes in a row", "RSS bounded and back (13.1)"),
     ("test_huge_announced_messages", "20 sessions announce 16 MiB, send up to 15 MiB", "closed at the length, `oversized`; RSS bounded (13.1)"),
@@ -36,6 +38,8 @@ ROWS = [
     ("test_sessions_per_client_key", "65 sessions bound to one key", "65th `OVERLOADED` + closed, `connection_limit` (13.1)"),
     ("test_client_check_table", "SPEC 14.3 check table (oversized key, ...)", "codes in order, connection kept (14.3)"),
     ("test_replayed_signed_request", "replayed signed PUT", "answered from the first decision, not re-executed (11, 14.3)"),
+    ("test_never_reading_bound_session_closed", "one bound session, > 1 MiB of answers queued, never reads",
+     "closed within 10 s, `slow_peer` (13.1; AD-6)"),
     ("test_never_reading_clients", "24 never-reading sessions re-fetching a 60 KB answer",
      "backpressure, `slow_peer` close, RSS bounded and back (13.1; AD-4)"),
     ("test_admin_request_rows", "admin: 42 hand-written SPEC 15.1 rows", "exact status, Content-Length, close, `bad_http_request` (15.1)"),
@@ -68,6 +72,9 @@ KEYS = [  # (record key, label, formatter)
     ("views_after", "views after", None), ("slow_peer", "slow_peer", None), ("status_65th", "65th", None),
     ("reply_65th", "65th reply", None), ("codes", "codes", None), ("closed_at_once", "closed at once", None),
     ("wrong", "wrong codes", None), ("client_during_hold", "new client while held:", None),
+    ("real_handshakes", "while held:", None), ("evicted", "oldest closed", None),
+    ("idle_closed_max_s", "idle closed by s", None), ("slow_peer_after_s", "slow_peer after s", None),
+    ("counted_as", "counted", None), ("wrong_reasons", "wrong", None),
 ]
 
 
@@ -105,6 +112,10 @@ def fmt(rec: dict) -> str:
                 continue
         elif key == "wrong":
             v = "; ".join(f"{k}: {a} (want {b})" for k, (a, b) in v.items())
+        elif key == "counted_as":
+            v = "; ".join(f"{k} " + (", ".join(f"{r} +{n}" for r, n in d.items()) or "nothing") for k, d in v.items())
+        elif key == "wrong_reasons":
+            v = "; ".join(f"{k}: {x}" for k, x in v.items())
         elif key == "views_after":
             v = f"{rec.get('views_before')} → {v}"
         elif isinstance(v, dict):

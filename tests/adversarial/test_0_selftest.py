@@ -1,9 +1,13 @@
 """The suite's own Noise initiator and codec, checked offline against the SPEC 13 handshake vectors
-and the published Noise vectors (so a failing attack is never the attacker's own bug)."""
+and the published Noise vectors, and its HTTP response reader against pipelined answers (so a
+failing attack is never the attacker's own bug)."""
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -44,3 +48,42 @@ def test_small_order_keys_give_zero_dh():
         with pytest.raises(noise.HandshakeError):
             noise.dh(k, pub)
         assert name
+
+
+ANSWERS = (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+           b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"height\": 1}"
+           b"HTTP/1.1 404 Not Found\nContent-Length: 0\n\n")
+
+
+@pytest.mark.parametrize("split", ["one_segment", "byte_by_byte", "inside_second_head"])
+def test_http_reader_keeps_pipelined_answers(split):
+    """Erratum impl-b B8: answers to pipelined requests that arrive in one segment (or split
+    anywhere) are all returned in order; nothing past the first is thrown away."""
+    from tests.adversarial.test_3_admin import Reader
+    a, b = socket.socketpair()
+
+    def serve():
+        if split == "one_segment":
+            b.sendall(ANSWERS)
+        elif split == "byte_by_byte":
+            for i in range(len(ANSWERS)):
+                b.sendall(ANSWERS[i:i + 1])
+                time.sleep(0.0005)
+        else:
+            cut = ANSWERS.index(b"Content-Type")
+            b.sendall(ANSWERS[:cut])
+            time.sleep(0.05)
+            b.sendall(ANSWERS[cut:])
+        b.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        rd = Reader(a)
+        got = [rd.response(timeout=2) for _ in range(4)]
+    finally:
+        t.join()
+        a.close()
+    assert [g and g["status"] for g in got[:3]] == [200, 200, 404], got
+    assert got[0]["body"] == b"ok\n" and json.loads(got[1]["body"]) == {"height": 1} and got[2]["body"] == b""
+    assert got[3] is None  # closed after the last answer

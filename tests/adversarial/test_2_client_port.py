@@ -1,6 +1,6 @@
 """SPEC 13.1 / 14.3 attacks on a coordinator follower's client port: huge and partial messages,
-2,000 idle TCP connections, unbound and per-key session limits, a client that never reads its
-replies, the 14.3 check table (oversized key -> TOO_LARGE), and a replayed signed request."""
+2,000 idle TCP connections, unbound and per-key session limits, clients that never read their
+replies (one bound session closed after 10 s, errata AD-6; 24 of them at once), the 14.3 check table (oversized key -> TOO_LARGE), and a replayed signed request."""
 
 from __future__ import annotations
 
@@ -281,11 +281,63 @@ def test_replayed_signed_request(net):
            replay_height=a3["answer"]["height"], **res)
 
 
+NO_READ_LIMIT, NO_READ_SLACK = 10.0, 5.0  # SPEC 13.1 (AD-6): over 1 MiB queued, nothing taken for 10 s
+
+
+def test_never_reading_bound_session_closed(net):
+    """One bound session (its first message, an answered signed GET of a 60 KB value, passes the
+    14.3 checks) that then sends 100 `fetch`es of it, 20 ms apart, and never reads (tiny receive
+    buffer). The kernel's buffers on loopback take about 3 MB of the answers; then the node's own
+    queue for the session passes 1 MiB and it stops reading (the rest of the fetches stay unread),
+    so the queue stays a little over 1 MiB, never 4 MiB (one fetch read at a time), and one
+    connection never reaches the 16 MiB per-node rule. The node closes the session within 10 s
+    (+ slack) of the last fetch, `slow_peer` (SPEC 13.1, errata AD-6), and serves others."""
+    node = net.target()
+    c = net.client("a")
+    key = f"adv-noread-{time.time_ns()}".encode()
+    net.request(node, wire.PUT, key, b"y" * 60_000, client=c, deadline=60)
+    get = c.request(wire.GET, key)
+    ans = net.request(node, wire.GET, key, client=c, req=get, deadline=60)
+    assert ans["answer"]["responses"], ans
+    drain(net)
+    pid = net.pid(node)
+    before = net.rejected(node)
+    s = net.client_session(node, rcvbuf=4096)
+    fetches, sent = 100, 0
+    with Sampler(pid) as smp:
+        s.send_app(wire.submit(get[1]))  # binds the session; answered from the first decision
+        s.sock.settimeout(5.0)
+        try:
+            for _ in range(fetches):
+                s.send_app(wire.fetch(get[1]))
+                sent += 1
+                time.sleep(0.02)
+        except OSError:
+            pass  # closed early (recorded; the counter decides)
+        t0 = time.monotonic()
+        slow, slow_at = 0, None
+        while time.monotonic() - t0 < NO_READ_LIMIT + NO_READ_SLACK:
+            slow = net.rejected(node).get("slow_peer", 0) - before.get("slow_peer", 0)
+            if slow:
+                slow_at = round(time.monotonic() - t0, 1)
+                break
+            time.sleep(0.25)
+        closed = noise.closed_by_peer(s.sock, 5.0)  # reads what reached us, then EOF / reset
+    s.close()
+    res = assert_survived(net, node, pid, before, {})
+    record(net.impl, "one bound session never reads", fetches=sent, slow_peer=slow,
+           slow_peer_after_s=slow_at, closed=closed, **res, **smp.numbers())
+    assert slow >= 1 and closed, (f"never-reading bound session not closed within {NO_READ_LIMIT:.0f} s + "
+                                  f"{NO_READ_SLACK:.0f} s of its last fetch (slow_peer +{slow}, closed {closed}; AD-6)")
+    assert smp.peak <= smp.baseline + PEAK_BOUND, smp.numbers()
+
+
 def test_never_reading_clients(net):
     """24 sessions of one client key that re-`fetch` an answered GET of a 60 KB value and never
     read (tiny socket buffers; each fetch is answered at once with the 60 KB compact decision, no
     consensus work, errata AD-4): the node stops reading each over 1 MiB queued, closes sessions
-    over 4 MiB or the largest once more than 16 MiB is queued in all (`slow_peer`), keeps serving
+    over 4 MiB, over 1 MiB for 10 s (AD-6) or the largest once more than 16 MiB is queued in all
+    (`slow_peer`), keeps serving
     others, RSS stays within the stated bound and comes back after the close (SPEC 13.1; issue 12
     attack 6). How many fetches each session got into the kernel's buffers is recorded only."""
     node = net.target()
