@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 
-from . import codec, limits
+from . import codec, limits, memtrim
 from .codec import encode
 from .limits import HANDSHAKE_DEADLINE, MESSAGE1_DEADLINE
 from .session import LinkError, Session, client_hello_checker, peer_hello_checker
@@ -44,6 +44,7 @@ class Link:
         self.connecting = outbound_to is not None
         self.started = time.monotonic()
         self.pending: list[bytes] = []
+        self.pending_bytes = 0  # client port: bytes in pending
         self.closed = False
         self.closing = False  # close once what is queued is sent (e.g. after a final ClientError)
         self.linger_until = 0.0  # lingering close (SPEC 13.1, AD-7): sent, shut down, reading off until then
@@ -94,6 +95,7 @@ class IOLoop(threading.Thread):
         self.hs_slots: dict[str, collections.OrderedDict] = {
             "peer": collections.OrderedDict(), "client": collections.OrderedDict()}
         self.lingering: dict[int, Link] = {}  # links in their lingering close
+        self.releases = memtrim.Releases()  # buffers of closed client links: trim the heap after them
         self.out_links: dict[str, Link] = {}
         self.backoff: dict[str, float] = {n: 0.1 for n in dial}
         self.next_dial: dict[str, float] = {n: 0.0 for n in dial}
@@ -152,7 +154,8 @@ class IOLoop(threading.Thread):
     def limits_status(self) -> dict:
         """SPEC 13.1 accounting for /status (impl_b_debug); read without a lock (plain ints)."""
         return {"client_sessions": len(self.client_ready), "unbound_sessions": len(self.unbound),
-                "handshaking": len(self.handshaking), "lingering": len(self.lingering), "client_read_bytes": self.client_rbytes,
+                "handshaking": len(self.handshaking), "lingering": len(self.lingering),
+                "heap_trims": self.releases.trims, "client_read_bytes": self.client_rbytes,
                 "client_queued_bytes": self.client_qbytes, "paused_links": len(self.paused)}
 
     # ------------------------------------------------------------ loop
@@ -213,6 +216,12 @@ class IOLoop(threading.Thread):
                 continue  # a stalled peer link: drop, the protocol's retransmissions cover it (13.1)
             lk.pending.append(data)
             touched.add(lk)
+            if lk.kind == "client":
+                lk.pending_bytes += len(data)
+                if lk.qbytes > limits.QUEUE_PAUSE and lk.qbytes + lk.pending_bytes > limits.QUEUE_CLOSE:
+                    # Not reading and over 4 MiB with this: closed before encrypting megabytes for it.
+                    self._close(lk, LinkError("slow_peer", f"client does not read: {lk.qbytes} bytes queued"
+                                                           f" and {lk.pending_bytes} more"))
         for lk in touched:
             if lk.closed:
                 continue
@@ -226,6 +235,7 @@ class IOLoop(threading.Thread):
                 self._close(lk, LinkError("malformed", f"internal error while sending: {type(e).__name__}: {e}"))
                 continue
             lk.pending = []
+            lk.pending_bytes = 0
             self._flush(lk)
         if self.client_qbytes > limits.QUEUE_NODE:
             self._shed_queued()
@@ -252,6 +262,8 @@ class IOLoop(threading.Thread):
         for lk in list(self.lingering.values()):
             if now >= lk.linger_until:
                 self._close(lk, None)
+        if self.releases.due(now):
+            self.releases.trim(now)
         if (self.unbound or self.paused) and now - self._last_idle_scan >= 0.5:
             self._last_idle_scan = now
             for lk in list(self.unbound.values()):
@@ -339,6 +351,12 @@ class IOLoop(threading.Thread):
             self._flush(lk)
         if mask & selectors.EVENT_READ and not lk.closed:
             client = lk.kind == "client"
+            if client and not lk.linger_until and not self._reads(lk):
+                # Checked again per read, not only when the mask was set: one round reading 64 KiB of
+                # every ready client would decode thousands of messages past the backlog bound, and
+                # that burst of small objects fragments the heap for good (memtrim).
+                self._set_mask(lk)
+                return
             try:
                 got = lk.sock.recv_into(self._rbuf, limits.CLIENT_READ_CHUNK if client else 0)
             except (BlockingIOError, InterruptedError):
@@ -450,9 +468,7 @@ class IOLoop(threading.Thread):
         self.paused.discard(lk)
         self.client_ready.discard(lk.id)  # no longer a session: its slot is free
         self.unbound.pop(lk.id, None)
-        self.client_rbytes -= lk.rbytes
-        self.client_qbytes -= lk.qbytes
-        lk.rbytes = lk.qbytes = 0
+        self._release(lk)
         lk.session.inbuf = bytearray()
         lk.session.stream.buf = bytearray()
         want = selectors.EVENT_READ
@@ -462,6 +478,16 @@ class IOLoop(threading.Thread):
             elif lk.mask != want:
                 self.sel.modify(lk.sock, want, ("link", lk))
         lk.mask = want
+
+    def _release(self, lk: Link) -> None:
+        """Drop a client link's queued output and its share of the node's byte totals; the freed
+        buffers count towards the next heap trim (memtrim)."""
+        sess = lk.session
+        self.releases.released(len(sess.out) + len(sess.inbuf) + len(sess.stream.buf))
+        self.client_rbytes -= lk.rbytes
+        self.client_qbytes -= lk.qbytes
+        lk.rbytes = lk.qbytes = 0
+        sess.out = bytearray()  # a new object: clear() would keep a large allocation of the old one
 
     def _account(self, lk: Link) -> None:
         """Keep the node's client read/queued byte totals (SPEC 13.1) in step with this link."""
@@ -525,11 +551,9 @@ class IOLoop(threading.Thread):
             self.client_ready.discard(lk.id)
             self.unbound.pop(lk.id, None)
             self.paused.discard(lk)
-            self.client_rbytes -= lk.rbytes
-            self.client_qbytes -= lk.qbytes
-            lk.rbytes = lk.qbytes = 0
-            lk.session.out.clear()
+            self._release(lk)
             lk.pending = []
+            lk.pending_bytes = 0
             if lk.session.ready:
                 self.on_closed(lk.id)
         if lk.outbound_to is not None and self.out_links.get(lk.outbound_to) is lk:

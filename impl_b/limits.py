@@ -15,7 +15,8 @@ QUEUE_CLOSE = 4 << 20  # queued to one client connection: close it above this
 QUEUE_NODE = 16 << 20  # queued to all client connections
 STALL_CLOSE = 10.0  # s a client connection over QUEUE_PAUSE may go without taking anything (13.1, AD-6)
 PEER_QUEUE = 64 << 20  # queued to one peer link: further messages for it are dropped
-EVENT_BACKLOG = 4096  # queued events not yet handled by the consensus step: pause client reads
+EVENT_BACKLOG = 2048  # queued events not yet handled by the consensus step: pause client reads (4096
+# kept up to 14k decoded fetches in flight under a never-reading flood: a heap fragmented for good)
 CLIENT_READ_CHUNK = 65536  # bytes read from one client connection per loop round (fairness)
 ADMIN_CONNECTIONS = 64
 ADMIN_DEADLINE = 5.0  # s for a whole request, and idle keep-alive
