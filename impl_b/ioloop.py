@@ -312,11 +312,18 @@ class IOLoop(threading.Thread):
                     s.close()
                 self.on_reject("connection_limit", kind, "1024 client sessions established")
                 continue
+            s.setblocking(False)
             slots = self.hs_slots[kind]
+            if len(slots) >= limits.HANDSHAKE_SLOTS and _gone(s):
+                # Closed by its client while it waited in the accept queue: it does not take the
+                # oldest handshake's slot (a burst of abandoned connections would close live ones).
+                with contextlib.suppress(OSError):
+                    s.close()
+                self.on_reject("connection_limit", kind, f"64 handshakes on the {kind} port, new one already closed")
+                continue
             while len(slots) >= limits.HANDSHAKE_SLOTS:  # the oldest handshake on this port makes room
                 oldest = next(iter(slots.values()))
                 self._close(oldest, LinkError("connection_limit", f"64 handshakes on the {kind} port: oldest closed"))
-            s.setblocking(False)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if kind == "peer":
                 chk, cap = peer_hello_checker(self.m, self.m.network_id, None), self.maxmsg
@@ -560,6 +567,17 @@ class IOLoop(threading.Thread):
             del self.out_links[lk.outbound_to]
             if lk.session.ready:
                 self.on_link(lk.outbound_to, False)
+
+
+def _gone(s) -> bool:
+    """A just-accepted socket whose client already closed it (EOF or reset pending). Without this a
+    burst of connections abandoned in the accept queue would close live handshakes as the oldest."""
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 def encode_msg(msg) -> bytes:
