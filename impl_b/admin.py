@@ -9,7 +9,7 @@ import time
 
 from . import adminparse
 from .codec import encode
-from .limits import ADMIN_CONNECTIONS, ADMIN_DEADLINE
+from .limits import ADMIN_CONNECTIONS, ADMIN_DEADLINE, LINGER_BYTES, LINGER_SECONDS
 
 
 def metrics_text(rt) -> str:
@@ -87,7 +87,7 @@ def answer(rt, v) -> bytes:
 
 
 class _Conn:
-    __slots__ = ("sock", "inbuf", "out", "deadline", "close_after", "lingering", "pipelined")
+    __slots__ = ("sock", "inbuf", "out", "deadline", "close_after", "lingering", "linger_left", "pipelined")
 
     def __init__(self, sock, now: float):
         self.sock = sock
@@ -96,6 +96,7 @@ class _Conn:
         self.deadline = now + ADMIN_DEADLINE
         self.close_after = False
         self.lingering = False  # answered and shut down for writing: reading off what is left
+        self.linger_left = LINGER_BYTES  # bytes still read and discarded before the close
         self.pipelined = False  # more bytes after the last answered request: serve them once it is out
 
 
@@ -162,8 +163,10 @@ class AdminServer:
                 return
             s.setblocking(False)
             if len(self.conns) >= ADMIN_CONNECTIONS:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):  # no slot to linger in: read off what already came
                     s.send(response(503, b"too many admin connections\n", close=True))
+                    s.shutdown(socket.SHUT_WR)
+                    s.recv(LINGER_BYTES)
                 s.close()
                 self.rt.log.reject("connection_limit", "admin", "more than 64 admin connections")
                 continue
@@ -183,8 +186,11 @@ class AdminServer:
             if data == b"":
                 self._close(c, None, "")
                 return
-            if c.lingering:
-                return  # discarded: the answer is out, only the close is left
+            if c.lingering:  # discarded: the answer is out, only the close is left (1 s or 64 KiB)
+                c.linger_left -= len(data or b"")
+                if c.linger_left <= 0:
+                    self._close(c, None, "")
+                return
             if data:
                 c.inbuf += data
                 self._serve(c)
@@ -229,7 +235,7 @@ class AdminServer:
                 c.sock.shutdown(socket.SHUT_WR)
             c.lingering = True
             c.inbuf = bytearray()
-            c.deadline = min(c.deadline, time.monotonic() + 2.0)
+            c.deadline = time.monotonic() + LINGER_SECONDS
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.modify(c.sock, selectors.EVENT_READ, c)
             return

@@ -275,14 +275,28 @@ def collect(path: str) -> list[tuple[str, str]]:
     return items
 
 
+def _serve(_args) -> int:
+    """SPEC 17.1 differential adapter: JSON requests on stdin, answers on stdout."""
+    from .difftool import serve
+
+    return serve()
+
+
+def _usage(_args) -> int:
+    print("usage: python -m impl_b.conformance PATH...", file=sys.stderr)
+    return 2
+
+
+# Whole argument lists with a mode of their own; any other list is paths of vectors to run.
+_MODES = {("--serve",): _serve, (): _usage}
+
+
 def main(argv=None) -> int:
-    paths = (argv if argv is not None else sys.argv[1:])
-    if paths == ["--serve"]:  # SPEC 17.1 differential adapter
-        from .difftool import serve
-        return serve()
-    if not paths:
-        print("usage: python -m impl_b.conformance PATH...", file=sys.stderr)
-        return 2
+    args = tuple(sys.argv[1:] if argv is None else argv)
+    return _MODES.get(args, _run_paths)(list(args))
+
+
+def _run_paths(paths: list) -> int:
     passed = failed = 0
     for p in paths:
         for kind, item in collect(p):

@@ -97,6 +97,13 @@ def _verdict(ok: bool) -> dict:
     return {"verdict": "accept" if ok else "reject"}
 
 
+def _present(req: dict, name: str):
+    """Field `name` of any JSON type (RequestError when absent)."""
+    if name not in req:
+        raise RequestError(f"missing field {name!r}")
+    return req[name]
+
+
 def _message_name(req: dict) -> str:
     name = _field(req, "message", str)
     if name not in MESSAGES:
@@ -156,34 +163,43 @@ def from_rendering(name: str, obj) -> bytes:
     msg = _parse(name, obj)
     try:
         data = encode(msg)
-        back = render(decode(name, data))
+        same = render(decode(name, data)) == obj
     except (ValueError, DecodeError) as e:  # oneof misuse, bad UTF-8 (surrogates), ...
         raise _NotRendering(str(e)) from None
-    if back != obj:
-        raise _NotRendering("not the rendering of its own encoding")
-    return data
+    if same:
+        return data
+    raise _NotRendering("not the rendering of its own encoding")
+
+
+def _encoding_of(name: str, obj) -> bytes | None:
+    """from_rendering, with None for JSON that is not a rendering of `name`."""
+    try:
+        return from_rendering(name, obj)
+    except _NotRendering:
+        return None
+
+
+def _decoded(name: str, data: bytes):
+    """(message, None) for canonical bytes of `name`, else (None, the SPEC 3 rejection reason)."""
+    try:
+        return decode(name, data), None
+    except DecodeError as e:
+        return None, e.reason
 
 
 # ---------------------------------------------------------------------------- operations
 
 def op_decode(req: dict) -> dict:
-    name = _message_name(req)
-    data = _hex_field(req, "hex")
-    try:
-        msg = decode(name, data)
-    except DecodeError as e:
-        return {"verdict": "reject", "reason": e.reason}
+    msg, reason = _decoded(_message_name(req), _hex_field(req, "hex"))
+    if msg is None:
+        return {"verdict": "reject", "reason": reason}
     return {"verdict": "accept", "json": render(msg), "hex": encode(msg).hex()}
 
 
 def op_encode(req: dict) -> dict:
     name = _message_name(req)
-    if "json" not in req:
-        raise RequestError("missing field 'json'")
-    try:
-        return {"hex": from_rendering(name, req["json"]).hex()}
-    except _NotRendering:
-        return {"verdict": "reject"}
+    data = _encoding_of(name, _present(req, "json"))
+    return _verdict(False) if data is None else {"hex": data.hex()}
 
 
 def op_ed25519_verify(req: dict) -> dict:
@@ -290,9 +306,7 @@ def op_shard_of(req: dict) -> dict:
 
 
 def op_manifest_validate(req: dict) -> dict:
-    if "manifest" not in req:
-        raise RequestError("missing field 'manifest'")
-    _m, _checker, err = _MANIFESTS.get(req["manifest"])
+    _m, _checker, err = _MANIFESTS.get(_present(req, "manifest"))
     if err is None:
         return {"verdict": "accept"}
     stage = "semantic" if err.stage == "semantic" else "schema"

@@ -19,9 +19,9 @@ import socket
 import threading
 import time
 
-from . import codec, limits
+from . import codec, limits, memtrim
 from .codec import encode
-from .limits import HANDSHAKE_DEADLINE
+from .limits import HANDSHAKE_DEADLINE, MESSAGE1_DEADLINE
 from .session import LinkError, Session, client_hello_checker, peer_hello_checker
 
 
@@ -44,8 +44,11 @@ class Link:
         self.connecting = outbound_to is not None
         self.started = time.monotonic()
         self.pending: list[bytes] = []
+        self.pending_bytes = 0  # client port: bytes in pending
         self.closed = False
         self.closing = False  # close once what is queued is sent (e.g. after a final ClientError)
+        self.linger_until = 0.0  # lingering close (SPEC 13.1, AD-7): sent, shut down, reading off until then
+        self.linger_left = 0  # bytes still read and discarded before the close
         self.mask = 0  # selector events registered now (0: not registered)
         self.bound = False  # client port: bound to a client key (SPEC 13.1)
         self.last_rx = self.started
@@ -88,6 +91,11 @@ class IOLoop(threading.Thread):
         self.sel = selectors.DefaultSelector()
         self.links: dict[int, Link] = {}
         self.handshaking: dict[int, Link] = {}  # links whose handshake deadline _expire watches
+        # Inbound handshakes per port, oldest first: 64 slots each, the oldest goes for a new one (AD-3).
+        self.hs_slots: dict[str, collections.OrderedDict] = {
+            "peer": collections.OrderedDict(), "client": collections.OrderedDict()}
+        self.lingering: dict[int, Link] = {}  # links in their lingering close
+        self.releases = memtrim.Releases()  # buffers of closed client links: trim the heap after them
         self.out_links: dict[str, Link] = {}
         self.backoff: dict[str, float] = {n: 0.1 for n in dial}
         self.next_dial: dict[str, float] = {n: 0.0 for n in dial}
@@ -146,7 +154,8 @@ class IOLoop(threading.Thread):
     def limits_status(self) -> dict:
         """SPEC 13.1 accounting for /status (impl_b_debug); read without a lock (plain ints)."""
         return {"client_sessions": len(self.client_ready), "unbound_sessions": len(self.unbound),
-                "handshaking": len(self.handshaking), "client_read_bytes": self.client_rbytes,
+                "handshaking": len(self.handshaking), "lingering": len(self.lingering),
+                "heap_trims": self.releases.trims, "client_read_bytes": self.client_rbytes,
                 "client_queued_bytes": self.client_qbytes, "paused_links": len(self.paused)}
 
     # ------------------------------------------------------------ loop
@@ -188,8 +197,8 @@ class IOLoop(threading.Thread):
         while self.cmds:
             kind, target, data = self.cmds.popleft()
             lk = self.out_links.get(target) if kind == "node" else self.links.get(target)
-            if lk is None or lk.closed:
-                continue
+            if lk is None or lk.closed or (lk.linger_until and kind != "close"):
+                continue  # a lingering link takes nothing more: its sending side is shut down
             if kind == "close":
                 self._close(lk, None)
                 continue
@@ -207,6 +216,12 @@ class IOLoop(threading.Thread):
                 continue  # a stalled peer link: drop, the protocol's retransmissions cover it (13.1)
             lk.pending.append(data)
             touched.add(lk)
+            if lk.kind == "client":
+                lk.pending_bytes += len(data)
+                if lk.qbytes > limits.QUEUE_PAUSE and lk.qbytes + lk.pending_bytes > limits.QUEUE_CLOSE:
+                    # Not reading and over 4 MiB with this: closed before encrypting megabytes for it.
+                    self._close(lk, LinkError("slow_peer", f"client does not read: {lk.qbytes} bytes queued"
+                                                           f" and {lk.pending_bytes} more"))
         for lk in touched:
             if lk.closed:
                 continue
@@ -220,6 +235,7 @@ class IOLoop(threading.Thread):
                 self._close(lk, LinkError("malformed", f"internal error while sending: {type(e).__name__}: {e}"))
                 continue
             lk.pending = []
+            lk.pending_bytes = 0
             self._flush(lk)
         if self.client_qbytes > limits.QUEUE_NODE:
             self._shed_queued()
@@ -236,16 +252,25 @@ class IOLoop(threading.Thread):
     def _expire(self, now: float) -> None:
         # Only links still in their handshake: scanning every link on every loop turn cost O(clients).
         for lk in list(self.handshaking.values()):
-            if not lk.session.ready and now - lk.started > HANDSHAKE_DEADLINE:
+            if lk.session.ready:
+                continue
+            age = now - lk.started
+            if age > HANDSHAKE_DEADLINE:
                 self._close(lk, LinkError("handshake_failed", "handshake deadline"))
+            elif age > MESSAGE1_DEADLINE and lk.outbound_to is None and lk.session.hs.turn == 0:
+                self._close(lk, LinkError("handshake_failed", "no handshake message 1 within 1 s"))
+        for lk in list(self.lingering.values()):
+            if now >= lk.linger_until:
+                self._close(lk, None)
+        if self.releases.due(now):
+            self.releases.trim(now)
         if (self.unbound or self.paused) and now - self._last_idle_scan >= 0.5:
             self._last_idle_scan = now
             for lk in list(self.unbound.values()):
                 if now - lk.last_rx > limits.UNBOUND_IDLE:
                     self._close(lk, LinkError("slow_peer", "unbound client session: no message for 10 s"))
             for lk in list(self.paused):
-                # Stricter than the 13.1 table (README): a client that keeps over 1 MiB of replies
-                # unread and reads nothing for STALL_CLOSE s is closed too, not only over 4 MiB.
+                # SPEC 13.1 (AD-6): over 1 MiB queued and nothing taken for 10 s closes it too.
                 if not lk.closed and lk.qbytes > limits.QUEUE_PAUSE and now - lk.last_tx > limits.STALL_CLOSE:
                     self._close(lk, LinkError("slow_peer", f"client read nothing of {lk.qbytes} queued bytes"))
 
@@ -282,17 +307,23 @@ class IOLoop(threading.Thread):
                 return
             except OSError:
                 return
-            refuse = None
-            if sum(1 for lk in self.handshaking.values() if lk.outbound_to is None) >= limits.HANDSHAKE_SLOTS:
-                refuse = "64 connections already in the handshake"
-            elif kind == "client" and len(self.client_ready) >= limits.CLIENT_SESSIONS:
-                refuse = "1024 client sessions established"
-            if refuse is not None:
+            if kind == "client" and len(self.client_ready) >= limits.CLIENT_SESSIONS:
                 with contextlib.suppress(OSError):
                     s.close()
-                self.on_reject("connection_limit", kind, refuse)
+                self.on_reject("connection_limit", kind, "1024 client sessions established")
                 continue
             s.setblocking(False)
+            slots = self.hs_slots[kind]
+            if len(slots) >= limits.HANDSHAKE_SLOTS and _gone(s):
+                # Closed by its client while it waited in the accept queue: it does not take the
+                # oldest handshake's slot (a burst of abandoned connections would close live ones).
+                with contextlib.suppress(OSError):
+                    s.close()
+                self.on_reject("connection_limit", kind, f"64 handshakes on the {kind} port, new one already closed")
+                continue
+            while len(slots) >= limits.HANDSHAKE_SLOTS:  # the oldest handshake on this port makes room
+                oldest = next(iter(slots.values()))
+                self._close(oldest, LinkError("connection_limit", f"64 handshakes on the {kind} port: oldest closed"))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if kind == "peer":
                 chk, cap = peer_hello_checker(self.m, self.m.network_id, None), self.maxmsg
@@ -302,6 +333,7 @@ class IOLoop(threading.Thread):
             lk = Link(s, sess, kind)
             self.links[lk.id] = lk
             self.handshaking[lk.id] = lk
+            slots[lk.id] = lk
             self.sel.register(s, selectors.EVENT_READ, ("link", lk))
             lk.mask = selectors.EVENT_READ
 
@@ -326,6 +358,12 @@ class IOLoop(threading.Thread):
             self._flush(lk)
         if mask & selectors.EVENT_READ and not lk.closed:
             client = lk.kind == "client"
+            if client and not lk.linger_until and not self._reads(lk):
+                # Checked again per read, not only when the mask was set: one round reading 64 KiB of
+                # every ready client would decode thousands of messages past the backlog bound, and
+                # that burst of small objects fragments the heap for good (memtrim).
+                self._set_mask(lk)
+                return
             try:
                 got = lk.sock.recv_into(self._rbuf, limits.CLIENT_READ_CHUNK if client else 0)
             except (BlockingIOError, InterruptedError):
@@ -334,7 +372,16 @@ class IOLoop(threading.Thread):
                 self._close(lk, None)
                 return
             if not got:
-                self._close(lk, None)
+                if lk.session.inbuf and not lk.linger_until:  # a truncated frame (SPEC 13, AD-2)
+                    reason = "malformed" if lk.session.ready else "handshake_failed"
+                    self._close(lk, LinkError(reason, f"connection closed inside a frame ({len(lk.session.inbuf)} bytes)"))
+                else:
+                    self._close(lk, None)
+                return
+            if lk.linger_until:
+                lk.linger_left -= got
+                if lk.linger_left <= 0:
+                    self._close(lk, None)
                 return
             was_ready = lk.session.ready
             try:
@@ -355,6 +402,7 @@ class IOLoop(threading.Thread):
 
     def _on_ready(self, lk: Link) -> None:
         self.handshaking.pop(lk.id, None)
+        self.hs_slots[lk.kind].pop(lk.id, None)
         if lk.kind == "client":
             lk.last_rx = time.monotonic()  # the unbound idle clock starts at the handshake
             self.client_ready.add(lk.id)
@@ -404,7 +452,7 @@ class IOLoop(threading.Thread):
         if sent or not out:
             lk.last_tx = time.monotonic()
         if lk.closing and not out:
-            self._close(lk, None)
+            self._linger(lk)
             return
         if lk.kind == "client":
             self._account(lk)
@@ -412,6 +460,41 @@ class IOLoop(threading.Thread):
                 self._close(lk, LinkError("slow_peer", f"client does not read: {lk.qbytes} bytes queued"))
                 return
         self._set_mask(lk)
+
+    def _linger(self, lk: Link) -> None:
+        """Lingering close (SPEC 13.1 / 15.1, AD-7): the answer is out; shut down the sending side and
+        read off what the client still sends for up to 1 s or 64 KiB, so that closing with unread
+        bytes does not make the kernel reset the connection over the answer."""
+        if lk.linger_until:
+            return
+        with contextlib.suppress(OSError):
+            lk.sock.shutdown(socket.SHUT_WR)
+        lk.linger_until = time.monotonic() + limits.LINGER_SECONDS
+        lk.linger_left = limits.LINGER_BYTES
+        self.lingering[lk.id] = lk
+        self.paused.discard(lk)
+        self.client_ready.discard(lk.id)  # no longer a session: its slot is free
+        self.unbound.pop(lk.id, None)
+        self._release(lk)
+        lk.session.inbuf = bytearray()
+        lk.session.stream.buf = bytearray()
+        want = selectors.EVENT_READ
+        with contextlib.suppress(KeyError, ValueError):
+            if lk.mask == 0:
+                self.sel.register(lk.sock, want, ("link", lk))
+            elif lk.mask != want:
+                self.sel.modify(lk.sock, want, ("link", lk))
+        lk.mask = want
+
+    def _release(self, lk: Link) -> None:
+        """Drop a client link's queued output and its share of the node's byte totals; the freed
+        buffers count towards the next heap trim (memtrim)."""
+        sess = lk.session
+        self.releases.released(len(sess.out) + len(sess.inbuf) + len(sess.stream.buf))
+        self.client_rbytes -= lk.rbytes
+        self.client_qbytes -= lk.qbytes
+        lk.rbytes = lk.qbytes = 0
+        sess.out = bytearray()  # a new object: clear() would keep a large allocation of the old one
 
     def _account(self, lk: Link) -> None:
         """Keep the node's client read/queued byte totals (SPEC 13.1) in step with this link."""
@@ -469,21 +552,32 @@ class IOLoop(threading.Thread):
         lk.sock.close()
         self.links.pop(lk.id, None)
         self.handshaking.pop(lk.id, None)
+        self.hs_slots.get(lk.kind, {}).pop(lk.id, None)
+        self.lingering.pop(lk.id, None)
         if lk.kind == "client":
             self.client_ready.discard(lk.id)
             self.unbound.pop(lk.id, None)
             self.paused.discard(lk)
-            self.client_rbytes -= lk.rbytes
-            self.client_qbytes -= lk.qbytes
-            lk.rbytes = lk.qbytes = 0
-            lk.session.out.clear()
+            self._release(lk)
             lk.pending = []
+            lk.pending_bytes = 0
             if lk.session.ready:
                 self.on_closed(lk.id)
         if lk.outbound_to is not None and self.out_links.get(lk.outbound_to) is lk:
             del self.out_links[lk.outbound_to]
             if lk.session.ready:
                 self.on_link(lk.outbound_to, False)
+
+
+def _gone(s) -> bool:
+    """A just-accepted socket whose client already closed it (EOF or reset pending). Without this a
+    burst of connections abandoned in the accept queue would close live handshakes as the oldest."""
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 def encode_msg(msg) -> bytes:

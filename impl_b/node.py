@@ -12,7 +12,7 @@ import socket
 import sys
 import threading
 
-from . import crypto
+from . import crypto, memtrim
 from .admin import AdminServer
 from .faults import FaultPlan
 from .ioloop import IOLoop, family_of
@@ -46,6 +46,7 @@ def _parse(argv) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = _parse(argv)
+    memtrim.tune()  # freed client buffers go back to the system (memtrim)
     try:
         m = load(args.manifest)
     except ManifestError as e:
