@@ -358,12 +358,6 @@ class IOLoop(threading.Thread):
             self._flush(lk)
         if mask & selectors.EVENT_READ and not lk.closed:
             client = lk.kind == "client"
-            if client and not lk.linger_until and not self._reads(lk):
-                # Checked again per read, not only when the mask was set: one round reading 64 KiB of
-                # every ready client would decode thousands of messages past the backlog bound, and
-                # that burst of small objects fragments the heap for good (memtrim).
-                self._set_mask(lk)
-                return
             try:
                 got = lk.sock.recv_into(self._rbuf, limits.CLIENT_READ_CHUNK if client else 0)
             except (BlockingIOError, InterruptedError):
