@@ -48,10 +48,13 @@ type Session struct {
 	BudgetLimit int64
 	held        int64
 	hmu         sync.Mutex
-	// OnStall, when set, is asked after a write took nothing for
-	// StallTimeout: true keeps waiting, false fails the write (ErrStalled).
-	OnStall func() bool
-	closed  bool
+	// OnStall, when set, is asked every StallPoll while a write is blocked,
+	// with the time the socket last accepted bytes of this session (or the
+	// write began): true keeps waiting, false fails the write (ErrStalled).
+	// Unset, a write that took nothing for StallTimeout fails.
+	OnStall   func(lastTaken time.Time) bool
+	lastTaken atomic.Int64 // unix ns: socket last accepted bytes (or a write began)
+	closed    bool
 }
 
 // ErrFrame is a bad Noise frame.
@@ -217,31 +220,44 @@ func (s *Session) Write(msg []byte) error {
 		out = binary.BigEndian.AppendUint16(out, uint16(len(ct)))
 		out = append(out, ct...)
 	}
-	// Each 10 s without progress is a stall (SPEC 13.1, errata AD-6): the
-	// caller decides whether to keep waiting.
+	// The socket is polled every StallPoll; the caller decides, from the
+	// time it last took bytes, whether a stall ends the write (SPEC 13.1,
+	// errata AD-6).
+	s.lastTaken.Store(time.Now().UnixNano())
 	for len(out) > 0 {
-		s.conn.SetWriteDeadline(time.Now().Add(StallTimeout))
+		s.conn.SetWriteDeadline(time.Now().Add(StallPoll))
 		k, err := s.conn.Write(out)
 		out = out[k:]
-		if err != nil {
-			var ne net.Error
-			if k == 0 && errors.As(err, &ne) && ne.Timeout() {
-				if s.OnStall == nil || !s.OnStall() {
-					return ErrStalled
-				}
-				continue
-			}
-			if k > 0 && errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+		if k > 0 {
+			s.lastTaken.Store(time.Now().UnixNano())
+		}
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
 			return err
+		}
+		last := time.Unix(0, s.lastTaken.Load())
+		if s.OnStall != nil {
+			if !s.OnStall(last) {
+				return ErrStalled
+			}
+		} else if time.Since(last) >= StallTimeout {
+			return ErrStalled
 		}
 	}
 	return nil
 }
 
-// StallTimeout is how long a write may take nothing before OnStall is asked.
+// LastTaken is when the socket last accepted bytes of a write (or a write began).
+func (s *Session) LastTaken() time.Time { return time.Unix(0, s.lastTaken.Load()) }
+
+// StallTimeout is how long a write may take nothing before it is a stall.
 var StallTimeout = 10 * time.Second
+
+// StallPoll is how often a blocked write looks at its progress.
+var StallPoll = 250 * time.Millisecond
 
 // ErrStalled is a write that took nothing for StallTimeout.
 var ErrStalled = errors.New("peer took nothing for 10 s")

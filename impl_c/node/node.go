@@ -43,6 +43,7 @@ const (
 	tickEvery          = 25 * time.Millisecond
 	snapshotEvery      = 200 * time.Millisecond
 	clientQueuedMax    = 4 << 20
+	clientReadStop     = 1 << 20 // stop reading a client connection over this (13.1)
 	peerQueuedMessages = 16384
 )
 
@@ -52,9 +53,12 @@ type outConn struct {
 	sess   *link.Session
 	ch     chan []byte
 	queued atomic.Int64
-	client bool
-	once   sync.Once
-	done   chan struct{}
+	// overSince (unix ns) is when queued last went over clientReadStop, 0
+	// while at or under it (errata AD-6).
+	overSince atomic.Int64
+	client    bool
+	once      sync.Once
+	done      chan struct{}
 }
 
 func newOutConn(id core.ConnID, s *link.Session) *outConn {
@@ -74,7 +78,9 @@ func (o *outConn) enqueue(b []byte) bool {
 	}
 	select {
 	case o.ch <- b:
-		o.queued.Add(int64(len(b)))
+		if o.queued.Add(int64(len(b))) > clientReadStop {
+			o.overSince.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		return true
 	case <-o.done:
 		return false
@@ -83,12 +89,46 @@ func (o *outConn) enqueue(b []byte) bool {
 	}
 }
 
+// stalled: more than clientReadStop has been queued, and the socket took
+// none of it, for link.StallTimeout (SPEC 13.1, errata AD-6). lastTaken is
+// when the socket last accepted bytes of the write in progress (or it began).
+func (o *outConn) stalled(lastTaken, now time.Time) bool {
+	if o.queued.Load() <= clientReadStop {
+		return false
+	}
+	ov := o.overSince.Load()
+	if ov == 0 { // raced with the writer's decrement: over from now
+		o.overSince.CompareAndSwap(0, now.UnixNano())
+		return false
+	}
+	from := lastTaken
+	if t := time.Unix(0, ov); t.After(from) {
+		from = t
+	}
+	return now.Sub(from) >= link.StallTimeout
+}
+
+// watchStall closes a client connection, slow_peer, once over 1 MiB has
+// been queued to it and its socket took nothing for 10 s (SPEC 13.1,
+// errata AD-6); under 1 MiB it keeps waiting (reading stops only over it).
+func (n *Node) watchStall(oc *outConn) {
+	oc.sess.OnStall = func(lastTaken time.Time) bool {
+		if oc.stalled(lastTaken, time.Now()) {
+			n.reject("slow_peer", "client", "client took nothing for 10 s with over 1 MiB queued")
+			return false
+		}
+		return true
+	}
+}
+
 func (o *outConn) writer() {
 	for {
 		select {
 		case b := <-o.ch:
 			err := o.sess.Write(b)
-			o.queued.Add(-int64(len(b)))
+			if o.queued.Add(-int64(len(b))) <= clientReadStop {
+				o.overSince.Store(0)
+			}
 			if err != nil {
 				o.close()
 				return
@@ -630,15 +670,7 @@ func (n *Node) serveConn(c net.Conn, port string, hs *hsSlot) {
 	oc := newOutConn(id, s)
 	oc.client = port == "client"
 	if oc.client {
-		// Over 1 MiB queued and nothing taken for 10 s: slow_peer (errata AD-6);
-		// under it, keep waiting (reading stops only over 1 MiB).
-		s.OnStall = func() bool {
-			if oc.queued.Load() > 1<<20 {
-				n.reject("slow_peer", "client", "client took nothing for 10 s with over 1 MiB queued")
-				return false
-			}
-			return true
-		}
+		n.watchStall(oc)
 	}
 	n.conns.Store(id, oc)
 	go oc.writer()
@@ -761,7 +793,7 @@ func (n *Node) readClient(s *link.Session, id core.ConnID, oc *outConn) {
 	defer func() { n.release(id, bound) }()
 	for {
 		// Stop reading while more than 1 MiB of replies wait (13.1 backpressure).
-		for oc.queued.Load() > 1<<20 {
+		for oc.queued.Load() > clientReadStop {
 			select {
 			case <-oc.done:
 				return
