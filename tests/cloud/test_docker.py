@@ -79,6 +79,8 @@ def test_ops_deploy_with_unreachable_engine(monkeypatch, tmp_path):
 def test_images_use_different_debian_releases(docker_client, node_images):
     seen = {}
     for impl, tag in node_images.items():
+        if impl not in ("impl_a", "impl_b"):
+            continue  # the Python images; impl_c's is FROM scratch (next test)
         out = docker_client.containers.run(tag, entrypoint=["sh", "-c"], network_mode="none", remove=True,
                                            command=["cat /etc/debian_version; python3 -c 'import sys, nacl, lmdb; "
                                                     "print(sys.version_info[:2])'"])
