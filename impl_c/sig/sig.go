@@ -32,19 +32,18 @@ func SigningBytes(domain, network string, body []byte) []byte {
 	return append(b, body...)
 }
 
+// blocklist holds SPEC 7's rejected encodings: 0 and 1, the two points of order 8, and p-1, p,
+// p+1 (non-canonical encodings of small-order points), the last three derived from p.
 var blocklist = func() [][]byte {
-	hexes := []string{
-		"0000000000000000000000000000000000000000000000000000000000000000",
-		"0100000000000000000000000000000000000000000000000000000000000000",
-		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-	}
-	out := make([][]byte, len(hexes))
-	for i, h := range hexes {
-		out[i] = mustHex(h)
+	out := [][]byte{make([]byte, 32), append([]byte{1}, make([]byte, 31)...),
+		mustHex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+		mustHex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")}
+	for d := int64(-1); d <= 1; d++ {
+		be := new(big.Int).Add(fieldP, big.NewInt(d)).FillBytes(make([]byte, 32))
+		for a, z := 0, 31; a < z; a, z = a+1, z-1 {
+			be[a], be[z] = be[z], be[a]
+		}
+		out = append(out, be)
 	}
 	return out
 }()
