@@ -9,8 +9,6 @@ every node running, its rules cleared and the views re-united, so the next one s
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from infra.testbed import faults
@@ -143,26 +141,7 @@ def test_kill9_every_node_under_load(net, tmp_path):
     """impl_c's and impl_a's client libraries run workloads; every node (four of them impl_c) is
     killed with -9 mid-run and restarted. Nothing acknowledged is lost (final reads in a
     linearizable history), the network serves again, the logs agree."""
-    h = tmp_path / "h.jsonl"
-    procs = [sc.background_workload(net, c, h, "k9-", ops=400, seed=20 + i, duration_s=12,
-                                    log=tmp_path / f"wl-{c}.log") for i, c in enumerate("ca")]
-    try:
-        time.sleep(4)
-        for n in net.nodes:
-            faults.crash(net, n.id)
-        sc.start(net, [n.id for n in net.nodes])
-        for p in procs:
-            p.wait(timeout=90)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-    acked = [line for line in h.read_text().splitlines() if '"result": "ok"' in line or '"result":"ok"' in line]
-    assert len(acked) >= 5, f"too few acknowledged operations before the crash: {len(acked)}"
-    sc.checked_workload(net, h, "k9-", ops=6, keys=6, clients=("c",), seed=40)
-    for c in CLUSTERS:
-        sc.assert_logs_identical(net, c)
+    sc.kill9_every_node_under_load(net, tmp_path, "ca", "c", CLUSTERS)
 
 
 def test_impl_c_equivocating_leader(net, tmp_path):
